@@ -1,0 +1,16 @@
+# baypr_project_target(<target>): warnings (and -Werror when BAYPR_WARNINGS_AS_ERRORS) for
+# baypr's own tests, benchmarks and examples. Never applied to the baypr interface target itself,
+# so consumers' builds keep their own warning policy.
+function(baypr_project_target target)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+      -Wconversion -Wsign-conversion -Wnon-virtual-dtor -Wold-style-cast)
+    if(BAYPR_WARNINGS_AS_ERRORS)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
+    if(BAYPR_NATIVE)
+      target_compile_options(${target} PRIVATE -march=native)
+    endif()
+  endif()
+  target_link_libraries(${target} PRIVATE baypr::baypr)
+endfunction()
