@@ -9,6 +9,7 @@
 //   update/refit/n:601/d:512          reference: prior.posterior(Z) from scratch
 //   grad/vjp/<path>/d:<d>/n:<n>/m:16  log_predictive_vjp: value and every gradient
 //   grad/value/<path>/d:<d>/n:<n>/m:16  reference: posterior + predictive + log_pdf, value only
+//   grad/vjp_data/<path>/d:<d>/n:<n>/m:16  the same VJP without the d x d Psi0 gradient
 //   episode/<path>/d:<d>              episode head: K = 5 support, 16 queries, log_predictive_vjp
 //
 // Counters: GFLOPS (N d^2 flops for log_pdf's triangular solve, 2 N d^2 for GEMM), queries/s,
@@ -195,10 +196,11 @@ GradInputs grad_inputs(Index d, Index n, Index m, std::uint64_t seed) {
           Vec<double>::Constant(m, -1.0 / static_cast<double>(m))};
 }
 
-void bm_vjp(benchmark::State& state, baypr::Path path, Index d, Index n) {
+void bm_vjp(benchmark::State& state, baypr::Path path, Index d, Index n,
+            baypr::PriorScatterGradient scatter = baypr::PriorScatterGradient::compute) {
   const GradInputs in = grad_inputs(d, n, kGradQueries, 401);
   for (auto _ : state) {
-    auto g = baypr::log_predictive_vjp(in.prior, in.Z, in.Q, in.w, path);
+    auto g = baypr::log_predictive_vjp(in.prior, in.Z, in.Q, in.w, path, scatter);
     benchmark::DoNotOptimize(g);
     benchmark::ClobberMemory();
   }
@@ -222,7 +224,9 @@ void bm_value(benchmark::State& state, baypr::Path path, Index d, Index n) {
 void bm_episode(benchmark::State& state, baypr::Path path, Index d) {
   const GradInputs in = grad_inputs(d, kEpisodeSupport, kGradQueries, 501);
   for (auto _ : state) {
-    auto g = baypr::log_predictive_vjp(in.prior, in.Z, in.Q, in.w, path);
+    // Adaptation needs the support and query gradients only (the prior stays fixed).
+    auto g = baypr::log_predictive_vjp(in.prior, in.Z, in.Q, in.w, path,
+                                       baypr::PriorScatterGradient::skip);
     benchmark::DoNotOptimize(g.value);
     benchmark::DoNotOptimize(g.d_support.data());
     benchmark::DoNotOptimize(g.d_queries.data());
@@ -408,6 +412,13 @@ std::vector<Ratio> register_all() {
         benchmark::RegisterBenchmark(value.c_str(), [p, d, n](benchmark::State& s) { bm_value(s, p, d, n); })
             ->Unit(benchmark::kMicrosecond);
         ratios.push_back({"value + all gradients / value alone (time)", tail, vjp, value, "", 3.0, false});
+        // Without the d x d Psi0 gradient (PriorScatterGradient::skip): what adaptation pays.
+        const std::string data = "grad/vjp_data/" + tail;
+        benchmark::RegisterBenchmark(data.c_str(), [p, d, n](benchmark::State& s) {
+          bm_vjp(s, p, d, n, baypr::PriorScatterGradient::skip);
+        })->Unit(benchmark::kMicrosecond);
+        ratios.push_back({"value + data gradients (no Psi0 gradient) / value alone (time)", tail, data,
+                          value, "", 3.0, false});
       }
     }
   }

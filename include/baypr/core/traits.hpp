@@ -38,4 +38,11 @@ struct plain_scalar<T, std::enable_if_t<!std::is_arithmetic_v<T>>> {
 template <class T>
 using plain_scalar_t = typename plain_scalar<T>::type;
 
+// A count (sample size, dimension) as a Scalar. Goes through the plain floating type, because dual
+// numbers convert from their real type only (a direct cast from an integer narrows).
+template <class Scalar>
+[[nodiscard]] Scalar from_index(Eigen::Index i) {
+  return Scalar(static_cast<plain_scalar_t<Scalar>>(i));
+}
+
 }  // namespace baypr

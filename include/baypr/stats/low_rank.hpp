@@ -21,6 +21,7 @@
 #include <cmath>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/core/traits.hpp"
 
 namespace baypr::detail {
 
@@ -74,7 +75,7 @@ class DiagPlusLowRank {
 
   [[nodiscard]] Scalar log_det() const {
     using std::log;
-    return static_cast<Scalar>(dim()) * log(c_) + log_det_unscaled_;
+    return from_index<Scalar>(dim()) * log(c_) + log_det_unscaled_;
   }
 
   // The dense matrix A (O(d^2 k)); for checks and small d.

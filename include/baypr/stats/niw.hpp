@@ -94,7 +94,7 @@ class NiwPrior {
 
   // The method's defaults (authors' code): mu0 = 0, kappa0 = 0.01, nu0 = d + 2, Psi0 = I.
   static NiwPrior method_default(Eigen::Index d) {
-    return isotropic(d, Scalar(0.01), static_cast<Scalar>(d + 2), Scalar(1));
+    return isotropic(d, Scalar(0.01), from_index<Scalar>(d + 2), Scalar(1));
   }
 
   [[nodiscard]] Eigen::Index dim() const { return data_->mu0.size(); }
@@ -196,14 +196,14 @@ class NiwPosterior {
   [[nodiscard]] const Prior& prior() const { return prior_; }
   [[nodiscard]] Eigen::Index dim() const { return prior_.dim(); }
   [[nodiscard]] Eigen::Index count() const { return n_; }
-  [[nodiscard]] Scalar kappa() const { return prior_.kappa() + static_cast<Scalar>(n_); }
-  [[nodiscard]] Scalar nu() const { return prior_.nu() + static_cast<Scalar>(n_); }
+  [[nodiscard]] Scalar kappa() const { return prior_.kappa() + from_index<Scalar>(n_); }
+  [[nodiscard]] Scalar nu() const { return prior_.nu() + from_index<Scalar>(n_); }
   // True when Psi_n is held as diagonal plus low rank (see Path).
   [[nodiscard]] bool is_low_rank() const { return low_rank_; }
   // mu_n = (kappa0 mu0 + n zbar) / kappa_n
   [[nodiscard]] Vector mean() const {
     if (n_ == 0) return prior_.mean();
-    return prior_.mean() + (static_cast<Scalar>(n_) / kappa()) * (mean_ - prior_.mean());
+    return prior_.mean() + (from_index<Scalar>(n_) / kappa()) * (mean_ - prior_.mean());
   }
   // Psi_n, assembled from the exact sufficient statistics (not from a factorisation).
   [[nodiscard]] Matrix scatter() const {
@@ -240,7 +240,7 @@ class NiwPosterior {
     return StudentT<Scalar, Dim>::from_cholesky(mean(), Matrix(llt_.matrixL()) * sqrt(c), v);
   }
   [[nodiscard]] Scalar predictive_dof() const {
-    return nu() - static_cast<Scalar>(dim()) + Scalar(1);
+    return nu() - from_index<Scalar>(dim()) + Scalar(1);
   }
 
   // log p(samples) under the prior:
@@ -250,13 +250,13 @@ class NiwPosterior {
     using special::lgamma;
     using std::log;
     const Eigen::Index d = dim();
-    const Scalar n = static_cast<Scalar>(n_);
+    const Scalar n = from_index<Scalar>(n_);
     Scalar gammas(0);
     for (Eigen::Index j = 0; j < d; ++j) {
-      const Scalar shift = static_cast<Scalar>(j) / Scalar(2);
+      const Scalar shift = from_index<Scalar>(j) / Scalar(2);
       gammas += lgamma(nu() / Scalar(2) - shift) - lgamma(prior_.nu() / Scalar(2) - shift);
     }
-    const Scalar dd = static_cast<Scalar>(d);
+    const Scalar dd = from_index<Scalar>(d);
     return -(n * dd / Scalar(2)) * Scalar(std::log(std::numbers::pi)) + gammas +
            prior_.nu() / Scalar(2) * prior_.log_det_scatter() - nu() / Scalar(2) * log_det_scatter() +
            dd / Scalar(2) * (log(prior_.kappa()) - log(kappa()));
@@ -344,7 +344,7 @@ class NiwPosterior {
       merged.rebuild_low_rank(fn);
     } else {
       if (merged.low_rank_) merged.make_dense(fn);
-      const Scalar na = static_cast<Scalar>(n_), nb = static_cast<Scalar>(other.n_);
+      const Scalar na = from_index<Scalar>(n_), nb = from_index<Scalar>(other.n_);
       const Scalar n = na + nb;
       const Vector delta = other.mean_ - mean_;
       merged.n_ = total;
@@ -379,7 +379,7 @@ class NiwPosterior {
   }
 
   // kappa0 n / kappa_n, the weight of the prior-mean disagreement in Psi_n.
-  Scalar shrinkage() const { return prior_.kappa() * static_cast<Scalar>(n_) / kappa(); }
+  Scalar shrinkage() const { return prior_.kappa() * from_index<Scalar>(n_) / kappa(); }
 
   template <class Derived>
   Vector check_sample(const char* fn, const Eigen::MatrixBase<Derived>& x) const {
@@ -397,9 +397,9 @@ class NiwPosterior {
       detail::throw_numerical(fn, "rank-one Cholesky update failed (non-finite result)");
     }
     const Vector dz = xv - mean_;
-    const Scalar n1 = static_cast<Scalar>(n_ + 1);
+    const Scalar n1 = from_index<Scalar>(n_ + 1);
     // Commit: nothing below can throw.
-    centred_scatter_.noalias() += (static_cast<Scalar>(n_) / n1) * dz * dz.transpose();
+    centred_scatter_.noalias() += (from_index<Scalar>(n_) / n1) * dz * dz.transpose();
     mean_ += dz / n1;
     llt_ = std::move(llt);
     ++n_;
@@ -419,10 +419,10 @@ class NiwPosterior {
       detail::throw_numerical(fn, "removing x would make the posterior scatter Psi_n indefinite "
                                   "(was x added before?); posterior left unchanged");
     }
-    const Scalar n1 = static_cast<Scalar>(n_ - 1);
-    const Vector mean_prev = (mean_ * static_cast<Scalar>(n_) - xv) / n1;
+    const Scalar n1 = from_index<Scalar>(n_ - 1);
+    const Vector mean_prev = (mean_ * from_index<Scalar>(n_) - xv) / n1;
     const Vector dz = xv - mean_prev;
-    centred_scatter_.noalias() -= (n1 / static_cast<Scalar>(n_)) * dz * dz.transpose();
+    centred_scatter_.noalias() -= (n1 / from_index<Scalar>(n_)) * dz * dz.transpose();
     mean_ = mean_prev;
     llt_ = std::move(llt);
     --n_;

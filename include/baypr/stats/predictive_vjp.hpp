@@ -39,7 +39,7 @@ struct NiwUnconstrained {
   static NiwUnconstrained from_prior(const NiwPrior<Scalar, Dim>& prior) {
     using std::log;
     NiwUnconstrained u{prior.mean(), log(prior.kappa()),
-                       log(prior.nu() - static_cast<Scalar>(prior.dim() - 1)),
+                       log(prior.nu() - from_index<Scalar>(prior.dim() - 1)),
                        prior.scatter_cholesky()};
     u.psi0_factor.diagonal() = u.psi0_factor.diagonal().array().log().matrix();
     return u;
@@ -51,7 +51,7 @@ struct NiwUnconstrained {
     L.diagonal() = psi0_factor.diagonal().array().exp().matrix();
     const Eigen::Index d = mu0.size();
     return NiwPrior<Scalar, Dim>(mu0, exp(log_kappa0),
-                                 static_cast<Scalar>(d - 1) + exp(log_nu0_excess),
+                                 from_index<Scalar>(d - 1) + exp(log_nu0_excess),
                                  L * L.transpose());
   }
 };
@@ -62,7 +62,8 @@ struct NiwUnconstrained {
 // respect to NiwUnconstrained::psi0_factor (lower triangular; its diagonal is with respect to the
 // log diagonal). Both are d x d and are computed on the dense path only: on the low-rank path
 // they are empty (0 x 0), which keeps that path O(n^2 d); d_psi0_log_diagonal (the diagonal of
-// d_psi0_factor) is always there and is all a diagonal prior needs.
+// d_psi0_factor) is always there and is all a diagonal prior needs. Note it is the derivative with
+// respect to log L0_ii (Psi0_ii = exp(2 f_i) for a diagonal prior), twice d/d(log Psi0_ii).
 template <class Scalar = double, int Dim = Eigen::Dynamic>
 struct PredictiveVjp {
   Scalar value;
@@ -99,7 +100,7 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
   using special::log1p;
 
   const Eigen::Index d = prior.dim(), n = Z.rows();
-  const Scalar dd = static_cast<Scalar>(d), nn = static_cast<Scalar>(n);
+  const Scalar dd = from_index<Scalar>(d), nn = from_index<Scalar>(n);
   const auto post = prior.posterior(Z, path);
   const auto t = post.predictive();
   const Scalar k0 = prior.kappa(), kn = post.kappa(), v = t.dof();
@@ -132,15 +133,28 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
   out.d_queries = -(a.asDiagonal() * Smat);
   const Vector g_mu = Smat.transpose() * a;  // dV/dmu_n
 
-  // dV/dSigma = (Smat^T diag(a) Smat - W Sigma^{-1}) / 2 and dV/dPsi_n = c dV/dSigma, applied
-  // to U = [centred support rows, e] without forming either d x d matrix.
+  // dV/dSigma = (Smat^T diag(a) Smat - W Sigma^{-1}) / 2 and G_psi = dV/dPsi_n = c dV/dSigma,
+  // applied to U = [centred support rows, e]. On the dense path, when the Psi0 gradient is wanted
+  // (G_psi is needed anyway) or U is wide (n + 1 >= d, where one GEMM beats two solves), G_psi is
+  // formed; otherwise it is applied implicitly, which never forms a d x d matrix.
   Rows C = Z;
   if (n > 0) C.rowwise() -= post.sample_mean().transpose();
   Basis U(d, n + 1);
   U.leftCols(n) = C.transpose();
   U.col(n) = e;
-  const Basis GU = (c / Scalar(2)) * (Smat.transpose() * (a.asDiagonal() * (Smat * U)) -
-                                      W * t.scale_solve(U));
+  const bool explicit_g =
+      !post.is_low_rank() && (scatter_gradient == PriorScatterGradient::compute || n + 1 >= d);
+  Matrix G_psi;
+  Basis GU;
+  if (explicit_g) {
+    G_psi = -W * t.scale_inverse();
+    G_psi.noalias() += Smat.transpose() * (a.asDiagonal() * Smat);
+    G_psi *= c / Scalar(2);
+    GU.noalias() = G_psi * U;
+  } else {
+    GU = (c / Scalar(2)) *
+         (Smat.transpose() * (a.asDiagonal() * (Smat * U)) - W * t.scale_solve(U));
+  }
   const Vector Ge = GU.col(n);
 
   // Sigma = c Psi_n, c = (kappa_n + 1) / (kappa_n v): dV/dc = <dV/dSigma, Psi_n>
@@ -167,9 +181,6 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
     out.d_psi0.resize(0, 0);
     out.d_psi0_factor.resize(0, 0);
   } else {
-    Matrix G_psi = -W * t.scale_inverse();
-    G_psi.noalias() += Smat.transpose() * (a.asDiagonal() * Smat);
-    G_psi *= c / Scalar(2);
     // Psi0 = L0 L0^T: dV/dL0 = 2 G_psi L0 (lower part); O(d^2) when L0 is diagonal.
     const Matrix L0 = prior.scatter_cholesky();
     if (prior.is_diagonal()) {

@@ -180,7 +180,7 @@ class StudentT {
     Rows s_row;
     const Scalar G = quadratic_forms(r, &s_row)(0);
     const Vector s = s_row.transpose();
-    const Scalar d = static_cast<Scalar>(dim());
+    const Scalar d = from_index<Scalar>(dim());
     const Scalar w = (dof_ + d) / (dof_ + G);
     Gradient g;
     g.value = log_pdf_from_delta(G);
@@ -266,7 +266,7 @@ class StudentT {
   void finish(const Scalar& log_det) {
     using special::lgamma;
     using std::log;
-    const Scalar d = static_cast<Scalar>(dim());
+    const Scalar d = from_index<Scalar>(dim());
     log_det_ = log_det;
     half_v_plus_d_ = (dof_ + d) / Scalar(2);
     log_norm_ = lgamma(half_v_plus_d_) - lgamma(dof_ / Scalar(2)) -
