@@ -4,21 +4,10 @@
 
 #include "baypr/core/errors.hpp"
 #include "support/catch.hpp"
+#include "support/messages.hpp"
 
-namespace {
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-}  // namespace
+using baypr::test::contains;
+using baypr::test::message_of;
 
 TEST_CASE("check_finite names the first non-finite row and column", "[core][errors]") {
   Eigen::MatrixXd m = Eigen::MatrixXd::Zero(3, 2);

@@ -9,8 +9,11 @@
 #include "baypr/score/bayesian.hpp"
 #include "baypr/score/scorer.hpp"
 #include "support/catch.hpp"
+#include "support/messages.hpp"
 #include "support/fixtures.hpp"
 
+using baypr::test::contains;
+using baypr::test::message_of;
 using baypr::test::max_relative_error;
 using baypr::test::relative_error;
 
@@ -27,18 +30,6 @@ Eigen::MatrixXd normal_rows(Eigen::Index n, Eigen::Index d, std::mt19937_64& rng
   X.array() += shift;
   return X;
 }
-
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 struct LwCase {
   std::string name;

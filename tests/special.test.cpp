@@ -21,6 +21,10 @@
 
 #include "baypr/core/special.hpp"
 #include "support/catch.hpp"
+#include "support/messages.hpp"
+
+using baypr::test::contains;
+using baypr::test::message_of;
 
 namespace {
 
@@ -72,20 +76,6 @@ double relative_error(double got, double expected) {
 
 double tail_tolerance(double value) {
   return 2e-14 + 8e-16 * std::abs(std::log(value));
-}
-
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 using AD = Eigen::AutoDiffScalar<Eigen::VectorXd>;

@@ -27,7 +27,11 @@
 
 #include "baypr/baypr.hpp"
 #include "support/catch.hpp"
+#include "support/messages.hpp"
 #include "support/fixtures.hpp"
+
+using baypr::test::contains;
+using baypr::test::message_of;
 
 using baypr::test::max_relative_error;
 using baypr::test::relative_error;
@@ -521,20 +525,6 @@ void check_second_order(const Prior& prior, const Mat& Z, const Mat& Q, const Ve
                     gradient_error(hvp[b], fd), hvp_tol);
     }
   }
-}
-
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-bool contains(const std::string& s, const std::string& part_of) {
-  return s.find(part_of) != std::string::npos;
 }
 
 }  // namespace

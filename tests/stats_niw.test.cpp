@@ -6,8 +6,11 @@
 
 #include "baypr/baypr.hpp"
 #include "support/catch.hpp"
+#include "support/messages.hpp"
 #include "support/fixtures.hpp"
 
+using baypr::test::contains;
+using baypr::test::message_of;
 using baypr::test::max_elementwise_relative_error;
 using baypr::test::max_relative_error;
 using baypr::test::relative_error;
@@ -40,20 +43,6 @@ baypr::NiwPrior<double> random_prior(Eigen::Index d, std::mt19937_64& rng) {
                          Eigen::MatrixXd::Identity(d, d);
   Eigen::VectorXd mu0 = Eigen::VectorXd::NullaryExpr(d, [&] { return normal(rng); });
   return baypr::NiwPrior<double>(mu0, 0.7, static_cast<double>(d) + 1.5, psi0);
-}
-
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 }  // namespace
