@@ -32,6 +32,12 @@ class numerical_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A file that cannot be read or written, or whose content is malformed or unsupported.
+class io_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 namespace detail {
 
 inline std::string format_value(double v) {
