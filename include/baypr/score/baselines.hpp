@@ -9,7 +9,9 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <optional>
+#include <string>
 
 #include "baypr/core/errors.hpp"
 
@@ -81,14 +83,27 @@ LedoitWolf ledoit_wolf(const Eigen::MatrixBase<Derived>& X) {
 
 class GaussianScorer {
  public:
-  // Fit mean and Ledoit-Wolf covariance. When the support has no spread at all (n = 1, or all
-  // rows equal) the covariance is 0; the scorer then uses the identity, i.e. the prototype score.
+  // ridge: added to the shrunk covariance as ridge * (tr(S) / d) I. PaDiM adds 0.01 I; relative to
+  // the mean variance the same idea is scale-free. It matters for tiny supports: with n = 2 the
+  // Ledoit-Wolf shrinkage is exactly 0 and the covariance has rank 1.
+  explicit GaussianScorer(double ridge = 0.01) : ridge_(ridge) {
+    if (!(ridge >= 0.0) || !std::isfinite(ridge)) {
+      detail::throw_invalid("baypr::GaussianScorer::GaussianScorer", "ridge",
+                            "must be finite and >= 0, got " + detail::format_value(ridge));
+    }
+  }
+
+  // Fit mean and Ledoit-Wolf covariance (plus the ridge). When the support has no spread at all
+  // (n = 1, or all rows equal) the covariance is 0; the scorer then uses the identity, i.e. the
+  // prototype score.
   template <class Derived>
   GaussianScorer& fit(const Eigen::MatrixBase<Derived>& support) {
     constexpr const char* fn = "baypr::GaussianScorer::fit";
     LedoitWolf lw = ledoit_wolf(support);
     const Eigen::Index d = support.cols();
     Eigen::MatrixXd cov = lw.covariance;
+    const double mean_variance = cov.trace() / static_cast<double>(d);
+    cov.diagonal().array() += ridge_ * mean_variance;
     if (!(cov.diagonal().maxCoeff() > 0.0)) cov = Eigen::MatrixXd::Identity(d, d);
     Eigen::LLT<Eigen::MatrixXd> llt(cov);
     if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
@@ -114,6 +129,7 @@ class GaussianScorer {
   [[nodiscard]] double shrinkage() const { return shrinkage_; }
 
  private:
+  double ridge_ = 0.01;
   std::optional<Eigen::VectorXd> mean_;
   Eigen::MatrixXd chol_;
   double shrinkage_ = 0.0;
