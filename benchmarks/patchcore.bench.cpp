@@ -26,26 +26,21 @@
 // stderr with --benchmark_format=json; each figure is the best run of each benchmark.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
-#include <iostream>
-#include <limits>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "baypr/score/knn.hpp"
 #include "baypr/score/patchcore.hpp"
+#include "summary_reporter.hpp"
 
 #if defined(BAYPR_HAVE_FAISS)
 #include <faiss/IndexFlat.h>
@@ -208,102 +203,9 @@ void bm_coreset(benchmark::State& state, Index n, Index d) {
   state.counters["GFLOPS"] = rate((2.0 * nn * static_cast<double>(d) * p + 2.0 * static_cast<double>(count) * nn * p) * 1e-9);
 }
 
-// ---- Ratio summary ------------------------------------------------------------------------------
+// ---- Ratio summary (benchmarks/summary_reporter.hpp) -------------------------------------------
 
-// One line: metric(a) / metric(b), the metric a counter or (empty) the CPU time per iteration;
-// b empty: metric(a) alone.
-struct Ratio {
-  std::string section, label, a, b, counter;
-  double target = 0;  // 0: none; else metric(a) / metric(b) >= target
-};
-
-class SummaryReporter : public benchmark::BenchmarkReporter {
- public:
-  SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner, std::ostream& out,
-                  std::vector<Ratio> ratios, std::vector<std::string> notes)
-      : inner_(std::move(inner)), out_(out), ratios_(std::move(ratios)), notes_(std::move(notes)) {}
-
-  bool ReportContext(const Context& context) override { return inner_->ReportContext(context); }
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    inner_->ReportRuns(runs);
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      const double s = run.cpu_accumulated_time / static_cast<double>(run.iterations);
-      Best& b = best_[run.run_name.function_name];
-      if (s < b.seconds) {
-        b.seconds = s;
-        b.counters.clear();
-        for (const auto& [name, c] : run.counters) b.counters[name] = c.value;
-      }
-    }
-  }
-
-  void Finalize() override {
-    inner_->Finalize();
-    // Grouped by section, sections in order of first appearance.
-    std::vector<std::string> sections;
-    for (const Ratio& r : ratios_) {
-      if (std::find(sections.begin(), sections.end(), r.section) == sections.end()) sections.push_back(r.section);
-    }
-    std::vector<const Ratio*> ordered;
-    for (const std::string& s : sections) {
-      for (const Ratio& r : ratios_) {
-        if (r.section == s) ordered.push_back(&r);
-      }
-    }
-    std::string section;
-    bool any = false;
-    for (const Ratio* rp : ordered) {
-      const Ratio& r = *rp;
-      double va = 0, vb = 1;
-      if (!metric(r.a, r.counter, va) || (!r.b.empty() && !metric(r.b, r.counter, vb))) continue;
-      if (!any) {
-        out_ << "\n== Summary: ratios from this run (best CPU time of each benchmark) ==\n";
-        any = true;
-      }
-      if (r.section != section) {
-        section = r.section;
-        out_ << section << "\n";
-      }
-      const double value = va / vb;
-      char line[200];
-      std::snprintf(line, sizeof line, "  %-28s %10.4g", r.label.c_str(), value);
-      out_ << line;
-      if (r.target > 0) out_ << (value >= r.target ? "  met" : "  MISSED") << " (target >= " << r.target << ")";
-      out_ << "\n";
-    }
-    if (any) {
-      for (const std::string& n : notes_) out_ << "note: " << n << "\n";
-    }
-    out_.flush();
-  }
-
- private:
-  struct Best {
-    double seconds = std::numeric_limits<double>::infinity();
-    std::map<std::string, double> counters;
-  };
-
-  bool metric(const std::string& name, const std::string& counter, double& value) const {
-    const auto it = best_.find(name);
-    if (it == best_.end()) return false;
-    if (counter.empty()) {
-      value = it->second.seconds;
-      return true;
-    }
-    const auto c = it->second.counters.find(counter);
-    if (c == it->second.counters.end()) return false;
-    value = c->second;
-    return true;
-  }
-
-  std::unique_ptr<benchmark::BenchmarkReporter> inner_;
-  std::ostream& out_;
-  std::vector<Ratio> ratios_;
-  std::vector<std::string> notes_;
-  std::map<std::string, Best> best_;
-};
+using baypr_bench::Ratio;
 
 std::string arg(const char* key, Index value) { return std::string(key) + ":" + std::to_string(value); }
 
@@ -360,16 +262,6 @@ std::string blas_library() {
 }
 #endif
 
-std::string output_format(int argc, char** argv) {
-  constexpr std::string_view flag = "--benchmark_format=";
-  std::string format = "console";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a(argv[i]);
-    if (a.substr(0, flag.size()) == flag) format = std::string(a.substr(flag.size()));
-  }
-  return format;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -390,32 +282,14 @@ int main(int argc, char** argv) {
 #else
   notes.push_back("built without faiss (libfaiss-dev not found): no peer rows");
 #endif
-  const std::string format = output_format(argc, argv);
+  const std::string format = baypr_bench::output_format(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("eigen_simd", Eigen::SimdInstructionSetsInUse());
 #if defined(BAYPR_HAVE_FAISS)
   benchmark::AddCustomContext("faiss_blas", blas);
 #endif
-  std::vector<Ratio> ratios = register_all();
-
-  std::unique_ptr<benchmark::BenchmarkReporter> inner;
-  std::ostream* summary_out = &std::cout;
-  if (format == "console") {
-    inner = std::make_unique<benchmark::ConsoleReporter>(isatty(fileno(stdout)) != 0
-                                                             ? benchmark::ConsoleReporter::OO_ColorTabular
-                                                             : benchmark::ConsoleReporter::OO_Tabular);
-  } else if (format == "json") {
-    inner = std::make_unique<benchmark::JSONReporter>();
-    summary_out = &std::cerr;
-  }
-  if (inner) {
-    SummaryReporter reporter(std::move(inner), *summary_out, std::move(ratios), std::move(notes));
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    std::cerr << "patchcore.bench: no ratio summary with --benchmark_format=" << format << "\n";
-    benchmark::RunSpecifiedBenchmarks();
-  }
+  baypr_bench::run_with_summary("patchcore.bench", format, {register_all(), std::move(notes), {28, 10}});
   benchmark::Shutdown();
   return 0;
 }

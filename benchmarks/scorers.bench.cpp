@@ -5,14 +5,18 @@
 //   scorers/<method>/score/N:<n>/d:<d>   score 4096 query rows; counter queries/s
 // Counter model_MiB: the memory the fitted model keeps, counted from what it stores (Bayesian:
 // five d x d matrices, independent of n; PatchCore: the coreset bank, 10% of n rows, and norms).
+// A ratio summary (benchmarks/summary_reporter.hpp) follows the table: per shape, Bayesian
+// queries/s over PatchCore queries/s, and Bayesian model MiB over PatchCore model MiB.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "baypr/score/bayesian.hpp"
 #include "baypr/score/patchcore.hpp"
+#include "summary_reporter.hpp"
 
 namespace {
 
@@ -87,9 +91,12 @@ void patchcore_score(benchmark::State& state, Index n, Index d) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string format = baypr_bench::output_format(argc, argv);
+  std::vector<baypr_bench::Ratio> ratios;
   for (const Index n : {2000, 10000}) {
     for (const Index d : {128, 512}) {
       const std::string tail = "/N:" + std::to_string(n) + "/d:" + std::to_string(d);
+      const std::string label = "N:" + std::to_string(n) + " d:" + std::to_string(d);
       benchmark::RegisterBenchmark(("scorers/bayes/fit" + tail).c_str(), [n, d](benchmark::State& s) { bayes_fit(s, n, d); })
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("scorers/bayes/score" + tail).c_str(), [n, d](benchmark::State& s) { bayes_score(s, n, d); })
@@ -98,11 +105,15 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("scorers/patchcore/score" + tail).c_str(), [n, d](benchmark::State& s) { patchcore_score(s, n, d); })
           ->Unit(benchmark::kMillisecond);
+      ratios.push_back({"score: Bayesian queries/s / PatchCore queries/s", label, "scorers/bayes/score" + tail,
+                        "scorers/patchcore/score" + tail, "queries"});
+      ratios.push_back({"model memory: Bayesian MiB / PatchCore MiB", label, "scorers/bayes/fit" + tail,
+                        "scorers/patchcore/fit" + tail, "model_MiB"});
     }
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
+  baypr_bench::run_with_summary("scorers.bench", format, {std::move(ratios), {}, {28, 10}});
   benchmark::Shutdown();
   return 0;
 }

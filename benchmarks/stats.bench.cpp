@@ -18,27 +18,20 @@
 // stdout with the console format and to stderr with --benchmark_format=json; each figure is the
 // best (lowest CPU time per iteration) over repetitions. See scripts/bench.
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <initializer_list>
-#include <iostream>
-#include <limits>
-#include <map>
-#include <memory>
 #include <random>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/predictive_vjp.hpp"
 #include "baypr/stats/student_t.hpp"
+#include "summary_reporter.hpp"
 
 namespace {
 
@@ -235,115 +228,9 @@ void bm_episode(benchmark::State& state, baypr::Path path, Index d) {
   state.counters["episodes"] = rate<double>(1.0);
 }
 
-// ---- Ratio summary ------------------------------------------------------------------------------
+// ---- Ratio summary (benchmarks/summary_reporter.hpp) -------------------------------------------
 
-// One line of the summary: metric(a) / metric(b), where the metric is a counter or the CPU time
-// per iteration; with b empty, the counter of a alone.
-struct Ratio {
-  std::string section;
-  std::string label;
-  std::string a, b;
-  std::string counter;  // empty: time per iteration
-  double target = 0;    // 0: none
-  bool at_least = true;
-};
-
-struct Measured {
-  double seconds = std::numeric_limits<double>::infinity();
-  std::map<std::string, double> counters;
-};
-
-// Forwards every report to the chosen display reporter and keeps the best run of each
-// benchmark; Finalize() prints the ratio summary.
-class SummaryReporter : public benchmark::BenchmarkReporter {
- public:
-  SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner, std::ostream& out,
-                  std::vector<Ratio> ratios)
-      : inner_(std::move(inner)), out_(out), ratios_(std::move(ratios)) {}
-
-  bool ReportContext(const Context& context) override { return inner_->ReportContext(context); }
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    inner_->ReportRuns(runs);
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      const double s = run.cpu_accumulated_time / static_cast<double>(run.iterations);
-      Measured& m = measured_[run.run_name.function_name];
-      if (s < m.seconds) {
-        m.seconds = s;
-        m.counters.clear();
-        for (const auto& [name, c] : run.counters) m.counters[name] = c.value;
-      }
-    }
-  }
-
-  void Finalize() override {
-    inner_->Finalize();
-    print_summary();
-  }
-
- private:
-  bool metric(const std::string& name, const std::string& counter, double& value) const {
-    const auto it = measured_.find(name);
-    if (it == measured_.end()) return false;
-    if (counter.empty()) {
-      value = it->second.seconds;
-      return true;
-    }
-    const auto c = it->second.counters.find(counter);
-    if (c == it->second.counters.end()) return false;
-    value = c->second;
-    return true;
-  }
-
-  // Rows grouped by section, sections in order of first appearance.
-  void print_summary() const {
-    std::vector<std::string> sections;
-    for (const Ratio& r : ratios_) {
-      if (std::find(sections.begin(), sections.end(), r.section) == sections.end()) {
-        sections.push_back(r.section);
-      }
-    }
-    std::vector<const Ratio*> ordered;
-    for (const std::string& s : sections) {
-      for (const Ratio& r : ratios_) {
-        if (r.section == s) ordered.push_back(&r);
-      }
-    }
-    std::string section;
-    bool any = false;
-    for (const Ratio* rp : ordered) {
-      const Ratio& r = *rp;
-      double va = 0, vb = 1;
-      if (!metric(r.a, r.counter, va)) continue;
-      if (!r.b.empty() && !metric(r.b, r.counter, vb)) continue;
-      if (!any) {
-        out_ << "\n== Summary: ratios from this run (best CPU time of each benchmark) ==\n";
-        any = true;
-      }
-      if (r.section != section) {
-        section = r.section;
-        out_ << section << "\n";
-      }
-      const double value = va / vb;
-      char line[160];
-      std::snprintf(line, sizeof line, "  %-34s %12.4g", r.label.c_str(), value);
-      out_ << line;
-      if (r.target > 0) {
-        const bool met = r.at_least ? value >= r.target : value <= r.target;
-        out_ << (met ? "  met" : "  MISSED") << " (target " << (r.at_least ? ">= " : "<= ")
-             << r.target << ")";
-      }
-      out_ << "\n";
-    }
-    out_.flush();
-  }
-
-  std::unique_ptr<benchmark::BenchmarkReporter> inner_;
-  std::ostream& out_;
-  std::vector<Ratio> ratios_;
-  std::map<std::string, Measured> measured_;
-};
+using baypr_bench::Ratio;
 
 std::string name_of(std::initializer_list<std::string> parts) {
   std::string s;
@@ -438,45 +325,16 @@ std::vector<Ratio> register_all() {
   return ratios;
 }
 
-// The value of --benchmark_format (console when absent), read before benchmark::Initialize.
-std::string output_format(int argc, char** argv) {
-  constexpr std::string_view flag = "--benchmark_format=";
-  std::string format = "console";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a(argv[i]);
-    if (a.substr(0, flag.size()) == flag) format = std::string(a.substr(flag.size()));
-  }
-  return format;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Eigen::setNbThreads(1);  // a no-op without OpenMP, which the benchmarks do not enable
-  const std::string format = output_format(argc, argv);
+  const std::string format = baypr_bench::output_format(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("eigen_simd", Eigen::SimdInstructionSetsInUse());
   benchmark::AddCustomContext("eigen_threads", std::to_string(Eigen::nbThreads()));
-  std::vector<Ratio> ratios = register_all();
-
-  std::unique_ptr<benchmark::BenchmarkReporter> inner;
-  std::ostream* summary_out = &std::cout;
-  if (format == "console") {
-    inner = std::make_unique<benchmark::ConsoleReporter>(
-        isatty(fileno(stdout)) != 0 ? benchmark::ConsoleReporter::OO_ColorTabular
-                                    : benchmark::ConsoleReporter::OO_Tabular);
-  } else if (format == "json") {
-    inner = std::make_unique<benchmark::JSONReporter>();
-    summary_out = &std::cerr;
-  }
-  if (inner) {
-    SummaryReporter reporter(std::move(inner), *summary_out, std::move(ratios));
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    std::cerr << "stats.bench: no ratio summary with --benchmark_format=" << format << "\n";
-    benchmark::RunSpecifiedBenchmarks();
-  }
+  baypr_bench::run_with_summary("stats.bench", format, {register_all(), {}, {34, 12}});
   benchmark::Shutdown();
   return 0;
 }

@@ -222,18 +222,48 @@ TEST_CASE("tail probability is calibrated under the predictive", "[studentt][cal
   }
 }
 
-TEST_CASE("fixed dimension gives the same results as Dynamic", "[niw][fixed]") {
-  std::mt19937_64 rng(17);
-  const auto dyn_prior = random_prior(3, rng);
-  const Eigen::MatrixXd Z = gaussian_rows(5, 3, rng);
-  const Eigen::MatrixXd X = gaussian_rows(4, 3, rng);
-  const baypr::NiwPrior<double, 3> fixed_prior(dyn_prior.mean(), dyn_prior.kappa(), dyn_prior.nu(),
-                                               dyn_prior.scatter());
+namespace {
+template <int Dim>
+void check_fixed_matches_dynamic(std::mt19937_64& rng) {
+  const auto dyn_prior = random_prior(Dim, rng);
+  const Eigen::MatrixXd Z = gaussian_rows(5, Dim, rng);
+  const Eigen::MatrixXd X = gaussian_rows(4, Dim, rng);
+  const baypr::NiwPrior<double, Dim> fixed_prior(dyn_prior.mean(), dyn_prior.kappa(), dyn_prior.nu(),
+                                                 dyn_prior.scatter());
   const auto a = dyn_prior.posterior(Z).predictive().log_pdf(X);
-  const auto b = fixed_prior.posterior(Z).predictive().log_pdf(X);
+  auto fixed_post = fixed_prior.posterior(Z);
+  const auto b = fixed_post.predictive().log_pdf(X);
+  INFO("Dim=" << Dim);
   CHECK(max_relative_error(b, a) <= 1e-13);
-  const Eigen::Vector3d x = X.row(0).transpose();
-  CHECK(relative_error(fixed_prior.posterior(Z).predictive().log_pdf(x), a(0)) <= 1e-13);
+  const Eigen::Matrix<double, Dim, 1> x = X.row(0).transpose();
+  CHECK(relative_error(fixed_post.predictive().log_pdf(x), a(0)) <= 1e-13);
+  fixed_post.add(x).remove(x);
+  CHECK(max_relative_error(fixed_post.predictive().log_pdf(X), a) <= 1e-12);
+}
+}  // namespace
+
+TEST_CASE("fixed dimensions (2, 3, 16) give the same results as Dynamic", "[niw][fixed]") {
+  std::mt19937_64 rng(17);
+  check_fixed_matches_dynamic<2>(rng);
+  check_fixed_matches_dynamic<3>(rng);
+  check_fixed_matches_dynamic<16>(rng);
+}
+
+TEST_CASE("d = 2048, n = 5: dense and low-rank paths agree", "[niw][lowrank][large]") {
+  std::mt19937_64 rng(29);
+  const Eigen::Index d = 2048;
+  std::normal_distribution<double> normal;
+  const Eigen::MatrixXd Z = Eigen::MatrixXd::NullaryExpr(5, d, [&] { return normal(rng); });
+  const Eigen::MatrixXd X = Eigen::MatrixXd::NullaryExpr(3, d, [&] { return 2.0 * normal(rng); });
+  const auto prior = baypr::NiwPrior<double>::method_default(d);
+  const auto low = prior.posterior(Z);
+  REQUIRE(low.is_low_rank());
+  const auto dense = prior.posterior(Z, baypr::Path::dense);
+  REQUIRE(!dense.is_low_rank());
+  CHECK(relative_error(low.log_marginal_likelihood(), dense.log_marginal_likelihood()) <= 1e-10);
+  const Eigen::VectorXd a = low.predictive().log_pdf(X), b = dense.predictive().log_pdf(X);
+  REQUIRE(a.allFinite());
+  CHECK(max_elementwise_relative_error(a, b) <= 1e-10);
 }
 
 TEST_CASE("bad input throws naming function, argument and value; objects unchanged", "[niw][errors]") {
