@@ -144,26 +144,29 @@ void check_symmetric(std::string_view function, std::string_view argument,
 }
 
 // The diagonal of a Cholesky factor: every pivot finite and > 0, else the matrix it came from
-// is not (numerically) positive definite.
+// is not (numerically) positive definite. Returns the first bad pivot, or -1.
 template <class Derived>
-bool cholesky_pivots_positive(const Eigen::MatrixBase<Derived>& factor) {
+Eigen::Index first_bad_pivot(const Eigen::MatrixBase<Derived>& factor) {
   for (Eigen::Index i = 0; i < factor.rows(); ++i) {
     const double v = value_of(factor(i, i));
-    if (!(v > 0.0) || !std::isfinite(v)) return false;
+    if (!(v > 0.0) || !std::isfinite(v)) return i;
   }
-  return true;
+  return -1;
+}
+
+template <class Derived>
+bool cholesky_pivots_positive(const Eigen::MatrixBase<Derived>& factor) {
+  return first_bad_pivot(factor) < 0;
 }
 
 template <class Derived>
 void check_cholesky_pivots(std::string_view function, std::string_view argument,
                            const Eigen::MatrixBase<Derived>& factor) {
-  for (Eigen::Index i = 0; i < factor.rows(); ++i) {
-    const double v = value_of(factor(i, i));
-    if (!(v > 0.0) || !std::isfinite(v)) {
-      throw_invalid(function, argument,
-                    "must be positive definite, but its Cholesky pivot " + std::to_string(i) +
-                        " is " + format_value(v));
-    }
+  const Eigen::Index i = first_bad_pivot(factor);
+  if (i >= 0) {
+    throw_invalid(function, argument,
+                  "must be positive definite, but its Cholesky pivot " + std::to_string(i) +
+                      " is " + format_value(factor(i, i)));
   }
 }
 
