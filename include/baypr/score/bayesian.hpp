@@ -15,6 +15,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 #include <cmath>
 #include <numbers>
 #include <optional>
@@ -161,19 +162,37 @@ class BayesianScorer {
            d / 2 * std::log(s) - (v + d) / 2 * std::log1p(r2 / (s * v));
   }
 
-  // argmax over log s of the support's log marginal likelihood (golden-section search on a
-  // bracket around the data's mean squared deviation from mu0 = 0).
+  // argmax over log s of the support's log marginal likelihood under Psi0 = s I (mu0 = 0).
+  // Only two terms of the log evidence depend on s: (nu0 d / 2) log s - (nu_n / 2) log|s I + M|,
+  // M = S + beta e e^T = W^T W with W = [centred rows; sqrt(beta) e^T]. With the eigenvalues
+  // lambda of the smaller Gram matrix of W, log|s I + M| = sum log(s + lambda_i) + (d - r) log s,
+  // so each evaluation is O(n) after one O(n^2 d) eigen-decomposition. The function is concave
+  // in log s (a sum of -log(1 + lambda e^{-t}) terms and a linear one): golden-section search.
   double empirical_scale(const Eigen::MatrixXd& Z) const {
+    const Eigen::Index n = Z.rows(), d = Z.cols();
+    const double dd = static_cast<double>(d), nn = static_cast<double>(n);
+    const double kappa_n = options_.kappa0 + nn;
+    const double beta = options_.kappa0 * nn / kappa_n;
+    const Eigen::RowVectorXd zbar = Z.colwise().mean();
+    Eigen::MatrixXd W(n + 1, d);
+    W.topRows(n) = Z.rowwise() - zbar;
+    W.row(n) = std::sqrt(beta) * zbar;  // e = zbar - mu0, mu0 = 0
+    const Eigen::MatrixXd gram = n + 1 <= d ? Eigen::MatrixXd(W * W.transpose()) : Eigen::MatrixXd(W.transpose() * W);
+    const Eigen::VectorXd lambda =
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(gram, Eigen::EigenvaluesOnly).eigenvalues().cwiseMax(0.0);
+    const double r = static_cast<double>(lambda.size());
+    const double nu0 = dd + options_.nu0_offset, nu_n = nu0 + nn;
+    auto objective = [&](double log_s) {
+      const double s = std::exp(log_s);
+      return nu0 * dd / 2 * log_s - nu_n / 2 * ((lambda.array() + s).log().sum() + (dd - r) * log_s);
+    };
     const double ms = Z.squaredNorm() / static_cast<double>(Z.size());
     const double centre = std::log(ms > 0 ? ms : 1.0);
-    auto objective = [&](double log_s) {
-      return make_prior(Z.cols(), std::exp(log_s)).posterior(Z, options_.path).log_marginal_likelihood();
-    };
-    double lo = centre - 20.0, hi = centre + 10.0;
+    double lo = centre - 25.0, hi = centre + 15.0;
     const double invphi = (std::sqrt(5.0) - 1.0) / 2.0;
     double a = hi - invphi * (hi - lo), b = lo + invphi * (hi - lo);
     double fa = objective(a), fb = objective(b);
-    for (int it = 0; it < 60 && hi - lo > 1e-6; ++it) {
+    for (int it = 0; it < 100 && hi - lo > 1e-9; ++it) {
       if (fa > fb) {
         hi = b;
         b = a;

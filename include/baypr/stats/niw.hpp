@@ -16,6 +16,7 @@
 #include <cmath>
 #include <memory>
 #include <numbers>
+#include <optional>
 #include <string>
 
 #include "baypr/core/errors.hpp"
@@ -214,11 +215,11 @@ class NiwPosterior {
   // Lower Cholesky factor of Psi_n (computed, O(d^3), on the low-rank path).
   [[nodiscard]] Matrix scatter_cholesky() const {
     if (low_rank_) return Eigen::LLT<Matrix>(scatter()).matrixL();
-    return llt_.matrixL();
+    return llt_->matrixL();
   }
   [[nodiscard]] Scalar log_det_scatter() const {
     if (low_rank_) return psi_low_rank_.log_det();
-    return Scalar(2) * llt_.matrixLLT().diagonal().array().log().sum();
+    return Scalar(2) * llt_->matrixLLT().diagonal().array().log().sum();
   }
   // Sufficient statistics: mean zbar (zero when empty) and centred scatter S of the samples.
   [[nodiscard]] const Vector& sample_mean() const { return mean_; }
@@ -237,7 +238,7 @@ class NiwPosterior {
     const Scalar v = predictive_dof();
     const Scalar c = (kappa() + Scalar(1)) / (kappa() * v);
     if (low_rank_) return StudentT<Scalar, Dim>::from_low_rank(mean(), psi_low_rank_.scaled(c), v);
-    return StudentT<Scalar, Dim>::from_cholesky(mean(), Matrix(llt_.matrixL()) * sqrt(c), v);
+    return StudentT<Scalar, Dim>::from_cholesky(mean(), Matrix(llt_->matrixL()) * sqrt(c), v);
   }
   [[nodiscard]] Scalar predictive_dof() const {
     return nu() - from_index<Scalar>(dim()) + Scalar(1);
@@ -391,7 +392,7 @@ class NiwPosterior {
   void add_dense(const Vector& xv, const char* fn) {
     const Vector r = xv - mean();
     const Scalar k = kappa();
-    Eigen::LLT<Matrix> llt = llt_;  // updated on a copy: the strong guarantee
+    Eigen::LLT<Matrix> llt = *llt_;  // updated on a copy: the strong guarantee
     llt.rankUpdate(r, k / (k + Scalar(1)));
     if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
       detail::throw_numerical(fn, "rank-one Cholesky update failed (non-finite result)");
@@ -413,7 +414,7 @@ class NiwPosterior {
     // With kappa' = kappa_n and mu' = mu_n: Psi = Psi' - (kappa' / kappa)(x - mu')(x - mu')^T.
     const Vector r = xv - mean();
     const Scalar k1 = kappa();
-    Eigen::LLT<Matrix> llt = llt_;
+    Eigen::LLT<Matrix> llt = *llt_;
     llt.rankUpdate(r, -k1 / (k1 - Scalar(1)));
     if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
       detail::throw_numerical(fn, "removing x would make the posterior scatter Psi_n indefinite "
@@ -465,7 +466,9 @@ class NiwPosterior {
   Vector mean_;  // zbar (zero when n = 0)
   // Dense representation.
   Matrix centred_scatter_;  // S = sum (z_i - zbar)(z_i - zbar)^T
-  Eigen::LLT<Matrix> llt_;  // Cholesky factorisation of Psi_n
+  // Cholesky factorisation of Psi_n. Engaged on the dense path only: a default-constructed LLT
+  // leaves its info() indeterminate, so copying an unused one would read an invalid value.
+  std::optional<Eigen::LLT<Matrix>> llt_;
   // Low-rank representation.
   Rows samples_;          // the samples themselves (n x d, n + 1 < d typically)
   LowRank psi_low_rank_;  // Psi_n as diagonal plus low rank

@@ -1,0 +1,284 @@
+// baypr/eval/episodes.hpp: the one-class few-shot episode protocol on labelled embeddings, and
+// two fixed (untrained) image embeddings to run it on.
+//
+//   FewShotData { train_labels, test_labels, embeddings (name, train rows, test rows) }
+//   OneClassOptions { classes, shots, episodes, seed, normal_queries, anomalous_queries,
+//                     full_test_split, progress }
+//   OneClassResults run_one_class_episodes(data, options, methods = standard_episode_methods())
+//   EpisodeMethod make_episode_method(name, scorer)      any baypr::Scorer, fitted per episode
+//   PixelStandardiser::fit(train_pixels, min_sd), .apply(pixels)
+//   Eigen::MatrixXd gaussian_projection(in_dim, out_dim, seed)   entries N(0, 1 / in_dim)
+//
+// Protocol (the authors' episode, one class at a time as "normal"): support = K distinct normal
+// images from the *training* split; queries = `normal_queries` normal + `anomalous_queries`
+// anomalous images (anomalous = any other class) drawn without replacement from the *test* split;
+// image AUROC per episode. With full_test_split, each episode's support is also scored against the
+// whole test split (every image of class c normal, every other image anomalous). The images of an
+// episode depend only on (seed, class, K, episode index), and are shared by every embedding and
+// method, so methods are compared on identical episodes (paired). Sampling uses std::mt19937_64
+// (whose output the standard fixes) with an exact rejection sampler, so a seed gives the same
+// episodes with any standard library.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "baypr/core/errors.hpp"
+#include "baypr/eval/metrics.hpp"
+#include "baypr/score/baselines.hpp"
+#include "baypr/score/bayesian.hpp"
+#include "baypr/score/patchcore.hpp"
+
+namespace baypr {
+
+struct EpisodeEmbedding {
+  std::string name;
+  Eigen::MatrixXd train, test;  // one embedding per image, rows aligned with the labels
+};
+
+struct FewShotData {
+  std::vector<int> train_labels, test_labels;
+  std::vector<EpisodeEmbedding> embeddings;
+};
+
+struct EpisodeMethod {
+  std::string name;
+  std::function<Eigen::VectorXd(const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries)> fit_score;
+};
+
+// A method from a scorer with fit(support) and score(queries); the scorer is copied per call, so a
+// method is stateless and safe to reuse.
+template <class S>
+[[nodiscard]] EpisodeMethod make_episode_method(std::string name, S scorer) {
+  return {std::move(name), [scorer](const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries) {
+            S s = scorer;
+            s.fit(support);
+            return Eigen::VectorXd(s.score(queries));
+          }};
+}
+
+// The benchmark's methods: Bayesian llr and nll with the empirical-Bayes Psi0 scale, PatchCore
+// with every support row in the memory bank (coreset 100%), prototype, Gaussian (Ledoit-Wolf).
+// bayes_path: the Bayesian scorers' posterior path (automatic: low-rank when K + 1 < d).
+[[nodiscard]] inline std::vector<EpisodeMethod> standard_episode_methods(Path bayes_path = Path::automatic) {
+  BayesianScorerOptions llr;
+  llr.empirical_psi_scale = true;
+  llr.path = bayes_path;
+  BayesianScorerOptions nll = llr;
+  nll.score = BayesScore::nll;
+  PatchCoreOptions all_rows;
+  all_rows.coreset_ratio = 1.0;
+  return {make_episode_method("bayes llr (EB Psi0)", BayesianScorer(llr)),
+          make_episode_method("bayes nll (EB Psi0)", BayesianScorer(nll)),
+          make_episode_method("patchcore (coreset 100%)", PatchCoreScorer<double>(all_rows)),
+          make_episode_method("prototype", PrototypeScorer()),
+          make_episode_method("gaussian (Ledoit-Wolf)", GaussianScorer())};
+}
+
+struct OneClassOptions {
+  std::vector<int> classes;                         // normal classes; empty: every training label
+  std::vector<Eigen::Index> shots = {1, 2, 4, 8};   // K values
+  int episodes = 20;                                // per class per K (>= 2, for the interval)
+  std::uint64_t seed = 2026;
+  Eigen::Index normal_queries = 12;
+  Eigen::Index anomalous_queries = 4;
+  bool full_test_split = false;
+  std::function<void(std::string_view)> progress;  // called once per (class, K) when set
+};
+
+struct OneClassResults {
+  std::vector<std::string> methods;  // "<embedding> / <method>"
+  std::vector<int> classes;
+  std::vector<Eigen::Index> shots;
+  // auroc[m][c][k][e]: method m, class index c, shot index k, episode e. full_test: the same on
+  // the full test split (empty unless requested).
+  std::vector<std::vector<std::vector<std::vector<double>>>> auroc, full_test;
+
+  // Per episode, the mean over classes (episode e of every class averaged): the values whose
+  // mean and interval a summary table reports.
+  [[nodiscard]] std::vector<double> class_averaged(std::size_t m, std::size_t k, bool full = false) const {
+    const auto& a = full ? full_test : auroc;
+    std::vector<double> out(a[m][0][k].size(), 0.0);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      for (std::size_t e = 0; e < out.size(); ++e) out[e] += a[m][c][k][e];
+    }
+    for (double& v : out) v /= static_cast<double>(classes.size());
+    return out;
+  }
+};
+
+namespace detail {
+
+inline std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// `count` distinct entries of `pool`, uniformly (partial Fisher-Yates on a copy).
+inline std::vector<Eigen::Index> sample_without_replacement(std::vector<Eigen::Index> pool, Eigen::Index count,
+                                                            std::mt19937_64& rng) {
+  const auto n = pool.size(), k = static_cast<std::size_t>(count);
+  for (std::size_t i = 0; i < k; ++i) {
+    const std::size_t j = i + static_cast<std::size_t>(uniform_below(rng, n - i));
+    std::swap(pool[i], pool[j]);
+  }
+  pool.resize(k);
+  return pool;
+}
+
+inline Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& x, const std::vector<Eigen::Index>& rows) {
+  Eigen::MatrixXd out(static_cast<Eigen::Index>(rows.size()), x.cols());
+  for (std::size_t i = 0; i < rows.size(); ++i) out.row(static_cast<Eigen::Index>(i)) = x.row(rows[i]);
+  return out;
+}
+
+}  // namespace detail
+
+[[nodiscard]] inline OneClassResults run_one_class_episodes(
+    const FewShotData& data, const OneClassOptions& options,
+    const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
+  constexpr std::string_view fn = "baypr::run_one_class_episodes";
+  if (data.embeddings.empty()) detail::throw_invalid(fn, "data.embeddings", "must not be empty");
+  if (methods.empty()) detail::throw_invalid(fn, "methods", "must not be empty");
+  if (options.episodes < 2) {
+    detail::throw_invalid(fn, "options.episodes", "must be >= 2, got " + std::to_string(options.episodes));
+  }
+  if (options.shots.empty()) detail::throw_invalid(fn, "options.shots", "must not be empty");
+  if (options.normal_queries < 1 || options.anomalous_queries < 1) {
+    detail::throw_invalid(fn, "options.normal_queries / anomalous_queries", "must both be >= 1");
+  }
+  for (const auto& emb : data.embeddings) {
+    detail::check_size(fn, "data.embeddings[" + emb.name + "].train", "rows", emb.train.rows(),
+                       static_cast<Eigen::Index>(data.train_labels.size()));
+    detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "rows", emb.test.rows(),
+                       static_cast<Eigen::Index>(data.test_labels.size()));
+    detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "columns", emb.test.cols(), emb.train.cols());
+  }
+  OneClassResults out;
+  out.classes = options.classes;
+  if (out.classes.empty()) {
+    out.classes = data.train_labels;
+    std::sort(out.classes.begin(), out.classes.end());
+    out.classes.erase(std::unique(out.classes.begin(), out.classes.end()), out.classes.end());
+  }
+  out.shots = options.shots;
+  for (const auto& emb : data.embeddings) {
+    for (const auto& m : methods) out.methods.push_back(emb.name + " / " + m.name);
+  }
+  const std::size_t n_methods = out.methods.size();
+  const auto empty = std::vector<std::vector<std::vector<double>>>(
+      out.classes.size(), std::vector<std::vector<double>>(out.shots.size()));
+  out.auroc.assign(n_methods, empty);
+  if (options.full_test_split) out.full_test.assign(n_methods, empty);
+
+  Eigen::VectorXi episode_labels(options.normal_queries + options.anomalous_queries);
+  episode_labels.head(options.normal_queries).setZero();
+  episode_labels.tail(options.anomalous_queries).setOnes();
+
+  for (std::size_t ci = 0; ci < out.classes.size(); ++ci) {
+    const int c = out.classes[ci];
+    std::vector<Eigen::Index> train_normal, test_normal, test_anomalous;
+    for (std::size_t i = 0; i < data.train_labels.size(); ++i) {
+      if (data.train_labels[i] == c) train_normal.push_back(static_cast<Eigen::Index>(i));
+    }
+    Eigen::VectorXi full_labels(static_cast<Eigen::Index>(data.test_labels.size()));
+    for (std::size_t i = 0; i < data.test_labels.size(); ++i) {
+      (data.test_labels[i] == c ? test_normal : test_anomalous).push_back(static_cast<Eigen::Index>(i));
+      full_labels(static_cast<Eigen::Index>(i)) = data.test_labels[i] == c ? 0 : 1;
+    }
+    for (const Eigen::Index k : out.shots) {
+      if (k < 1 || k > static_cast<Eigen::Index>(train_normal.size())) {
+        detail::throw_invalid(fn, "options.shots",
+                              "has K = " + std::to_string(k) + ", but class " + std::to_string(c) + " has " +
+                                  std::to_string(train_normal.size()) + " training images");
+      }
+    }
+    if (static_cast<Eigen::Index>(test_normal.size()) < options.normal_queries ||
+        static_cast<Eigen::Index>(test_anomalous.size()) < options.anomalous_queries) {
+      detail::throw_invalid(fn, "options.classes",
+                            "has class " + std::to_string(c) + " with " + std::to_string(test_normal.size()) +
+                                " normal and " + std::to_string(test_anomalous.size()) +
+                                " anomalous test images, too few for the queries");
+    }
+    for (std::size_t ki = 0; ki < out.shots.size(); ++ki) {
+      const Eigen::Index k = out.shots[ki];
+      if (options.progress) {
+        options.progress("class " + std::to_string(c) + ", K = " + std::to_string(k) + ": " +
+                         std::to_string(options.episodes) + " episodes");
+      }
+      for (int e = 0; e < options.episodes; ++e) {
+        std::uint64_t s = detail::splitmix64(options.seed);
+        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(static_cast<std::uint32_t>(c)));
+        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(k));
+        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(e));
+        std::mt19937_64 rng(s);
+        const auto support_rows = detail::sample_without_replacement(train_normal, k, rng);
+        auto query_rows = detail::sample_without_replacement(test_normal, options.normal_queries, rng);
+        const auto anomalous = detail::sample_without_replacement(test_anomalous, options.anomalous_queries, rng);
+        query_rows.insert(query_rows.end(), anomalous.begin(), anomalous.end());
+        std::size_t m = 0;
+        for (const auto& emb : data.embeddings) {
+          const Eigen::MatrixXd support = detail::gather_rows(emb.train, support_rows);
+          const Eigen::MatrixXd queries = detail::gather_rows(emb.test, query_rows);
+          for (const auto& method : methods) {
+            out.auroc[m][ci][ki].push_back(auroc(method.fit_score(support, queries), episode_labels));
+            if (options.full_test_split) {
+              out.full_test[m][ci][ki].push_back(auroc(method.fit_score(support, emb.test), full_labels));
+            }
+            ++m;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// Per-pixel standardisation with statistics of the training split: (x - mean) / max(sd, min_sd).
+// The floor keeps the near-constant border pixels (sd ~ 0) from dominating distances.
+struct PixelStandardiser {
+  Eigen::RowVectorXd mean, scale;
+
+  [[nodiscard]] static PixelStandardiser fit(const Eigen::MatrixXd& train, double min_sd = 0.1) {
+    constexpr std::string_view fn = "baypr::PixelStandardiser::fit";
+    if (train.rows() < 2) detail::throw_invalid(fn, "train", "must have at least 2 rows, got " + std::to_string(train.rows()));
+    detail::check_positive(fn, "min_sd", min_sd);
+    PixelStandardiser s;
+    s.mean = train.colwise().mean();
+    const Eigen::RowVectorXd var =
+        (train.rowwise() - s.mean).colwise().squaredNorm() / static_cast<double>(train.rows() - 1);
+    s.scale = var.cwiseSqrt().cwiseMax(min_sd);
+    return s;
+  }
+
+  [[nodiscard]] Eigen::MatrixXd apply(const Eigen::MatrixXd& x) const {
+    detail::check_size("baypr::PixelStandardiser::apply", "x", "columns", x.cols(), mean.size());
+    return (x.rowwise() - mean).array().rowwise() / scale.array();
+  }
+};
+
+// A fixed random projection, in_dim x out_dim, entries N(0, 1 / in_dim) from a seeded portable
+// generator (the same matrix with any standard library): x * P keeps squared norms on average.
+[[nodiscard]] inline Eigen::MatrixXd gaussian_projection(Eigen::Index in_dim, Eigen::Index out_dim, std::uint64_t seed) {
+  constexpr std::string_view fn = "baypr::gaussian_projection";
+  if (in_dim < 1) detail::throw_invalid(fn, "in_dim", "must be >= 1, got " + std::to_string(in_dim));
+  if (out_dim < 1) detail::throw_invalid(fn, "out_dim", "must be >= 1, got " + std::to_string(out_dim));
+  detail::PortableNormal normal(seed);
+  const double sd = 1.0 / std::sqrt(static_cast<double>(in_dim));
+  Eigen::MatrixXd p(in_dim, out_dim);
+  for (Eigen::Index i = 0; i < in_dim; ++i) {
+    for (Eigen::Index j = 0; j < out_dim; ++j) p(i, j) = sd * normal();
+  }
+  return p;
+}
+
+}  // namespace baypr
