@@ -125,6 +125,30 @@ TEST_CASE("batch posterior == sequential add == merge of parts", "[niw][update]"
   }
 }
 
+TEST_CASE("merging low-rank posteriors past n + 1 = d turns dense and equals the batch fit",
+          "[niw][update][lowrank]") {
+  std::mt19937_64 rng(13);
+  const Eigen::Index d = 6;
+  const auto prior = baypr::NiwPrior<double>::isotropic(d, 0.3, 8.0, 0.7);
+  const Eigen::MatrixXd Z = gaussian_rows(7, d, rng);
+  auto left = prior.posterior(Z.topRows(3));
+  const auto right = prior.posterior(Z.bottomRows(4));
+  REQUIRE(left.is_low_rank());
+  REQUIRE(right.is_low_rank());
+  left.merge(right);
+  CHECK(!left.is_low_rank());
+  const auto batch = prior.posterior(Z);
+  CHECK(left.count() == 7);
+  CHECK(max_relative_error(left.scatter(), batch.scatter()) <= 1e-13);
+  CHECK(max_relative_error(left.scatter_cholesky(), batch.scatter_cholesky()) <= 1e-12);
+  CHECK(relative_error(left.log_marginal_likelihood(), batch.log_marginal_likelihood()) <= 1e-12);
+  // And two small ones that stay low rank.
+  auto a = prior.posterior(Z.topRows(2));
+  a.merge(prior.posterior(Z.middleRows(2, 2)));
+  CHECK(a.is_low_rank());
+  CHECK(relative_error(a.log_marginal_likelihood(), prior.posterior(Z.topRows(4)).log_marginal_likelihood()) <= 1e-12);
+}
+
 TEST_CASE("add then remove restores the posterior; removing all returns the prior", "[niw][update]") {
   std::mt19937_64 rng(11);
   const Eigen::Index d = 6;

@@ -344,7 +344,7 @@ class NiwPosterior {
       merged.n_ = total;
       merged.rebuild_low_rank(fn);
     } else {
-      if (merged.low_rank_) merged.make_dense(fn);
+      if (merged.low_rank_) merged.drop_low_rank();  // factorised once, by refactor() below
       const Scalar na = from_index<Scalar>(n_), nb = from_index<Scalar>(other.n_);
       const Scalar n = na + nb;
       const Vector delta = other.mean_ - mean_;
@@ -432,10 +432,15 @@ class NiwPosterior {
   // Switch the representation to dense (used when an automatic-path posterior outgrows the
   // low-rank regime, or must downdate a sample it does not hold).
   void make_dense(const char* fn) {
+    drop_low_rank();
+    refactor(fn);
+  }
+
+  // The dense sufficient statistics from the held samples, without factorising Psi_n yet.
+  void drop_low_rank() {
     centred_scatter_ = sample_scatter();
     samples_.resize(0, dim());
     low_rank_ = false;
-    refactor(fn);
   }
 
   void refactor(const char* fn) {

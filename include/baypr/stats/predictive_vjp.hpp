@@ -195,6 +195,15 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
   return out;
 }
 
+template <class Scalar, class Derived>
+Eigen::Matrix<Scalar, Eigen::Dynamic, 1> checked_weights(const char* fn,
+                                                         const Eigen::MatrixBase<Derived>& weights,
+                                                         Eigen::Index expected) {
+  check_size(fn, "weights", "size", weights.size(), expected);
+  check_finite(fn, "weights", weights);
+  return weights.derived().template cast<Scalar>().reshaped();
+}
+
 template <class Scalar, int Dim, class Derived>
 Eigen::Matrix<Scalar, Eigen::Dynamic, Dim> checked_rows(const char* fn, const char* arg,
                                                         const Eigen::MatrixBase<Derived>& X,
@@ -219,9 +228,7 @@ PredictiveVjp<Scalar, Dim> log_predictive_vjp(const NiwPrior<Scalar, Dim>& prior
   constexpr const char* fn = "baypr::log_predictive_vjp";
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   auto Q = detail::checked_rows<Scalar, Dim>(fn, "queries", queries, prior.dim());
-  detail::check_size(fn, "weights", "size", weights.size(), queries.rows());
-  detail::check_finite(fn, "weights", weights);
-  const Eigen::Matrix<Scalar, Eigen::Dynamic, 1> w = weights.derived().template cast<Scalar>().reshaped();
+  const auto w = detail::checked_weights<Scalar>(fn, weights, Q.rows());
   return detail::predictive_vjp_impl(prior, Z, Q, w, path, scatter_gradient);
 }
 
@@ -238,9 +245,7 @@ PredictiveVjp<Scalar, Dim> log_predictive_self_vjp(const NiwPrior<Scalar, Dim>& 
   constexpr const char* fn = "baypr::log_predictive_self_vjp";
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   detail::check_nonempty(fn, "support", Z.rows());
-  detail::check_size(fn, "weights", "size", weights.size(), Z.rows());
-  detail::check_finite(fn, "weights", weights);
-  const Eigen::Matrix<Scalar, Eigen::Dynamic, 1> w = weights.derived().template cast<Scalar>().reshaped();
+  const auto w = detail::checked_weights<Scalar>(fn, weights, Z.rows());
   auto out = detail::predictive_vjp_impl(prior, Z, Z, w, path, scatter_gradient);
   out.d_support += out.d_queries;
   out.d_queries.resize(0, prior.dim());
