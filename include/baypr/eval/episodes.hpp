@@ -6,6 +6,7 @@
 //                     full_test_split, progress }
 //   OneClassResults run_one_class_episodes(data, options, methods = standard_episode_methods())
 //   EpisodeMethod make_episode_method(name, scorer)      any baypr::Scorer, fitted per episode
+//   TaskResults run_task_episodes(support, queries, labels, TaskOptions, methods)   one user task
 //   PixelStandardiser::fit(train_pixels, min_sd), .apply(pixels)
 //   Eigen::MatrixXd gaussian_projection(in_dim, out_dim, seed)   entries N(0, 1 / in_dim)
 //
@@ -240,6 +241,104 @@ inline Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& x, const std::vector<E
       }
     }
   }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One user task: support embeddings of normal images and labelled queries (e.g. exported from the
+// user's own network as .npy), compared over few-shot episodes.
+//
+// Rows per image: `patches` (p) rows belong to each image, image-major (numpy's reshape(n p, d)),
+// p = 1 for image embeddings. An episode draws K support images (all their patch rows), fits each
+// method on them, scores every query row and aggregates each query image's p scores by max; image
+// AUROC against `labels` (0 normal, 1 anomalous). K = the whole support is one more "episode" (all
+// methods see every support image), reported as `full_support`.
+struct TaskOptions {
+  std::vector<Eigen::Index> shots = {1, 2, 4, 8};  // K values larger than the support are skipped
+  int episodes = 20;                                // per K (>= 2)
+  std::uint64_t seed = 2026;
+  Eigen::Index patches = 1;                         // rows per image
+  std::function<void(std::string_view)> progress;
+};
+
+struct TaskResults {
+  std::vector<std::string> methods;
+  std::vector<Eigen::Index> shots;                    // the K values run (<= support images)
+  std::vector<std::vector<std::vector<double>>> auroc;  // [method][shot][episode]
+  std::vector<double> full_support;                   // [method]: AUROC with every support image
+};
+
+[[nodiscard]] inline TaskResults run_task_episodes(const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries,
+                                                   const Eigen::VectorXi& labels, const TaskOptions& options,
+                                                   const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
+  constexpr std::string_view fn = "baypr::run_task_episodes";
+  if (methods.empty()) detail::throw_invalid(fn, "methods", "must not be empty");
+  if (options.episodes < 2) {
+    detail::throw_invalid(fn, "options.episodes", "must be >= 2, got " + std::to_string(options.episodes));
+  }
+  const Eigen::Index p = options.patches;
+  if (p < 1) detail::throw_invalid(fn, "options.patches", "must be >= 1, got " + std::to_string(p));
+  detail::check_nonempty(fn, "support", support.rows());
+  detail::check_nonempty(fn, "queries", queries.rows());
+  detail::check_size(fn, "queries", "columns", queries.cols(), support.cols());
+  detail::check_finite(fn, "support", support);
+  detail::check_finite(fn, "queries", queries);
+  if (support.rows() % p != 0 || queries.rows() % p != 0) {
+    detail::throw_invalid(fn, "options.patches",
+                          "must divide the support rows (" + std::to_string(support.rows()) + ") and query rows (" +
+                              std::to_string(queries.rows()) + "), got " + std::to_string(p));
+  }
+  const Eigen::Index n_support = support.rows() / p, n_queries = queries.rows() / p;
+  detail::check_size(fn, "labels", "size", labels.size(), n_queries);
+  Eigen::Index n_anomalous = 0;
+  for (Eigen::Index i = 0; i < labels.size(); ++i) {
+    if (labels(i) != 0 && labels(i) != 1) {
+      detail::throw_invalid(fn, "labels", "must be 0 (normal) or 1 (anomalous), got " + std::to_string(labels(i)) +
+                                              " at index " + std::to_string(i));
+    }
+    n_anomalous += labels(i);
+  }
+  if (n_anomalous == 0 || n_anomalous == labels.size()) {
+    detail::throw_invalid(fn, "labels", "must contain both normal (0) and anomalous (1) queries");
+  }
+
+  auto image_scores = [&](const EpisodeMethod& m, const Eigen::MatrixXd& s) -> Eigen::VectorXd {
+    const Eigen::VectorXd rows = m.fit_score(s, queries);
+    if (p == 1) return rows;
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> per_image(
+        rows.data(), n_queries, p);
+    return per_image.rowwise().maxCoeff();
+  };
+
+  TaskResults out;
+  for (const auto& m : methods) out.methods.push_back(m.name);
+  for (const Eigen::Index k : options.shots) {
+    if (k < 1) detail::throw_invalid(fn, "options.shots", "must be >= 1, got " + std::to_string(k));
+    if (k <= n_support) out.shots.push_back(k);
+  }
+  out.auroc.assign(methods.size(), std::vector<std::vector<double>>(out.shots.size()));
+  std::vector<Eigen::Index> pool(static_cast<std::size_t>(n_support));
+  for (Eigen::Index i = 0; i < n_support; ++i) pool[static_cast<std::size_t>(i)] = i;
+  for (std::size_t ki = 0; ki < out.shots.size(); ++ki) {
+    const Eigen::Index k = out.shots[ki];
+    if (options.progress) {
+      options.progress("K = " + std::to_string(k) + ": " + std::to_string(options.episodes) + " episodes");
+    }
+    for (int e = 0; e < options.episodes; ++e) {
+      std::uint64_t s = detail::splitmix64(options.seed);
+      s = detail::splitmix64(s ^ static_cast<std::uint64_t>(k));
+      s = detail::splitmix64(s ^ static_cast<std::uint64_t>(e));
+      std::mt19937_64 rng(s);
+      const auto images = detail::sample_without_replacement(pool, k, rng);
+      Eigen::MatrixXd rows(k * p, support.cols());
+      for (std::size_t i = 0; i < images.size(); ++i) {
+        rows.middleRows(static_cast<Eigen::Index>(i) * p, p) = support.middleRows(images[i] * p, p);
+      }
+      for (std::size_t m = 0; m < methods.size(); ++m) out.auroc[m][ki].push_back(auroc(image_scores(methods[m], rows), labels));
+    }
+  }
+  if (options.progress) options.progress("all " + std::to_string(n_support) + " support images");
+  for (const auto& m : methods) out.full_support.push_back(auroc(image_scores(m, support), labels));
   return out;
 }
 
