@@ -1,0 +1,141 @@
+// baypr/meta/embedding.hpp: what a differentiable embedding is, and the simplest one.
+//
+//   concept DifferentiableEmbedding<E>        forward and vector-Jacobian product in double
+//   concept TwiceDifferentiableEmbedding<E>   the same also in HvpScalar (forward-mode duals), so
+//                                             exact second-order meta-gradients are available
+//   HvpScalar                                 the dual number used for Hessian-vector products
+//   ParamVector<S>, RowMatrix<S>              Eigen::Matrix<S, Dynamic, 1> / <S, Dynamic, Dynamic>
+//   Linear(in, out)                           z = W x + b
+//
+// An embedding maps parameters theta (a flat vector) and inputs X (one sample per row, double,
+// n x input_dim) to embeddings Z (n x output_dim, one row per input). It provides
+//   Eigen::Index input_dim() const, output_dim() const, parameter_count() const;
+//   forward(theta, X)       -> Z
+//   vjp(theta, X, dZ)       -> dL/dtheta for dL/dZ = dZ (n x output_dim)
+// The inputs are data and stay double; theta and dZ carry the Scalar. An embedding whose forward
+// and vjp are templates on that Scalar (deduced from theta) also works with dual numbers, and the
+// adaptation code then differentiates through its own reverse pass with them (Hessian-vector
+// products of the inner loss, hence exact second-order meta-gradients). Embeddings are immutable
+// value types: the parameters live outside, in the vector the optimiser updates.
+#pragma once
+
+#include <Eigen/Core>
+#include <unsupported/Eigen/AutoDiff>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include "baypr/core/errors.hpp"
+
+namespace baypr::meta {
+
+template <class Scalar>
+using ParamVector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+template <class Scalar>
+using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+
+// One forward-mode derivative direction: value + epsilon * (directional derivative).
+using HvpScalar = Eigen::AutoDiffScalar<Eigen::Matrix<double, 1, 1>>;
+
+namespace detail {
+template <class E, class Scalar>
+concept embedding_in = requires(const E& e, const ParamVector<Scalar>& theta, const Eigen::MatrixXd& x,
+                                const RowMatrix<Scalar>& dz) {
+  { e.forward(theta, x) } -> std::convertible_to<RowMatrix<Scalar>>;
+  { e.vjp(theta, x, dz) } -> std::convertible_to<ParamVector<Scalar>>;
+};
+}  // namespace detail
+
+template <class E>
+concept DifferentiableEmbedding = requires(const E& e) {
+  { e.input_dim() } -> std::convertible_to<Eigen::Index>;
+  { e.output_dim() } -> std::convertible_to<Eigen::Index>;
+  { e.parameter_count() } -> std::convertible_to<Eigen::Index>;
+} && detail::embedding_in<E, double>;
+
+template <class E>
+concept TwiceDifferentiableEmbedding = DifferentiableEmbedding<E> && detail::embedding_in<E, HvpScalar>;
+
+namespace detail {
+
+// Shared argument checks for embeddings: theta's length, X's columns, X finite, dZ's shape.
+template <class Scalar, class DX>
+void check_embedding_call(const char* fn, Eigen::Index parameter_count, Eigen::Index input_dim,
+                          const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) {
+  baypr::detail::check_size(fn, "theta", "size", theta.size(), parameter_count);
+  baypr::detail::check_size(fn, "inputs", "columns", x.cols(), input_dim);
+  baypr::detail::check_finite(fn, "inputs", x);
+}
+
+template <class Scalar, class DG>
+void check_output_gradient(const char* fn, Eigen::Index rows, Eigen::Index output_dim,
+                           const Eigen::MatrixBase<DG>& dz) {
+  baypr::detail::check_size(fn, "d_embeddings", "rows", dz.rows(), rows);
+  baypr::detail::check_size(fn, "d_embeddings", "columns", dz.cols(), output_dim);
+}
+
+}  // namespace detail
+
+// z = W x + b, W output_dim x input_dim. theta = [W (column-major), b].
+class Linear {
+ public:
+  Linear(Eigen::Index input_dim, Eigen::Index output_dim) : in_(input_dim), out_(output_dim) {
+    constexpr const char* fn = "baypr::meta::Linear";
+    if (input_dim < 1) baypr::detail::throw_invalid(fn, "input_dim", "must be >= 1, got " + std::to_string(input_dim));
+    if (output_dim < 1) baypr::detail::throw_invalid(fn, "output_dim", "must be >= 1, got " + std::to_string(output_dim));
+  }
+
+  [[nodiscard]] Eigen::Index input_dim() const { return in_; }
+  [[nodiscard]] Eigen::Index output_dim() const { return out_; }
+  [[nodiscard]] Eigen::Index parameter_count() const { return out_ * in_ + out_; }
+
+  // PyTorch's default initialisation: W and b uniform in +-1/sqrt(input_dim), seeded.
+  [[nodiscard]] Eigen::VectorXd initial_parameters(std::uint64_t seed) const {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
+    Eigen::VectorXd theta(parameter_count());
+    for (Eigen::Index i = 0; i < theta.size(); ++i) theta(i) = bound * u(rng);
+    return theta;
+  }
+
+  template <class Scalar, class DX>
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+    detail::check_embedding_call("baypr::meta::Linear::forward", parameter_count(), in_, theta, x);
+    const auto W = weights(theta);
+    RowMatrix<Scalar> z = x.derived().template cast<Scalar>() * W.transpose();
+    z.rowwise() += bias(theta).transpose();
+    return z;
+  }
+
+  template <class Scalar, class DX, class DG>
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+                                        const Eigen::MatrixBase<DG>& dz) const {
+    constexpr const char* fn = "baypr::meta::Linear::vjp";
+    detail::check_embedding_call(fn, parameter_count(), in_, theta, x);
+    detail::check_output_gradient<Scalar>(fn, x.rows(), out_, dz);
+    ParamVector<Scalar> g(parameter_count());
+    Eigen::Map<RowMatrix<Scalar>> dW(g.data(), out_, in_);
+    dW.noalias() = dz.derived().template cast<Scalar>().transpose() * x.derived().template cast<Scalar>();
+    g.tail(out_) = dz.derived().template cast<Scalar>().colwise().sum().transpose();
+    return g;
+  }
+
+ private:
+  template <class Scalar>
+  auto weights(const ParamVector<Scalar>& theta) const {
+    return Eigen::Map<const RowMatrix<Scalar>>(theta.data(), out_, in_);
+  }
+  template <class Scalar>
+  auto bias(const ParamVector<Scalar>& theta) const {
+    return theta.tail(out_);
+  }
+
+  Eigen::Index in_, out_;
+};
+
+static_assert(TwiceDifferentiableEmbedding<Linear>);
+
+}  // namespace baypr::meta
