@@ -121,6 +121,11 @@ TEST_CASE("IDX: malformed buffers are named io_errors", "[io][idx]") {
                  "expected labels (0x00000801"));
   CHECK(contains(message_of([&] { (void)baypr::idx_images(baypr::parse_idx(images_file(2, 0, 4))); }),
                  "wrong dimensions"));
+  // Zero images of an absurd size: the data is empty, so only the per-image cap stops it (found by
+  // the fuzzer: rows * cols overflowed Eigen::Index, and 2^31 empty columns took seconds to walk).
+  CHECK(contains(message_of([&] { (void)baypr::idx_images(baypr::parse_idx(images_file(0, 0xFFFFFFFFU, 0xFFFFFFFFU))); }),
+                 "more than 16777216 per image"));
+  CHECK(baypr::idx_images(baypr::parse_idx(images_file(0, 4096, 4096))).pixels.cols() == 4096 * 4096);
 
   // Corrupt gzip: a flipped byte in the deflate stream, a cut stream, and junk after it.
   std::string gz = gzip(images_file(4, 28, 28));

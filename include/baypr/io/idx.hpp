@@ -37,6 +37,7 @@ namespace baypr {
 
 // Largest decompressed IDX file accepted (Fashion-MNIST's training images are 47 MB).
 inline constexpr std::size_t max_idx_bytes = std::size_t{1} << 30;
+inline constexpr std::uint64_t max_idx_image_pixels = std::uint64_t{1} << 24;  // per image
 
 struct IdxArray {
   std::vector<std::uint32_t> dims;  // as stored, outermost first
@@ -196,6 +197,14 @@ inline IdxImages idx_images_impl(std::string_view function, std::string_view nam
   if (a.dims[1] == 0 || a.dims[2] == 0) {
     throw_idx(function, name, "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
                                   std::to_string(a.dims[2]) + " pixels");
+  }
+  // The product in 64 bits, capped: with zero images the data is empty whatever the image size, and
+  // an absurd one would overflow Eigen::Index or make a 0 x (rows * cols) matrix slow to walk.
+  const std::uint64_t pixels = std::uint64_t{a.dims[1]} * std::uint64_t{a.dims[2]};
+  if (pixels > max_idx_image_pixels) {
+    throw_idx(function, name, "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
+                                  std::to_string(a.dims[2]) + " pixels, more than " +
+                                  std::to_string(max_idx_image_pixels) + " per image");
   }
   IdxImages out;
   const auto n = static_cast<Eigen::Index>(a.dims[0]);

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <type_traits>
 
 #include "baypr/core/errors.hpp"
 
@@ -40,11 +41,18 @@ using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
 using HvpScalar = Eigen::AutoDiffScalar<Eigen::Matrix<double, 1, 1>>;
 
 namespace detail {
+// The scalar is checked as well as the convertibility: Eigen's converting constructors would
+// otherwise let a double-only embedding pass as a dual one and fail deep inside Eigen later.
+template <class T, class Scalar>
+concept has_scalar = std::same_as<typename std::remove_cvref_t<T>::Scalar, Scalar>;
+
 template <class E, class Scalar>
 concept embedding_in = requires(const E& e, const ParamVector<Scalar>& theta, const Eigen::MatrixXd& x,
                                 const RowMatrix<Scalar>& dz) {
   { e.forward(theta, x) } -> std::convertible_to<RowMatrix<Scalar>>;
   { e.vjp(theta, x, dz) } -> std::convertible_to<ParamVector<Scalar>>;
+  { e.forward(theta, x) } -> has_scalar<Scalar>;
+  { e.vjp(theta, x, dz) } -> has_scalar<Scalar>;
 };
 }  // namespace detail
 
@@ -93,11 +101,14 @@ class Linear {
 
   // PyTorch's default initialisation: W and b uniform in +-1/sqrt(input_dim), seeded.
   [[nodiscard]] Eigen::VectorXd initial_parameters(std::uint64_t seed) const {
+    // 53-bit draws straight from the engine (fixed by the standard), not a std:: distribution, so
+    // a seed gives the same parameters with every standard library.
     std::mt19937_64 rng(seed);
-    std::uniform_real_distribution<double> u(-1.0, 1.0);
     const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
     Eigen::VectorXd theta(parameter_count());
-    for (Eigen::Index i = 0; i < theta.size(); ++i) theta(i) = bound * u(rng);
+    for (Eigen::Index i = 0; i < theta.size(); ++i) {
+      theta(i) = bound * (2.0 * static_cast<double>(rng() >> 11) * 0x1.0p-53 - 1.0);
+    }
     return theta;
   }
 
