@@ -1,0 +1,495 @@
+// baypr/meta/adapt.hpp: task adaptation and meta-gradients of Bayesian Proto-MAML (BayPrAnoMeta).
+//
+// An embedding f_theta (meta/embedding.hpp) maps support inputs to Z = f_theta(X_s) (n x d) and
+// query inputs to Q = f_theta(X_q) (m x d). With a fixed NIW prior and t(. | Z) the posterior
+// predictive Student-t of the prior updated with Z:
+//
+//   inner loss   L_in(theta)  = -(1/n) sum_i log t(z_i | Z)          (log_predictive_self_vjp)
+//   adaptation   theta_{t+1}  = theta_t - alpha grad L_in(theta_t),  t = 0..T-1, theta' = theta_T
+//   outer loss   L_out(theta') = -(1/m) sum_j [(1 - y_j) log t(q_j | Z) + y_j log p_a(q_j)]
+//   score        s(q) = log p_a(q) - log t(q | Z)                    (higher = more anomalous)
+//
+// with Z and Q computed at theta' (L_out depends on theta' through both) and p_a the vague
+// anomaly Student-t: location a 1, scale s I, dof v (authors: a = 0, s = 100, v = 2),
+//   log p_a(q) = lgamma((v+d)/2) - lgamma(v/2) - (d/2) log(v pi s) - ((v+d)/2) log1p(|q - a|^2 / (s v)).
+//
+// Meta-gradient with respect to the initial theta (chain rule through the T SGD steps):
+//   first_order    g = grad L_out(theta_T)                         (FOMAML: Jacobians taken as I)
+//   second_order   v = grad L_out(theta_T); for t = T-1..0: v <- v - alpha H_in(theta_t) v; g = v
+// exact, because d theta_{t+1} / d theta_t = I - alpha H_in(theta_t) and H_in is symmetric. Each
+// Hessian-vector product is computed exactly, not by differences: the inner-loss gradient
+// (embedding forward, the analytic predictive reverse pass, embedding vjp) is evaluated in
+// forward-mode duals HvpScalar with theta_t + eps v, and its eps part is H_in v. That needs a
+// TwiceDifferentiableEmbedding; for an embedding that works in double only, first order is
+// available and asking for second order throws baypr::invalid_argument (order is a run-time
+// argument, so one call site can serve both kinds of embedding); the default order,
+// default_meta_gradient<E>, is second order exactly when E is twice differentiable.
+// Note: an embedding whose forward/vjp take `const Eigen::VectorXd&` satisfies the concept
+// TwiceDifferentiableEmbedding by Eigen's implicit conversions and then fails to compile here;
+// constrain such a double-only member to double (a template with requires std::same_as<S, double>).
+//
+// unrolled_meta_gradient() is that unrolling, generic over the inner and outer objectives; the
+// baselines (meta/baselines.hpp: Proto-MAML, MAML) reuse it. Optionally a supervised contrastive
+// term (SupCon, on L2-normalised query embeddings) is added to the outer loss, see OuterOptions.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <limits>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "baypr/core/errors.hpp"
+#include "baypr/core/special.hpp"
+#include "baypr/meta/embedding.hpp"
+#include "baypr/stats/niw.hpp"
+#include "baypr/stats/predictive_vjp.hpp"
+
+namespace baypr::meta {
+
+// Inner-loop SGD (authors: one step of 5e-4). `path` is the posterior path of the inner and outer
+// losses (see stats/niw.hpp).
+struct AdaptOptions {
+  int inner_steps = 1;
+  double inner_step_size = 5e-4;
+  Path path = Path::automatic;
+};
+
+// Isotropic Student-t p_a(z) = t(z | location * 1, scale * I, dof): the anomaly model.
+struct VagueAnomalyModel {
+  double location = 0.0;
+  double scale = 100.0;
+  double dof = 2.0;
+
+  // log p_a of each row of Z (m x d) -> m values; any Scalar (double or duals).
+  template <class Derived>
+  [[nodiscard]] Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> log_pdf(
+      const Eigen::MatrixBase<Derived>& Z) const {
+    using Scalar = typename Derived::Scalar;
+    using std::log;
+    const double d = static_cast<double>(Z.cols());
+    const double c = special::lgamma((dof + d) / 2) - special::lgamma(dof / 2) -
+                     d / 2 * std::log(dof * std::numbers::pi * scale);
+    Eigen::Matrix<Scalar, Eigen::Dynamic, 1> out(Z.rows());
+    for (Eigen::Index j = 0; j < Z.rows(); ++j) {
+      const Scalar r2 = (Z.row(j).array() - Scalar(location)).square().sum();
+      out(j) = Scalar(c) - Scalar((dof + d) / 2) * log(Scalar(1) + r2 / Scalar(scale * dof));
+    }
+    return out;
+  }
+
+  // d log p_a / dz for each row of Z (m x d): -((v + d) / (s v + |z - a|^2)) (z - a).
+  template <class Derived>
+  [[nodiscard]] RowMatrix<typename Derived::Scalar> log_pdf_gradient(const Eigen::MatrixBase<Derived>& Z) const {
+    using Scalar = typename Derived::Scalar;
+    const double d = static_cast<double>(Z.cols());
+    RowMatrix<Scalar> g = Z.derived();
+    g.array() -= Scalar(location);
+    for (Eigen::Index j = 0; j < Z.rows(); ++j) {
+      const Scalar r2 = g.row(j).squaredNorm();
+      g.row(j) *= Scalar(-(dof + d)) / (Scalar(scale * dof) + r2);
+    }
+    return g;
+  }
+};
+
+// Supervised contrastive term added to the outer loss (0 = off; DESIGN: weight 0.1, tau 0.07).
+struct OuterOptions {
+  double supcon_weight = 0.0;
+  double supcon_temperature = 0.07;
+};
+
+enum class MetaGradient { first_order, second_order };
+
+// The default order of a meta-step: exact second order where the embedding allows it.
+template <class E>
+inline constexpr MetaGradient default_meta_gradient =
+    TwiceDifferentiableEmbedding<E> ? MetaGradient::second_order : MetaGradient::first_order;
+
+// One support/query episode: inputs one per row; labels 0 (normal) or 1 (anomalous), one per query.
+struct MetaEpisode {
+  Eigen::MatrixXd support, queries;
+  std::vector<int> labels;
+};
+
+struct LossAndGradient {
+  double value = 0.0;
+  Eigen::VectorXd gradient;
+};
+
+struct Adaptation {
+  Eigen::VectorXd params;               // theta'
+  NiwPosterior<double> posterior;       // posterior of f_theta'(support) under the prior
+  std::vector<double> inner_losses;     // L_in(theta_0), ..., L_in(theta_T): T + 1 values
+};
+
+struct MetaStep {
+  double outer_loss = 0.0;   // L_out(theta') (SupCon term included when on)
+  double inner_loss = 0.0;   // L_in(theta), before adaptation
+  Eigen::VectorXd gradient;  // d L_out(theta'(theta)) / d theta, theta the initial parameters
+  Eigen::VectorXd adapted;   // theta'
+};
+
+namespace detail {
+
+inline void check_steps(const char* fn, const char* steps_arg, int steps, const char* size_arg, double step_size) {
+  if (steps < 0) baypr::detail::throw_invalid(fn, steps_arg, "must be >= 0, got " + std::to_string(steps));
+  if (!std::isfinite(step_size) || step_size < 0.0) {
+    baypr::detail::throw_invalid(fn, size_arg, "must be finite and >= 0, got " + baypr::detail::format_value(step_size));
+  }
+}
+
+inline void check_adapt_options(const char* fn, const AdaptOptions& o) {
+  check_steps(fn, "options.inner_steps", o.inner_steps, "options.inner_step_size", o.inner_step_size);
+}
+
+inline void check_anomaly_model(const char* fn, const VagueAnomalyModel& a) {
+  baypr::detail::check_finite_scalar(fn, "anomaly.location", a.location);
+  baypr::detail::check_positive(fn, "anomaly.scale", a.scale);
+  baypr::detail::check_positive(fn, "anomaly.dof", a.dof);
+}
+
+inline void check_outer_options(const char* fn, const OuterOptions& o) {
+  if (!std::isfinite(o.supcon_weight) || o.supcon_weight < 0.0) {
+    baypr::detail::throw_invalid(fn, "outer.supcon_weight",
+                                 "must be finite and >= 0, got " + baypr::detail::format_value(o.supcon_weight));
+  }
+  baypr::detail::check_positive(fn, "outer.supcon_temperature", o.supcon_temperature);
+}
+
+inline void check_parameters(const char* fn, const char* arg, const Eigen::VectorXd& theta, Eigen::Index expected) {
+  baypr::detail::check_size(fn, arg, "size", theta.size(), expected);
+  baypr::detail::check_finite(fn, arg, theta);
+}
+
+// Divergent inner steps (a step size far too large) are a numerical failure, not bad input.
+inline void check_adapted(const char* fn, const Eigen::VectorXd& theta) {
+  if (!theta.allFinite()) {
+    baypr::detail::throw_numerical(fn, "the adapted parameters are not finite (inner step size too large?)");
+  }
+}
+
+template <class E>
+void check_inputs(const char* fn, const char* arg, const E& embedding, const Eigen::MatrixXd& x) {
+  baypr::detail::check_nonempty(fn, arg, x.rows());
+  baypr::detail::check_size(fn, arg, "columns", x.cols(), embedding.input_dim());
+  baypr::detail::check_finite(fn, arg, x);
+}
+
+template <class E>
+void check_episode(const char* fn, const E& embedding, const MetaEpisode& episode) {
+  check_inputs(fn, "episode.support", embedding, episode.support);
+  check_inputs(fn, "episode.queries", embedding, episode.queries);
+  baypr::detail::check_size(fn, "episode.labels", "size", static_cast<Eigen::Index>(episode.labels.size()),
+                            episode.queries.rows());
+  for (std::size_t j = 0; j < episode.labels.size(); ++j) {
+    if (episode.labels[j] != 0 && episode.labels[j] != 1) {
+      baypr::detail::throw_invalid(fn, "episode.labels",
+                                   "must be 0 (normal) or 1 (anomalous), got " + std::to_string(episode.labels[j]) +
+                                       " at index " + std::to_string(j));
+    }
+  }
+}
+
+template <class E>
+void check_prior(const char* fn, const E& embedding, const NiwPrior<double>& prior) {
+  baypr::detail::check_size(fn, "prior", "dimension", prior.dim(), embedding.output_dim());
+}
+
+// The double prior as a constant (zero-derivative) prior in another scalar.
+template <class Scalar>
+NiwPrior<Scalar> lift_prior(const NiwPrior<double>& prior) {
+  if constexpr (std::is_same_v<Scalar, double>) {
+    return prior;
+  } else {
+    return NiwPrior<Scalar>(prior.mean().template cast<Scalar>(), Scalar(prior.kappa()), Scalar(prior.nu()),
+                            prior.scatter().template cast<Scalar>());
+  }
+}
+
+// L_in and its gradient in any Scalar (double, or HvpScalar for Hessian-vector products).
+template <class Scalar, class E>
+std::pair<Scalar, ParamVector<Scalar>> bayes_inner(const E& embedding, const ParamVector<Scalar>& theta,
+                                                   const Eigen::MatrixXd& support, const NiwPrior<Scalar>& prior,
+                                                   Path path) {
+  const RowMatrix<Scalar> Z = embedding.forward(theta, support);
+  const Eigen::VectorXd w = Eigen::VectorXd::Constant(Z.rows(), -1.0 / static_cast<double>(Z.rows()));
+  const auto g = log_predictive_self_vjp(prior, Z, w, path, PriorScatterGradient::skip);
+  return {g.value, embedding.vjp(theta, support, g.d_support)};
+}
+
+// H v for a gradient function of theta written for HvpScalar: evaluate it at theta + eps v.
+template <class GradientFn>
+Eigen::VectorXd hvp_by_duals(const GradientFn& gradient, const Eigen::VectorXd& theta, const Eigen::VectorXd& v) {
+  ParamVector<HvpScalar> t(theta.size());
+  for (Eigen::Index i = 0; i < theta.size(); ++i) {
+    t(i) = HvpScalar(theta(i), Eigen::Matrix<double, 1, 1>(v(i)));
+  }
+  const ParamVector<HvpScalar> g = gradient(t);
+  Eigen::VectorXd out(g.size());
+  for (Eigen::Index i = 0; i < g.size(); ++i) out(i) = g(i).derivatives()(0);
+  return out;
+}
+
+// Supervised contrastive loss on L2-normalised rows u_j = q_j / |q_j| with labels y:
+//   L = (1/|A|) sum_{i in A} -(1/|P_i|) sum_{p in P_i} [s_ip / tau - log sum_{a != i} exp(s_ia / tau)]
+// s_ij = u_i . u_j, P_i the other rows with y_i's label, A the rows with P_i non-empty (L = 0 when
+// A is empty). Adds weight * dL/dQ to *dq and returns weight * L.
+inline double add_supcon(const Eigen::MatrixXd& Q, const std::vector<int>& y, double weight, double tau,
+                         Eigen::MatrixXd* dq) {
+  const Eigen::Index m = Q.rows();
+  const Eigen::VectorXd norms = Q.rowwise().norm();
+  if (weight == 0.0 || m < 2) return 0.0;
+  if ((norms.array() <= 0.0).any()) {
+    baypr::detail::throw_numerical("baypr::meta supcon", "a query embedding is zero: cannot normalise it");
+  }
+  const Eigen::MatrixXd U = norms.cwiseInverse().asDiagonal() * Q;
+  const Eigen::MatrixXd S = U * U.transpose() / tau;
+  Eigen::MatrixXd dS = Eigen::MatrixXd::Zero(m, m);  // dL/dS (S already divided by tau)
+  double loss = 0.0;
+  Eigen::Index anchors = 0;
+  for (Eigen::Index i = 0; i < m; ++i) {
+    Eigen::Index positives = 0;
+    for (Eigen::Index p = 0; p < m; ++p) positives += (p != i && y[static_cast<std::size_t>(p)] == y[static_cast<std::size_t>(i)]);
+    if (positives > 0) ++anchors;
+  }
+  if (anchors == 0) return 0.0;
+  for (Eigen::Index i = 0; i < m; ++i) {
+    const auto yi = y[static_cast<std::size_t>(i)];
+    Eigen::Index positives = 0;
+    for (Eigen::Index p = 0; p < m; ++p) positives += (p != i && y[static_cast<std::size_t>(p)] == yi);
+    if (positives == 0) continue;
+    double mx = -std::numeric_limits<double>::infinity();
+    for (Eigen::Index a = 0; a < m; ++a) if (a != i) mx = std::max(mx, S(i, a));
+    double z = 0.0;
+    for (Eigen::Index a = 0; a < m; ++a) if (a != i) z += std::exp(S(i, a) - mx);
+    const double lse = mx + std::log(z);
+    const double c = 1.0 / (static_cast<double>(anchors) * static_cast<double>(positives));
+    for (Eigen::Index a = 0; a < m; ++a) {
+      if (a == i) continue;
+      const bool pos = y[static_cast<std::size_t>(a)] == yi;
+      if (pos) loss -= c * (S(i, a) - lse);
+      // d/dS_ia of -c sum_p (S_ip - lse) = -c [a in P] + c |P| softmax_ia
+      dS(i, a) += -c * (pos ? 1.0 : 0.0) + c * static_cast<double>(positives) * std::exp(S(i, a) - lse);
+    }
+  }
+  // S = U U^T / tau -> dL/dU = (dS + dS^T) U / tau; u = q / |q| -> dq = (du - u (u . du)) / |q|.
+  const Eigen::MatrixXd dU = (dS + dS.transpose()) * U / tau;
+  for (Eigen::Index j = 0; j < m; ++j) {
+    const double proj = U.row(j).dot(dU.row(j));
+    dq->row(j) += weight * (dU.row(j) - proj * U.row(j)) / norms(j);
+  }
+  return weight * loss;
+}
+
+}  // namespace detail
+
+// Generic unrolled meta-gradient over T SGD steps theta_{t+1} = theta_t - alpha grad L_in(theta_t):
+//   inner_gradient(theta)   -> LossAndGradient of L_in at theta (double)
+//   inner_hvp(theta, v)     -> H_in(theta) v (only called for second order)
+//   outer_gradient(theta')  -> LossAndGradient of L_out at the adapted theta'
+// Returns the outer loss, the inner loss at theta_0, the meta-gradient and theta_T.
+template <class InnerGradient, class InnerHvp, class OuterGradient>
+MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const InnerHvp& inner_hvp,
+                                const OuterGradient& outer_gradient, const Eigen::VectorXd& theta, int steps,
+                                double step_size, MetaGradient order) {
+  detail::check_steps("baypr::meta::unrolled_meta_gradient", "steps", steps, "step_size", step_size);
+  std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}, kept for the reverse sweep
+  trajectory.reserve(static_cast<std::size_t>(steps));
+  Eigen::VectorXd current = theta;
+  MetaStep out;
+  for (int t = 0; t < steps; ++t) {
+    const LossAndGradient g = inner_gradient(current);
+    if (t == 0) out.inner_loss = g.value;
+    if (order == MetaGradient::second_order) trajectory.push_back(current);
+    current -= step_size * g.gradient;
+  }
+  if (steps == 0) out.inner_loss = inner_gradient(current).value;
+  detail::check_adapted("baypr::meta::unrolled_meta_gradient", current);
+  LossAndGradient outer = outer_gradient(current);
+  out.outer_loss = outer.value;
+  Eigen::VectorXd v = std::move(outer.gradient);
+  if (order == MetaGradient::second_order) {
+    for (auto it = trajectory.rbegin(); it != trajectory.rend(); ++it) v -= step_size * inner_hvp(*it, v);
+  }
+  out.gradient = std::move(v);
+  out.adapted = std::move(current);
+  return out;
+}
+
+namespace detail {
+
+// The meta-step shared by every method. `inner` is generic over the scalar: inner(theta) ->
+// std::pair<Scalar, ParamVector<Scalar>> (loss, gradient) for Scalar double and, when E is
+// twice differentiable, HvpScalar (it is only instantiated with HvpScalar then).
+template <class E, class Inner, class Outer>
+MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd& theta, const Inner& inner,
+                       const Outer& outer, const AdaptOptions& options, MetaGradient order) {
+  (void)embedding;
+  auto inner_double = [&](const Eigen::VectorXd& t) {
+    auto [value, gradient] = inner(t);
+    return LossAndGradient{value, std::move(gradient)};
+  };
+  if constexpr (TwiceDifferentiableEmbedding<E>) {
+    auto hvp = [&](const Eigen::VectorXd& t, const Eigen::VectorXd& v) {
+      return hvp_by_duals([&](const ParamVector<HvpScalar>& td) { return inner(td).second; }, t, v);
+    };
+    return unrolled_meta_gradient(inner_double, hvp, outer, theta, options.inner_steps, options.inner_step_size,
+                                  order);
+  } else {
+    if (order == MetaGradient::second_order) {
+      baypr::detail::throw_invalid(fn, "order",
+                                   "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
+                                   "HvpScalar); this embedding supports first_order only");
+    }
+    auto no_hvp = [](const Eigen::VectorXd&, const Eigen::VectorXd& v) -> Eigen::VectorXd { return v; };
+    return unrolled_meta_gradient(inner_double, no_hvp, outer, theta, options.inner_steps, options.inner_step_size,
+                                  order);
+  }
+}
+
+// theta_T of T SGD steps on inner(theta) -> (loss, gradient) in double.
+template <class Inner>
+Eigen::VectorXd sgd_adapt(const char* fn, const Inner& inner, const Eigen::VectorXd& theta, const AdaptOptions& o) {
+  Eigen::VectorXd current = theta;
+  for (int t = 0; t < o.inner_steps; ++t) current -= o.inner_step_size * inner(current).second;
+  check_adapted(fn, current);
+  return current;
+}
+
+}  // namespace detail
+
+// L_in(theta) = -(1/n) sum_i log t(f_theta(x_i) | posterior(f_theta(support))) and its gradient.
+template <DifferentiableEmbedding E>
+LossAndGradient inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& theta,
+                                        const Eigen::MatrixXd& support_inputs, const NiwPrior<double>& prior,
+                                        Path path = Path::automatic) {
+  constexpr const char* fn = "baypr::meta::inner_loss_and_gradient";
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  detail::check_prior(fn, embedding, prior);
+  auto [value, gradient] = detail::bayes_inner<double>(embedding, theta, support_inputs, prior, path);
+  return {value, std::move(gradient)};
+}
+
+// T inner SGD steps from theta on the support; the adapted parameters, the posterior of the
+// adapted support embeddings, and the inner loss along the way (T + 1 values).
+template <DifferentiableEmbedding E>
+Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::MatrixXd& support_inputs,
+                 const NiwPrior<double>& prior, const AdaptOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::adapt";
+  detail::check_adapt_options(fn, options);
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  detail::check_prior(fn, embedding, prior);
+  Eigen::VectorXd current = theta;
+  std::vector<double> losses;
+  losses.reserve(static_cast<std::size_t>(options.inner_steps) + 1);
+  for (int t = 0; t < options.inner_steps; ++t) {
+    const auto g = detail::bayes_inner<double>(embedding, current, support_inputs, prior, options.path);
+    losses.push_back(g.first);
+    current -= options.inner_step_size * g.second;
+  }
+  detail::check_adapted(fn, current);
+  const Eigen::MatrixXd Z = embedding.forward(current, support_inputs);
+  auto posterior = prior.posterior(Z, options.path);
+  losses.push_back(-posterior.predictive().log_pdf(Z).mean());
+  return Adaptation{std::move(current), std::move(posterior), std::move(losses)};
+}
+
+// L_out at the adapted parameters theta' (see the header comment) and its gradient with respect
+// to theta', through both the support posterior and the query embeddings; plus the SupCon term
+// when outer.supcon_weight > 0.
+template <DifferentiableEmbedding E>
+LossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted, const MetaEpisode& episode,
+                                        const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
+                                        Path path = Path::automatic, const OuterOptions& outer = {}) {
+  constexpr const char* fn = "baypr::meta::outer_loss_and_gradient";
+  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
+  detail::check_episode(fn, embedding, episode);
+  detail::check_prior(fn, embedding, prior);
+  detail::check_anomaly_model(fn, anomaly);
+  detail::check_outer_options(fn, outer);
+  const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
+  const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
+  const Eigen::Index m = Q.rows();
+  const double inv_m = 1.0 / static_cast<double>(m);
+  Eigen::VectorXd w(m);
+  for (Eigen::Index j = 0; j < m; ++j) w(j) = episode.labels[static_cast<std::size_t>(j)] == 0 ? -inv_m : 0.0;
+  const auto normal = log_predictive_vjp(prior, Z, Q, w, path, PriorScatterGradient::skip);
+  double value = normal.value;
+  Eigen::MatrixXd dq = normal.d_queries;
+  const Eigen::VectorXd la = anomaly.log_pdf(Q);
+  const Eigen::MatrixXd ga = anomaly.log_pdf_gradient(Q);
+  for (Eigen::Index j = 0; j < m; ++j) {
+    if (episode.labels[static_cast<std::size_t>(j)] == 1) {
+      value -= inv_m * la(j);
+      dq.row(j) -= inv_m * ga.row(j);
+    }
+  }
+  value += detail::add_supcon(Q, episode.labels, outer.supcon_weight, outer.supcon_temperature, &dq);
+  Eigen::VectorXd gradient = embedding.vjp(adapted, episode.support, normal.d_support);
+  gradient += embedding.vjp(adapted, episode.queries, dq);
+  return {value, std::move(gradient)};
+}
+
+// One meta-training step on an episode: adapt on the support, the outer loss on the queries, and
+// its gradient with respect to the initial theta (first order, or exact second order; the latter
+// needs a TwiceDifferentiableEmbedding, otherwise it throws).
+template <DifferentiableEmbedding E>
+MetaStep meta_step(const E& embedding, const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                   const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
+                   const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
+                   const OuterOptions& outer = {}) {
+  constexpr const char* fn = "baypr::meta::meta_step";
+  detail::check_adapt_options(fn, options);
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  detail::check_episode(fn, embedding, episode);
+  detail::check_prior(fn, embedding, prior);
+  detail::check_anomaly_model(fn, anomaly);
+  detail::check_outer_options(fn, outer);
+  const Path path = options.path;
+  std::optional<NiwPrior<HvpScalar>> dual_prior;
+  if constexpr (TwiceDifferentiableEmbedding<E>) {
+    if (order == MetaGradient::second_order && options.inner_steps > 0) {
+      dual_prior.emplace(detail::lift_prior<HvpScalar>(prior));
+    }
+  }
+  auto inner = [&](const auto& t) {
+    using Scalar = typename std::decay_t<decltype(t)>::Scalar;
+    if constexpr (std::is_same_v<Scalar, double>) {
+      return detail::bayes_inner<double>(embedding, t, episode.support, prior, path);
+    } else {
+      return detail::bayes_inner<Scalar>(embedding, t, episode.support, *dual_prior, path);
+    }
+  };
+  auto outer_fn = [&](const Eigen::VectorXd& t) {
+    return outer_loss_and_gradient(embedding, t, episode, prior, anomaly, path, outer);
+  };
+  return detail::run_meta_step(fn, embedding, theta, inner, outer_fn, options, order);
+}
+
+// Scores of the queries after adaptation: log p_a(z) - log t(z | posterior(f_theta'(support))).
+template <DifferentiableEmbedding E>
+Eigen::VectorXd bayes_scores(const E& embedding, const Eigen::VectorXd& adapted, const Eigen::MatrixXd& support_inputs,
+                             const Eigen::MatrixXd& query_inputs, const NiwPrior<double>& prior,
+                             const VagueAnomalyModel& anomaly = {}, Path path = Path::automatic) {
+  constexpr const char* fn = "baypr::meta::bayes_scores";
+  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
+  detail::check_prior(fn, embedding, prior);
+  detail::check_anomaly_model(fn, anomaly);
+  const Eigen::MatrixXd Z = embedding.forward(adapted, support_inputs);
+  const Eigen::MatrixXd Q = embedding.forward(adapted, query_inputs);
+  const auto t = prior.posterior(Z, path).predictive();
+  return anomaly.log_pdf(Q) - t.log_pdf(Q);
+}
+
+}  // namespace baypr::meta

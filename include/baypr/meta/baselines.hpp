@@ -1,0 +1,270 @@
+// baypr/meta/baselines.hpp: the meta-learning baselines Proto-MAML and MAML with a linear head,
+// with the same inner SGD, first-order and exact second-order meta-gradients as BayPrAnoMeta
+// (meta/adapt.hpp: unrolled_meta_gradient, Hessian-vector products by HvpScalar duals).
+//
+// Both use the logistic loss l(s, y) = softplus(s) - y s of an anomaly logit s (y = 1 anomalous),
+// averaged over the queries for the outer loss. Z = f_theta(support) (n x d), q = f_theta(query).
+//
+// Proto-MAML: prototype c = mean_i z_i, spread r = (1/n) sum_i |z_i - c|^2.
+//   inner loss  L_in  = r                       (pull the support embeddings to their prototype)
+//   logit       s(q)  = |q - c|^2 - r           (a normal query sits at about the support spread)
+//   outer loss  mean_j l(s(q_j), y_j); score |q - c|^2.
+// The offset r is part of the model, not detached: every gradient includes its dependence on Z.
+//
+// MAML: parameters [theta (the embedding's), w (d), b]; logit s(q) = w . q + b.
+//   inner loss  (1/n) sum_i l(s(z_i), 0)        (the support is all normal)
+//   outer loss  mean_j l(s(q_j), y_j); score s(q).
+// maml_initial_parameters() appends a zero head to the embedding's parameters.
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <type_traits>
+#include <utility>
+
+#include "baypr/core/errors.hpp"
+#include "baypr/core/traits.hpp"
+#include "baypr/meta/adapt.hpp"
+#include "baypr/meta/embedding.hpp"
+
+namespace baypr::meta {
+
+namespace detail {
+
+// softplus(s) = log(1 + e^s) and sigmoid(s), overflow-free, for double and duals.
+template <class Scalar>
+Scalar softplus(const Scalar& s) {
+  using std::exp;
+  using std::log;
+  if (value_of(s) > 0.0) return s + log(Scalar(1) + exp(-s));
+  return log(Scalar(1) + exp(s));
+}
+
+template <class Scalar>
+Scalar sigmoid(const Scalar& s) {
+  using std::exp;
+  if (value_of(s) >= 0.0) return Scalar(1) / (Scalar(1) + exp(-s));
+  const Scalar e = exp(s);
+  return e / (Scalar(1) + e);
+}
+
+template <class Scalar, class E>
+std::pair<Scalar, ParamVector<Scalar>> proto_inner(const E& embedding, const ParamVector<Scalar>& theta,
+                                                   const Eigen::MatrixXd& support) {
+  const RowMatrix<Scalar> Z = embedding.forward(theta, support);
+  const Scalar n = from_index<Scalar>(Z.rows());
+  RowMatrix<Scalar> C = Z;
+  C.rowwise() -= Z.colwise().sum() / n;
+  const Scalar value = C.squaredNorm() / n;
+  // d r / d z_i = (2/n)(z_i - c): the prototype's own dependence sums to zero.
+  const RowMatrix<Scalar> dZ = C * (Scalar(2) / n);
+  return {value, embedding.vjp(theta, support, dZ)};
+}
+
+// l(s, y) averaged over rows, and dl/ds (already divided by the count).
+inline double logistic_loss(const Eigen::VectorXd& s, const std::vector<int>& y, Eigen::VectorXd* ds) {
+  const double inv = 1.0 / static_cast<double>(s.size());
+  double value = 0.0;
+  ds->resize(s.size());
+  for (Eigen::Index j = 0; j < s.size(); ++j) {
+    const double yj = static_cast<double>(y[static_cast<std::size_t>(j)]);
+    value += inv * (softplus(s(j)) - yj * s(j));
+    (*ds)(j) = inv * (sigmoid(s(j)) - yj);
+  }
+  return value;
+}
+
+template <class Scalar, class E>
+std::pair<Scalar, ParamVector<Scalar>> maml_inner(const E& embedding, const ParamVector<Scalar>& params,
+                                                  const Eigen::MatrixXd& support) {
+  const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
+  const ParamVector<Scalar> theta = params.head(p);
+  const ParamVector<Scalar> w = params.segment(p, d);
+  const Scalar b = params(p + d);
+  const RowMatrix<Scalar> Z = embedding.forward(theta, support);
+  const Eigen::Index n = Z.rows();
+  const Scalar inv = Scalar(1) / from_index<Scalar>(n);
+  ParamVector<Scalar> s = Z * w;
+  Scalar value(0);
+  ParamVector<Scalar> ds(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    s(i) += b;
+    value += inv * softplus(s(i));
+    ds(i) = inv * sigmoid(s(i));
+  }
+  ParamVector<Scalar> g(params.size());
+  g.head(p) = embedding.vjp(theta, support, RowMatrix<Scalar>(ds * w.transpose()));
+  g.segment(p, d) = Z.transpose() * ds;
+  g(p + d) = ds.sum();
+  return {value, std::move(g)};
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Proto-MAML
+
+template <DifferentiableEmbedding E>
+LossAndGradient proto_inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& theta,
+                                              const Eigen::MatrixXd& support_inputs) {
+  constexpr const char* fn = "baypr::meta::proto_inner_loss_and_gradient";
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  auto [value, gradient] = detail::proto_inner<double>(embedding, theta, support_inputs);
+  return {value, std::move(gradient)};
+}
+
+template <DifferentiableEmbedding E>
+LossAndGradient proto_outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted,
+                                              const MetaEpisode& episode) {
+  constexpr const char* fn = "baypr::meta::proto_outer_loss_and_gradient";
+  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
+  detail::check_episode(fn, embedding, episode);
+  const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
+  const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
+  const double n = static_cast<double>(Z.rows());
+  const Eigen::RowVectorXd c = Z.colwise().mean();
+  const Eigen::MatrixXd C = Z.rowwise() - c;
+  const double r = C.squaredNorm() / n;
+  const Eigen::MatrixXd D = Q.rowwise() - c;
+  const Eigen::VectorXd s = D.rowwise().squaredNorm().array() - r;
+  Eigen::VectorXd ds;
+  const double value = detail::logistic_loss(s, episode.labels, &ds);
+  const Eigen::MatrixXd dq = 2.0 * ds.asDiagonal() * D;
+  const Eigen::RowVectorXd dc = -dq.colwise().sum();
+  const double dr = -ds.sum();
+  Eigen::MatrixXd dz = (2.0 * dr / n) * C;
+  dz.rowwise() += dc / n;
+  Eigen::VectorXd gradient = embedding.vjp(adapted, episode.support, dz);
+  gradient += embedding.vjp(adapted, episode.queries, dq);
+  return {value, std::move(gradient)};
+}
+
+// theta' after options.inner_steps SGD steps on the Proto-MAML inner loss (options.path unused).
+template <DifferentiableEmbedding E>
+Eigen::VectorXd proto_adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::MatrixXd& support_inputs,
+                            const AdaptOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::proto_adapt";
+  detail::check_adapt_options(fn, options);
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  return detail::sgd_adapt(
+      fn, [&](const Eigen::VectorXd& t) { return detail::proto_inner<double>(embedding, t, support_inputs); },
+      theta, options);
+}
+
+template <DifferentiableEmbedding E>
+MetaStep proto_maml_step(const E& embedding, const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                         const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>) {
+  constexpr const char* fn = "baypr::meta::proto_maml_step";
+  detail::check_adapt_options(fn, options);
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  detail::check_episode(fn, embedding, episode);
+  auto inner = [&](const auto& t) {
+    using Scalar = typename std::decay_t<decltype(t)>::Scalar;
+    return detail::proto_inner<Scalar>(embedding, t, episode.support);
+  };
+  auto outer = [&](const Eigen::VectorXd& t) { return proto_outer_loss_and_gradient(embedding, t, episode); };
+  return detail::run_meta_step(fn, embedding, theta, inner, outer, options, order);
+}
+
+// |f(q) - c|^2 with c the prototype of the support under the adapted parameters.
+template <DifferentiableEmbedding E>
+Eigen::VectorXd proto_scores(const E& embedding, const Eigen::VectorXd& adapted, const Eigen::MatrixXd& support_inputs,
+                             const Eigen::MatrixXd& query_inputs) {
+  constexpr const char* fn = "baypr::meta::proto_scores";
+  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
+  const Eigen::MatrixXd Z = embedding.forward(adapted, support_inputs);
+  const Eigen::MatrixXd Q = embedding.forward(adapted, query_inputs);
+  return (Q.rowwise() - Z.colwise().mean()).rowwise().squaredNorm();
+}
+
+// ---------------------------------------------------------------------------------------------
+// MAML with a linear head
+
+template <DifferentiableEmbedding E>
+Eigen::Index maml_parameter_count(const E& embedding) {
+  return embedding.parameter_count() + embedding.output_dim() + 1;
+}
+
+// [theta, w = 0, b = 0].
+template <DifferentiableEmbedding E>
+Eigen::VectorXd maml_initial_parameters(const E& embedding, const Eigen::VectorXd& theta) {
+  constexpr const char* fn = "baypr::meta::maml_initial_parameters";
+  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
+  Eigen::VectorXd params = Eigen::VectorXd::Zero(maml_parameter_count(embedding));
+  params.head(theta.size()) = theta;
+  return params;
+}
+
+template <DifferentiableEmbedding E>
+LossAndGradient maml_inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& params,
+                                             const Eigen::MatrixXd& support_inputs) {
+  constexpr const char* fn = "baypr::meta::maml_inner_loss_and_gradient";
+  detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  auto [value, gradient] = detail::maml_inner<double>(embedding, params, support_inputs);
+  return {value, std::move(gradient)};
+}
+
+template <DifferentiableEmbedding E>
+LossAndGradient maml_outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted,
+                                             const MetaEpisode& episode) {
+  constexpr const char* fn = "baypr::meta::maml_outer_loss_and_gradient";
+  detail::check_parameters(fn, "adapted", adapted, maml_parameter_count(embedding));
+  detail::check_episode(fn, embedding, episode);
+  const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
+  const Eigen::VectorXd theta = adapted.head(p);
+  const Eigen::VectorXd w = adapted.segment(p, d);
+  const Eigen::MatrixXd Q = embedding.forward(theta, episode.queries);
+  const Eigen::VectorXd s = (Q * w).array() + adapted(p + d);
+  Eigen::VectorXd ds;
+  const double value = detail::logistic_loss(s, episode.labels, &ds);
+  Eigen::VectorXd g(adapted.size());
+  g.head(p) = embedding.vjp(theta, episode.queries, Eigen::MatrixXd(ds * w.transpose()));
+  g.segment(p, d) = Q.transpose() * ds;
+  g(p + d) = ds.sum();
+  return {value, std::move(g)};
+}
+
+template <DifferentiableEmbedding E>
+Eigen::VectorXd maml_adapt(const E& embedding, const Eigen::VectorXd& params, const Eigen::MatrixXd& support_inputs,
+                           const AdaptOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::maml_adapt";
+  detail::check_adapt_options(fn, options);
+  detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  return detail::sgd_adapt(
+      fn, [&](const Eigen::VectorXd& t) { return detail::maml_inner<double>(embedding, t, support_inputs); },
+      params, options);
+}
+
+template <DifferentiableEmbedding E>
+MetaStep maml_step(const E& embedding, const Eigen::VectorXd& params, const MetaEpisode& episode,
+                   const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>) {
+  constexpr const char* fn = "baypr::meta::maml_step";
+  detail::check_adapt_options(fn, options);
+  detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
+  detail::check_episode(fn, embedding, episode);
+  auto inner = [&](const auto& t) {
+    using Scalar = typename std::decay_t<decltype(t)>::Scalar;
+    return detail::maml_inner<Scalar>(embedding, t, episode.support);
+  };
+  auto outer = [&](const Eigen::VectorXd& t) { return maml_outer_loss_and_gradient(embedding, t, episode); };
+  return detail::run_meta_step(fn, embedding, params, inner, outer, options, order);
+}
+
+// The head's anomaly logit w . f(q) + b under the adapted parameters.
+template <DifferentiableEmbedding E>
+Eigen::VectorXd maml_scores(const E& embedding, const Eigen::VectorXd& adapted, const Eigen::MatrixXd& query_inputs) {
+  constexpr const char* fn = "baypr::meta::maml_scores";
+  detail::check_parameters(fn, "adapted", adapted, maml_parameter_count(embedding));
+  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
+  const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
+  const Eigen::MatrixXd Q = embedding.forward(Eigen::VectorXd(adapted.head(p)), query_inputs);
+  return (Q * adapted.segment(p, d)).array() + adapted(p + d);
+}
+
+}  // namespace baypr::meta

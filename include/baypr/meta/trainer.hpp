@@ -1,0 +1,297 @@
+// baypr/meta/trainer.hpp: episodic meta-training — task sampling, the Adam meta-optimiser, a
+// seeded and resumable training loop with validation, logging and checkpoints.
+//
+//   ClassTaskSampler(inputs, labels, classes, TaskShape)   one-class episodes over some classes
+//     .sample(std::mt19937_64&) -> MetaEpisode            K normal support, normal + anomalous queries
+//   Adam { lr, beta1, beta2, eps }  .step(theta, gradient)  (Kingma & Ba, bias-corrected)
+//   TrainerOptions { epochs, steps_per_epoch, meta_batch, seed, log_path, checkpoint_dir, resume,
+//                    progress }
+//   TrainResult train(theta0, step, sampler, validate, options)
+//     step(theta, episode) -> MetaStep (e.g. a lambda around meta_step / proto_maml_step)
+//     validate(theta) -> double (e.g. mean AUROC on held-out classes; higher is better)
+//
+// Reproducibility: the episodes of update u in epoch e come from an engine seeded with
+// splitmix64(seed, e, u), never from a long-lived engine, so a run resumed from the checkpoint of
+// epoch e draws exactly the episodes the uninterrupted run would have drawn, and ends with the
+// same parameters bit for bit. A checkpoint (written at the end of every epoch, atomically) holds
+// theta.npy, adam_m.npy, adam_v.npy and state.txt (epochs done, Adam step count).
+//
+// Log: one JSON object per line per epoch: epoch, mean outer and inner loss over the epoch's
+// updates, the validation value, the gradient norm and the seconds taken. Progress: a one-line
+// bar with an ETA on stderr when it is a terminal (or when forced), nothing otherwise.
+#pragma once
+
+#include <unistd.h>
+
+#include <Eigen/Core>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "baypr/core/errors.hpp"
+#include "baypr/eval/episodes.hpp"
+#include "baypr/io/npy.hpp"
+#include "baypr/meta/adapt.hpp"
+
+namespace baypr::meta {
+
+// The shape of a one-class episode (the authors': K = 5, 12 normal + 4 anomalous queries).
+struct TaskShape {
+  Eigen::Index shots = 5;
+  Eigen::Index normal_queries = 12;
+  Eigen::Index anomalous_queries = 4;
+};
+
+// One-class episodes over a labelled set: pick a normal class uniformly among `classes`, K support
+// rows and the normal queries from it (distinct rows), anomalous queries from the other classes of
+// `classes` (so held-out classes never leak into meta-training).
+class ClassTaskSampler {
+ public:
+  ClassTaskSampler(Eigen::MatrixXd inputs, const std::vector<int>& labels, std::vector<int> classes, TaskShape shape)
+      : inputs_(std::move(inputs)), classes_(std::move(classes)), shape_(shape) {
+    constexpr std::string_view fn = "baypr::meta::ClassTaskSampler";
+    baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()), inputs_.rows());
+    baypr::detail::check_finite(fn, "inputs", inputs_);
+    if (classes_.size() < 2) baypr::detail::throw_invalid(fn, "classes", "needs at least 2 classes, got " + std::to_string(classes_.size()));
+    if (shape_.shots < 1 || shape_.normal_queries < 1 || shape_.anomalous_queries < 1) {
+      baypr::detail::throw_invalid(fn, "shape", "shots and both query counts must be >= 1");
+    }
+    rows_.resize(classes_.size());
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      for (std::size_t c = 0; c < classes_.size(); ++c) {
+        if (labels[i] == classes_[c]) rows_[c].push_back(static_cast<Eigen::Index>(i));
+      }
+    }
+    for (std::size_t c = 0; c < classes_.size(); ++c) {
+      if (static_cast<Eigen::Index>(rows_[c].size()) < shape_.shots + shape_.normal_queries) {
+        baypr::detail::throw_invalid(fn, "classes", "class " + std::to_string(classes_[c]) + " has " +
+                                                 std::to_string(rows_[c].size()) + " rows, fewer than K + normal queries");
+      }
+    }
+  }
+
+  [[nodiscard]] MetaEpisode sample(std::mt19937_64& rng) const {
+    const std::size_t c = static_cast<std::size_t>(baypr::detail::uniform_below(rng, classes_.size()));
+    auto normal = baypr::detail::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries, rng);
+    std::vector<Eigen::Index> others;
+    for (std::size_t o = 0; o < classes_.size(); ++o) {
+      if (o != c) others.insert(others.end(), rows_[o].begin(), rows_[o].end());
+    }
+    const auto anomalous = baypr::detail::sample_without_replacement(std::move(others), shape_.anomalous_queries, rng);
+    MetaEpisode e;
+    e.support = baypr::detail::gather_rows(inputs_, {normal.begin(), normal.begin() + shape_.shots});
+    std::vector<Eigen::Index> queries(normal.begin() + shape_.shots, normal.end());
+    queries.insert(queries.end(), anomalous.begin(), anomalous.end());
+    e.queries = baypr::detail::gather_rows(inputs_, queries);
+    e.labels.assign(static_cast<std::size_t>(shape_.normal_queries), 0);
+    e.labels.resize(queries.size(), 1);
+    return e;
+  }
+
+  [[nodiscard]] const std::vector<int>& classes() const { return classes_; }
+
+ private:
+  Eigen::MatrixXd inputs_;
+  std::vector<int> classes_;
+  std::vector<std::vector<Eigen::Index>> rows_;
+  TaskShape shape_;
+};
+
+// Adam with bias correction. The moment vectors are sized on the first step.
+struct Adam {
+  double lr = 1e-4;  // the authors' meta learning rate
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  Eigen::VectorXd m, v;
+  long long t = 0;
+
+  void step(Eigen::VectorXd& theta, const Eigen::VectorXd& gradient) {
+    constexpr std::string_view fn = "baypr::meta::Adam::step";
+    baypr::detail::check_size(fn, "gradient", "size", gradient.size(), theta.size());
+    baypr::detail::check_finite(fn, "gradient", gradient);
+    if (m.size() == 0) {
+      m = Eigen::VectorXd::Zero(theta.size());
+      v = Eigen::VectorXd::Zero(theta.size());
+    }
+    baypr::detail::check_size(fn, "theta", "size", theta.size(), m.size());
+    ++t;
+    m = beta1 * m + (1.0 - beta1) * gradient;
+    v = beta2 * v + (1.0 - beta2) * gradient.cwiseAbs2();
+    const double c1 = 1.0 - std::pow(beta1, static_cast<double>(t));
+    const double c2 = 1.0 - std::pow(beta2, static_cast<double>(t));
+    theta.array() -= lr * (m.array() / c1) / ((v.array() / c2).sqrt() + eps);
+  }
+};
+
+struct TrainerOptions {
+  int epochs = 10;
+  int steps_per_epoch = 50;  // meta-updates per epoch
+  int meta_batch = 4;        // episodes averaged per update
+  std::uint64_t seed = 2026;
+  Adam adam;
+  std::filesystem::path log_path;        // JSON lines; empty: no log
+  std::filesystem::path checkpoint_dir;  // empty: no checkpoints
+  bool resume = false;                   // continue from checkpoint_dir when it holds one
+  enum class Progress { automatic, always, never } progress = Progress::automatic;
+};
+
+struct EpochRecord {
+  int epoch = 0;
+  double outer_loss = 0, inner_loss = 0, validation = 0, gradient_norm = 0, seconds = 0;
+};
+
+struct TrainResult {
+  Eigen::VectorXd theta;
+  std::vector<EpochRecord> history;  // this call's epochs (a resumed run starts after the checkpoint)
+  double initial_validation = 0;     // validate(theta) before this call's first epoch
+  int start_epoch = 0;               // epochs already done when this call started
+};
+
+namespace detail {
+
+inline void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
+  const auto tmp = std::filesystem::path(path.string() + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw io_error("baypr::meta::train: cannot write '" + tmp.string() + "'");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::VectorXd& theta, const Adam& adam,
+                            int epochs_done) {
+  std::filesystem::create_directories(dir);
+  write_npy(dir / "theta.npy", theta);
+  write_npy(dir / "adam_m.npy", adam.m);
+  write_npy(dir / "adam_v.npy", adam.v);
+  // state.txt last: a checkpoint is complete exactly when it names its epoch.
+  write_text_atomically(dir / "state.txt",
+                        "epochs " + std::to_string(epochs_done) + "\nadam_t " + std::to_string(adam.t) + "\n");
+}
+
+inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam, int& epochs_done) {
+  constexpr const char* fn = "baypr::meta::train";
+  std::ifstream state(dir / "state.txt");
+  if (!state) return false;
+  std::string key_epochs, key_t;
+  long long epochs = -1, t = -1;
+  state >> key_epochs >> epochs >> key_t >> t;
+  if (!state || key_epochs != "epochs" || key_t != "adam_t" || epochs < 0 || t < 0) {
+    throw io_error(std::string(fn) + ": checkpoint '" + (dir / "state.txt").string() + "' is malformed");
+  }
+  const Eigen::VectorXd loaded = read_npy_matrix<double>(dir / "theta.npy").reshaped();
+  if (loaded.size() != theta.size()) {
+    throw io_error(std::string(fn) + ": checkpoint theta has " + std::to_string(loaded.size()) +
+                   " parameters, the model " + std::to_string(theta.size()));
+  }
+  Adam a = adam;
+  a.t = t;
+  if (t > 0) {
+    a.m = read_npy_matrix<double>(dir / "adam_m.npy").reshaped();
+    a.v = read_npy_matrix<double>(dir / "adam_v.npy").reshaped();
+    if (a.m.size() != theta.size() || a.v.size() != theta.size()) {
+      throw io_error(std::string(fn) + ": checkpoint Adam moments do not match theta's size");
+    }
+  }
+  theta = loaded;
+  adam = a;
+  epochs_done = static_cast<int>(epochs);
+  return true;
+}
+
+inline std::string format_duration(double seconds) {
+  const long long s = static_cast<long long>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, (s / 60) % 60, s % 60);
+  return buf;
+}
+
+}  // namespace detail
+
+template <class Step, class Sampler, class Validate>
+TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sampler, Validate&& validate,
+                  const TrainerOptions& options) {
+  constexpr std::string_view fn = "baypr::meta::train";
+  if (options.epochs < 0) baypr::detail::throw_invalid(fn, "options.epochs", "must be >= 0, got " + std::to_string(options.epochs));
+  if (options.steps_per_epoch < 1 || options.meta_batch < 1) {
+    baypr::detail::throw_invalid(fn, "options.steps_per_epoch / meta_batch", "must both be >= 1");
+  }
+  baypr::detail::check_finite(fn, "theta0", theta0);
+  TrainResult out;
+  out.theta = theta0;
+  Adam adam = options.adam;
+  if (options.resume && !options.checkpoint_dir.empty()) {
+    detail::load_checkpoint(options.checkpoint_dir, out.theta, adam, out.start_epoch);
+  }
+  const bool show = options.progress == TrainerOptions::Progress::always ||
+                    (options.progress == TrainerOptions::Progress::automatic && isatty(fileno(stderr)) != 0);
+  std::ofstream log;
+  if (!options.log_path.empty()) {
+    log.open(options.log_path, options.resume ? std::ios::app : std::ios::trunc);
+    if (!log) throw io_error(std::string(fn) + ": cannot open log '" + options.log_path.string() + "'");
+  }
+  out.initial_validation = validate(out.theta);
+  const auto t_start = std::chrono::steady_clock::now();
+  const int total_updates = (options.epochs - out.start_epoch) * options.steps_per_epoch;
+  int updates_done = 0;
+  for (int epoch = out.start_epoch; epoch < options.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    EpochRecord rec;
+    rec.epoch = epoch + 1;
+    for (int u = 0; u < options.steps_per_epoch; ++u) {
+      std::uint64_t s = baypr::detail::splitmix64(options.seed);
+      s = baypr::detail::splitmix64(s ^ static_cast<std::uint64_t>(epoch));
+      s = baypr::detail::splitmix64(s ^ static_cast<std::uint64_t>(u));
+      std::mt19937_64 rng(s);
+      Eigen::VectorXd gradient = Eigen::VectorXd::Zero(out.theta.size());
+      for (int b = 0; b < options.meta_batch; ++b) {
+        const MetaEpisode episode = sampler.sample(rng);
+        const MetaStep r = step(out.theta, episode);
+        gradient += r.gradient;
+        rec.outer_loss += r.outer_loss;
+        rec.inner_loss += r.inner_loss;
+      }
+      gradient /= static_cast<double>(options.meta_batch);
+      rec.gradient_norm += gradient.norm();
+      adam.step(out.theta, gradient);
+      ++updates_done;
+      if (show) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        const double eta = elapsed / updates_done * (total_updates - updates_done);
+        const int width = 30, filled = width * updates_done / std::max(total_updates, 1);
+        std::fprintf(stderr, "\r[%.*s%*s] epoch %d/%d  update %d/%d  ETA %s ", filled,
+                     "==============================", width - filled, "", epoch + 1, options.epochs, u + 1,
+                     options.steps_per_epoch, detail::format_duration(eta).c_str());
+        std::fflush(stderr);
+      }
+    }
+    const double n = static_cast<double>(options.steps_per_epoch);
+    rec.outer_loss /= n * options.meta_batch;
+    rec.inner_loss /= n * options.meta_batch;
+    rec.gradient_norm /= n;
+    rec.validation = validate(out.theta);
+    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.history.push_back(rec);
+    if (log) {
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "{\"epoch\": %d, \"outer_loss\": %.10g, \"inner_loss\": %.10g, \"validation\": %.10g, "
+                    "\"gradient_norm\": %.10g, \"seconds\": %.3f}\n",
+                    rec.epoch, rec.outer_loss, rec.inner_loss, rec.validation, rec.gradient_norm, rec.seconds);
+      log << line << std::flush;
+    }
+    if (!options.checkpoint_dir.empty()) detail::save_checkpoint(options.checkpoint_dir, out.theta, adam, epoch + 1);
+  }
+  if (show) std::fprintf(stderr, "\n");
+  return out;
+}
+
+}  // namespace baypr::meta

@@ -1,0 +1,556 @@
+// Tests of include/baypr/meta/adapt.hpp and baselines.hpp: inner losses, adaptation, outer losses
+// and first/second-order meta-gradients, each checked against central finite differences of the
+// full function theta -> L_out(adapt(theta)); hand-derived values; a short training run; bad input.
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <numbers>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "baypr/meta/adapt.hpp"
+#include "baypr/meta/baselines.hpp"
+#include "support/catch.hpp"
+#include "support/messages.hpp"
+
+namespace {
+
+using baypr::NiwPrior;
+using baypr::Path;
+using baypr::meta::AdaptOptions;
+using baypr::meta::HvpScalar;
+using baypr::meta::Linear;
+using baypr::meta::MetaEpisode;
+using baypr::meta::MetaGradient;
+using baypr::meta::ParamVector;
+using baypr::meta::RowMatrix;
+using baypr::meta::VagueAnomalyModel;
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+using Rng = std::mt19937_64;
+
+// A nonlinear embedding for the tests: z = tanh(W x + b), templated on the scalar like Linear.
+class TanhLinear {
+ public:
+  TanhLinear(Eigen::Index in, Eigen::Index out) : linear_(in, out) {}
+  [[nodiscard]] Eigen::Index input_dim() const { return linear_.input_dim(); }
+  [[nodiscard]] Eigen::Index output_dim() const { return linear_.output_dim(); }
+  [[nodiscard]] Eigen::Index parameter_count() const { return linear_.parameter_count(); }
+
+  template <class Scalar, class DX>
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+    using std::tanh;
+    RowMatrix<Scalar> z = linear_.forward(theta, x);
+    return z.unaryExpr([](const Scalar& a) { return Scalar(tanh(a)); });
+  }
+
+  template <class Scalar, class DX, class DG>
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+                                        const Eigen::MatrixBase<DG>& dz) const {
+    const RowMatrix<Scalar> z = forward(theta, x);
+    const RowMatrix<Scalar> g = dz.derived().template cast<Scalar>();
+    const RowMatrix<Scalar> pre = g.cwiseProduct(RowMatrix<Scalar>((Scalar(1) - z.array().square()).matrix()));
+    return linear_.vjp(theta, x, pre);
+  }
+
+ private:
+  Linear linear_;
+};
+static_assert(baypr::meta::TwiceDifferentiableEmbedding<TanhLinear>);
+
+// An embedding that works in double only: first-order meta-gradients only.
+class DoubleOnlyLinear {
+ public:
+  DoubleOnlyLinear(Eigen::Index in, Eigen::Index out) : linear_(in, out) {}
+  [[nodiscard]] Eigen::Index input_dim() const { return linear_.input_dim(); }
+  [[nodiscard]] Eigen::Index output_dim() const { return linear_.output_dim(); }
+  [[nodiscard]] Eigen::Index parameter_count() const { return linear_.parameter_count(); }
+  // The scalar is constrained to double explicitly: a plain `const Eigen::VectorXd&` parameter
+  // would also accept dual vectors through Eigen's implicit converting constructor, so the concept
+  // check would (wrongly) see a twice-differentiable embedding.
+  template <class S>
+    requires std::same_as<S, double>
+  [[nodiscard]] Mat forward(const ParamVector<S>& theta, const Mat& x) const {
+    return linear_.forward(theta, x);
+  }
+  template <class S>
+    requires std::same_as<S, double>
+  [[nodiscard]] Vec vjp(const ParamVector<S>& theta, const Mat& x, const Mat& dz) const {
+    return linear_.vjp(theta, x, dz);
+  }
+
+ private:
+  Linear linear_;
+};
+static_assert(baypr::meta::DifferentiableEmbedding<DoubleOnlyLinear>);
+static_assert(!baypr::meta::TwiceDifferentiableEmbedding<DoubleOnlyLinear>);
+
+Mat normal_matrix(Eigen::Index r, Eigen::Index c, Rng& rng) {
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Mat m(r, c);
+  for (Eigen::Index j = 0; j < c; ++j)
+    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = nd(rng);
+  return m;
+}
+
+// Normal inputs lie near the span of `basis` (input_dim x k); anomalous ones are pushed off it.
+MetaEpisode make_episode(const Mat& basis, Eigen::Index support, Eigen::Index normal_queries,
+                         Eigen::Index anomalous_queries, Rng& rng) {
+  const Eigen::Index p = basis.rows(), k = basis.cols();
+  auto normal = [&](Eigen::Index n) {
+    return Mat(normal_matrix(n, k, rng) * basis.transpose() + 0.05 * normal_matrix(n, p, rng));
+  };
+  MetaEpisode e;
+  e.support = normal(support);
+  e.queries.resize(normal_queries + anomalous_queries, p);
+  e.queries.topRows(normal_queries) = normal(normal_queries);
+  Mat off = normal_matrix(anomalous_queries, p, rng);
+  off -= off * basis * Mat((basis.transpose() * basis).llt().solve(basis.transpose()));  // orthogonal to the span
+  off = 1.5 * off.rowwise().normalized();
+  e.queries.bottomRows(anomalous_queries) = normal(anomalous_queries) + off;
+  e.labels.assign(static_cast<std::size_t>(normal_queries), 0);
+  e.labels.resize(static_cast<std::size_t>(normal_queries + anomalous_queries), 1);
+  return e;
+}
+
+// Five-point central differences (truncation error O(h^4)), so that the reference is good to
+// about 1e-10 and the comparison tests the analytic gradient rather than the stencil.
+template <class F>
+Vec central_difference(const F& f, const Vec& x, double h) {
+  Vec g(x.size());
+  auto at = [&](Eigen::Index i, double step) {
+    Vec y = x;
+    y(i) += step;
+    return f(y);
+  };
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    g(i) = (8 * (at(i, h) - at(i, -h)) - (at(i, 2 * h) - at(i, -2 * h))) / (12 * h);
+  }
+  return g;
+}
+
+// |a - b| <= tol max(|a|, |b|), printing both on failure.
+void check_near(double a, double b, double tol) {
+  INFO(a << " vs " << b << " (relative tolerance " << tol << ")");
+  CHECK(std::abs(a - b) <= tol * std::max(std::abs(a), std::abs(b)));
+}
+
+double relative_error(const Vec& got, const Vec& want) { return (got - want).norm() / want.norm(); }
+
+void expect_below(const std::string& what, double error, double tol) {
+  INFO(what << ": relative error " << error << " (tolerance " << tol << ")");
+  CHECK(error < tol);
+}
+
+constexpr double fd_step = 1e-4;
+
+}  // namespace
+
+TEST_CASE("vague anomaly model: hand-derived values and finite-difference gradient", "[meta]") {
+  VagueAnomalyModel a;  // location 0, scale 100, dof 2
+  // d = 2, v = 2: lgamma(2) - lgamma(1) - log(2 pi 100) - 2 log1p(r2 / 200).
+  Mat z(2, 2);
+  z << 0.0, 0.0, 3.0, -4.0;
+  const Vec lp = a.log_pdf(z);
+  check_near(lp(0), -std::log(200.0 * std::numbers::pi), 1e-14);
+  check_near(lp(1), -std::log(200.0 * std::numbers::pi) - 2.0 * std::log1p(25.0 / 200.0), 1e-14);
+  VagueAnomalyModel b{0.5, 3.0, 4.5};
+  Rng rng(7);
+  const Mat q = normal_matrix(1, 3, rng);
+  const Vec g = b.log_pdf_gradient(q).row(0).transpose();
+  const Vec fd = central_difference([&](const Vec& x) { return b.log_pdf(Mat(x.transpose()))(0); },
+                                    Vec(q.row(0).transpose()), 1e-4);
+  expect_below("anomaly gradient", relative_error(g, fd), 1e-8);
+  // The same in HvpScalar: the value part agrees.
+  RowMatrix<HvpScalar> qd = q.cast<HvpScalar>();
+  check_near(b.log_pdf(qd)(0).value(), b.log_pdf(q)(0), 1e-15);
+}
+
+TEST_CASE("unrolled_meta_gradient: exact on a quadratic inner loss", "[meta]") {
+  // L_in = theta^T A theta / 2 (H = A), L_out = b . theta': theta_T = (I - alpha A)^T theta, so the
+  // meta-gradient is (I - alpha A)^T b in second order and b in first order.
+  Mat A(3, 3);
+  A << 2, 0.5, 0, 0.5, 1, -0.3, 0, -0.3, 3;
+  const Vec b = Vec::LinSpaced(3, 1.0, -2.0), theta = Vec::LinSpaced(3, 0.3, 0.9);
+  const double alpha = 0.1;
+  auto inner = [&](const Vec& t) { return baypr::meta::LossAndGradient{0.5 * t.dot(A * t), A * t}; };
+  auto hvp = [&](const Vec&, const Vec& v) -> Vec { return A * v; };
+  auto outer = [&](const Vec& t) { return baypr::meta::LossAndGradient{b.dot(t), b}; };
+  const Mat J = Mat::Identity(3, 3) - alpha * A;
+  const Mat J3 = J * J * J;
+  const auto so = baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha, MetaGradient::second_order);
+  const auto fo = baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha, MetaGradient::first_order);
+  CHECK((so.gradient - J3.transpose() * b).norm() < 1e-14);
+  CHECK(fo.gradient == b);
+  CHECK((so.adapted - J3 * theta).norm() < 1e-14);
+  check_near(so.inner_loss, 0.5 * theta.dot(A * theta), 1e-15);
+  check_near(so.outer_loss, b.dot(J3 * theta), 1e-14);
+  CHECK(baypr::test::contains(
+      baypr::test::message_of([&] {
+        (void)baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, -1, alpha, MetaGradient::first_order);
+      }),
+      "baypr::meta::unrolled_meta_gradient: argument 'steps' must be >= 0, got -1"));
+}
+
+TEST_CASE("inner loss: value and gradient against finite differences", "[meta]") {
+  Rng rng(11);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const MetaEpisode ep = make_episode(basis, 4, 3, 3, rng);
+  const auto prior = NiwPrior<double>::method_default(3);
+
+  auto check = [&](const auto& emb, const std::string& name, Path path) {
+    const Vec theta = Linear(6, 3).initial_parameters(3);
+    const auto r = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior, path);
+    // Value: -mean log t(z_i | posterior(Z)) straight from the stats layer.
+    const Mat Z = emb.forward(theta, ep.support);
+    const double want = -prior.posterior(Z, path).predictive().log_pdf(Z).mean();
+    check_near(r.value, want, 1e-13);
+    const Vec fd = central_difference(
+        [&](const Vec& t) { return baypr::meta::inner_loss_and_gradient(emb, t, ep.support, prior, path).value; },
+        theta, fd_step);
+    expect_below(name + " inner gradient", relative_error(r.gradient, fd), 1e-8);
+  };
+  check(Linear(6, 3), "Linear", Path::automatic);
+  check(TanhLinear(6, 3), "TanhLinear", Path::automatic);
+  check(DoubleOnlyLinear(6, 3), "DoubleOnlyLinear", Path::dense);
+}
+
+TEST_CASE("adapt: zero steps is the identity, one step is exactly one SGD step", "[meta]") {
+  Rng rng(12);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const MetaEpisode ep = make_episode(basis, 5, 3, 3, rng);
+  const Linear emb(6, 3);
+  const auto prior = NiwPrior<double>::method_default(3);
+  const Vec theta = emb.initial_parameters(5);
+
+  const auto a0 = baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{0, 0.1, Path::automatic});
+  CHECK(a0.params == theta);
+  const auto post = prior.posterior(emb.forward(theta, ep.support));
+  CHECK(a0.posterior.mean() == post.mean());
+  CHECK(a0.posterior.count() == 5);
+  REQUIRE(a0.inner_losses.size() == 1);
+  const double l0 = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior).value;
+  check_near(a0.inner_losses[0], l0, 1e-13);
+
+  const double alpha = 0.05;
+  const auto a1 = baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{1, alpha, Path::automatic});
+  const Vec g = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior).gradient;
+  CHECK(a1.params == Vec(theta - alpha * g));
+  const auto post1 = prior.posterior(emb.forward(a1.params, ep.support));
+  CHECK(a1.posterior.mean() == post1.mean());
+  REQUIRE(a1.inner_losses.size() == 2);
+  CHECK(a1.inner_losses[0] == l0);
+  CHECK(a1.inner_losses[1] < l0);  // a small step down the gradient lowers the inner loss
+
+  // Default options are the authors': one step of 5e-4.
+  const AdaptOptions defaults;
+  CHECK(defaults.inner_steps == 1);
+  CHECK(defaults.inner_step_size == 5e-4);
+}
+
+TEST_CASE("outer loss: gradient through support and queries against finite differences", "[meta]") {
+  Rng rng(13);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const MetaEpisode ep = make_episode(basis, 4, 4, 2, rng);
+  const auto prior = NiwPrior<double>::method_default(3);
+  const VagueAnomalyModel anomaly{0.1, 20.0, 3.0};
+  const TanhLinear emb(6, 3);
+  const Vec theta = Linear(6, 3).initial_parameters(8);
+  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly);
+  // Value from the definition.
+  const Mat Z = emb.forward(theta, ep.support), Q = emb.forward(theta, ep.queries);
+  const Vec ln = prior.posterior(Z).predictive().log_pdf(Q), la = anomaly.log_pdf(Q);
+  double want = 0;
+  for (std::size_t j = 0; j < 6; ++j) want -= (ep.labels[j] == 0 ? ln : la)(static_cast<Eigen::Index>(j)) / 6.0;
+  check_near(r.value, want, 1e-13);
+  const Vec fd = central_difference(
+      [&](const Vec& t) { return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, anomaly).value; }, theta,
+      fd_step);
+  expect_below("outer gradient", relative_error(r.gradient, fd), 1e-8);
+  // Scores: log p_a - log p_n, from the same quantities.
+  const Vec s = baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly);
+  CHECK(((s - (la - ln)).cwiseAbs().maxCoeff() < 1e-12));
+}
+
+TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_out(adapt(theta))", "[meta]") {
+  Rng rng(14);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const auto prior3 = NiwPrior<double>::method_default(3);
+  const VagueAnomalyModel anomaly;
+
+  auto full = [](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior, const AdaptOptions& o,
+                 const baypr::meta::OuterOptions& outer) {
+    return [&emb, &ep, &prior, o, outer](const Vec& t) {
+      const auto a = baypr::meta::adapt(emb, t, ep.support, prior, o);
+      return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior, VagueAnomalyModel{}, o.path, outer).value;
+    };
+  };
+
+  auto check = [&](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior, int steps, double alpha,
+                   const std::string& name, const baypr::meta::OuterOptions& outer = {}, Path path = Path::automatic) {
+    const Vec theta = Linear(emb.input_dim(), emb.output_dim()).initial_parameters(21);
+    const AdaptOptions o{steps, alpha, path};
+    const auto so = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::second_order, outer);
+    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order, outer);
+    const Vec fd = central_difference(full(emb, ep, prior, o, outer), theta, fd_step);
+    const double e2 = relative_error(so.gradient, fd), e1 = relative_error(fo.gradient, fd);
+    INFO(name << " steps " << steps << " alpha " << alpha << ": second-order error " << e2 << ", first-order error "
+              << e1);
+    expect_below(name + " second order", e2, 1e-8);
+    // First order is the gradient of L_out at theta', by definition; and it is not the exact one.
+    const auto at = baypr::meta::outer_loss_and_gradient(emb, so.adapted, ep, prior, anomaly, path, outer);
+    CHECK(fo.gradient == at.gradient);
+    CHECK(fo.adapted == so.adapted);
+    CHECK(fo.outer_loss == so.outer_loss);
+    CHECK(e1 > 1e-3);
+    const auto a = baypr::meta::adapt(emb, theta, ep.support, prior, o);
+    CHECK(so.adapted == a.params);
+    CHECK(so.inner_loss == a.inner_losses[0]);
+    return e2;
+  };
+
+  const MetaEpisode ep = make_episode(basis, 4, 4, 2, rng);
+  SECTION("Linear, 1 and 3 steps") {
+    check(Linear(6, 3), ep, prior3, 1, 0.1, "Linear");
+    check(Linear(6, 3), ep, prior3, 3, 0.1, "Linear");
+  }
+  SECTION("tanh embedding, 1 and 3 steps") {
+    check(TanhLinear(6, 3), ep, prior3, 1, 0.2, "TanhLinear");
+    check(TanhLinear(6, 3), ep, prior3, 3, 0.2, "TanhLinear");
+  }
+  SECTION("low-rank posterior path (d = 4, K = 2)") {
+    const MetaEpisode small = make_episode(basis, 2, 3, 2, rng);
+    const auto prior4 = NiwPrior<double>::method_default(4);
+    REQUIRE(prior4.posterior(Linear(6, 4).forward(Linear(6, 4).initial_parameters(21), small.support)).is_low_rank());
+    check(Linear(6, 4), small, prior4, 2, 0.1, "Linear low-rank");
+  }
+  SECTION("with the SupCon term") {
+    check(TanhLinear(6, 3), ep, prior3, 2, 0.2, "TanhLinear+SupCon", baypr::meta::OuterOptions{0.1, 0.07});
+  }
+  SECTION("zero steps: both orders are the plain outer gradient") {
+    const Linear emb(6, 3);
+    const Vec theta = emb.initial_parameters(2);
+    const AdaptOptions o{0, 0.1, Path::automatic};
+    const auto so = baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order);
+    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
+    const auto plain = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior3, anomaly);
+    CHECK(so.gradient == plain.gradient);
+    CHECK(fo.gradient == plain.gradient);
+    CHECK(so.adapted == theta);
+  }
+  SECTION("double-only embedding: first order works, second order throws") {
+    const DoubleOnlyLinear emb(6, 3);
+    const Vec theta = Linear(6, 3).initial_parameters(2);
+    const AdaptOptions o{2, 0.1, Path::automatic};
+    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
+    const auto ref = baypr::meta::meta_step(Linear(6, 3), theta, ep, prior3, anomaly, o, MetaGradient::first_order);
+    CHECK((fo.gradient - ref.gradient).norm() <= 1e-14 * ref.gradient.norm());
+    // The default order is the best the embedding allows.
+    static_assert(baypr::meta::default_meta_gradient<DoubleOnlyLinear> == MetaGradient::first_order);
+    static_assert(baypr::meta::default_meta_gradient<Linear> == MetaGradient::second_order);
+    CHECK(baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o).gradient == fo.gradient);
+    const std::string msg = baypr::test::message_of(
+        [&] { (void)baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order); });
+    CHECK(baypr::test::contains(msg, "baypr::meta::meta_step: argument 'order'"));
+    CHECK(baypr::test::contains(msg, "TwiceDifferentiableEmbedding"));
+  }
+}
+
+TEST_CASE("SupCon term: hand-derived value", "[meta]") {
+  // Identity embedding on 2-d inputs: queries (1,0), (2,0), (0,3) with labels 0, 0, 1 normalise to
+  // u = e1, e1, e2. Anchors 1 and 2 each have one positive: loss = log(1 + exp(-1/tau)).
+  Linear emb(2, 2);
+  Vec theta(6);
+  theta << 1, 0, 0, 1, 0, 0;
+  MetaEpisode ep;
+  ep.support = Mat::Identity(2, 2);
+  ep.queries.resize(3, 2);
+  ep.queries << 1, 0, 2, 0, 0, 3;
+  ep.labels = {0, 0, 1};
+  const auto prior = NiwPrior<double>::method_default(2);
+  const double tau = 0.5, w = 0.3;
+  const auto with = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {w, tau});
+  const auto without = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {});
+  check_near(with.value - without.value, w * std::log1p(std::exp(-1.0 / tau)), 1e-12);
+}
+
+TEST_CASE("baselines: Proto-MAML and MAML meta-gradients against finite differences", "[meta]") {
+  Rng rng(15);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const MetaEpisode ep = make_episode(basis, 4, 4, 2, rng);
+
+  SECTION("Proto-MAML") {
+    const TanhLinear emb(6, 3);
+    const Vec theta = Linear(6, 3).initial_parameters(4);
+    const auto in = baypr::meta::proto_inner_loss_and_gradient(emb, theta, ep.support);
+    const Mat Z = emb.forward(theta, ep.support);
+    check_near(in.value, (Z.rowwise() - Z.colwise().mean()).squaredNorm() / 4.0, 1e-13);
+    expect_below("proto inner",
+                 relative_error(in.gradient, central_difference(
+                                                 [&](const Vec& t) {
+                                                   return baypr::meta::proto_inner_loss_and_gradient(emb, t, ep.support).value;
+                                                 },
+                                                 theta, fd_step)),
+                 1e-8);
+    for (int steps : {1, 3}) {
+      const AdaptOptions o{steps, 0.3, Path::automatic};
+      const auto so = baypr::meta::proto_maml_step(emb, theta, ep, o, MetaGradient::second_order);
+      const auto fo = baypr::meta::proto_maml_step(emb, theta, ep, o, MetaGradient::first_order);
+      const Vec fd = central_difference(
+          [&](const Vec& t) {
+            return baypr::meta::proto_outer_loss_and_gradient(emb, baypr::meta::proto_adapt(emb, t, ep.support, o), ep)
+                .value;
+          },
+          theta, fd_step);
+      INFO("steps " << steps);
+      expect_below("proto second order", relative_error(so.gradient, fd), 1e-8);
+      CHECK(relative_error(fo.gradient, fd) > 1e-3);
+      CHECK(fo.gradient == baypr::meta::proto_outer_loss_and_gradient(emb, so.adapted, ep).gradient);
+    }
+    // Scores are squared distances to the prototype.
+    const Vec s = baypr::meta::proto_scores(emb, theta, ep.support, ep.queries);
+    const Mat Q = emb.forward(theta, ep.queries);
+    check_near(s(0), (Q.row(0) - Z.colwise().mean()).squaredNorm(), 1e-13);
+  }
+
+  SECTION("MAML with a linear head") {
+    const TanhLinear emb(6, 3);
+    Vec params = baypr::meta::maml_initial_parameters(emb, Linear(6, 3).initial_parameters(4));
+    REQUIRE(params.size() == 21 + 3 + 1);
+    CHECK(params.tail(4).isZero());
+    params.tail(4) << 0.4, -0.3, 0.2, 0.1;  // a non-zero head so that every path is exercised
+    const auto in = baypr::meta::maml_inner_loss_and_gradient(emb, params, ep.support);
+    expect_below("maml inner",
+                 relative_error(in.gradient, central_difference(
+                                                 [&](const Vec& t) {
+                                                   return baypr::meta::maml_inner_loss_and_gradient(emb, t, ep.support).value;
+                                                 },
+                                                 params, fd_step)),
+                 1e-8);
+    for (int steps : {1, 3}) {
+      const AdaptOptions o{steps, 0.5, Path::automatic};
+      const auto so = baypr::meta::maml_step(emb, params, ep, o, MetaGradient::second_order);
+      const auto fo = baypr::meta::maml_step(emb, params, ep, o, MetaGradient::first_order);
+      const Vec fd = central_difference(
+          [&](const Vec& t) {
+            return baypr::meta::maml_outer_loss_and_gradient(emb, baypr::meta::maml_adapt(emb, t, ep.support, o), ep)
+                .value;
+          },
+          params, fd_step);
+      INFO("steps " << steps);
+      expect_below("maml second order", relative_error(so.gradient, fd), 1e-8);
+      CHECK(relative_error(fo.gradient, fd) > 1e-3);
+    }
+    // Score = logit; logistic loss value from its definition.
+    const Vec s = baypr::meta::maml_scores(emb, params, ep.queries);
+    double want = 0;
+    for (Eigen::Index j = 0; j < 6; ++j) {
+      want += (std::log1p(std::exp(s(j))) - ep.labels[static_cast<std::size_t>(j)] * s(j)) / 6.0;
+    }
+    check_near(baypr::meta::maml_outer_loss_and_gradient(emb, params, ep).value, want, 1e-13);
+  }
+}
+
+TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "[meta]") {
+  const auto start = std::chrono::steady_clock::now();
+  Rng rng(16);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const Linear emb(6, 3);
+  const auto prior = NiwPrior<double>::method_default(3);
+  const VagueAnomalyModel anomaly;
+  const AdaptOptions o;  // authors' defaults: 1 step of 5e-4
+  std::vector<MetaEpisode> held_out;
+  for (int i = 0; i < 8; ++i) held_out.push_back(make_episode(basis, 5, 4, 2, rng));
+  auto mean_loss = [&](const Vec& theta) {
+    double s = 0;
+    for (const auto& ep : held_out) {
+      s += baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order).outer_loss;
+    }
+    return s / static_cast<double>(held_out.size());
+  };
+  const Vec theta0 = emb.initial_parameters(1);
+  Vec theta = theta0, m = Vec::Zero(theta.size()), v = Vec::Zero(theta.size());
+  const double lr = 0.02, b1 = 0.9, b2 = 0.999;
+  for (int it = 1; it <= 60; ++it) {
+    const MetaEpisode ep = make_episode(basis, 5, 4, 2, rng);
+    const auto step = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::second_order);
+    m = b1 * m + (1 - b1) * step.gradient;
+    v = b2 * v + (1 - b2) * step.gradient.cwiseAbs2();
+    const Vec mh = m / (1 - std::pow(b1, it)), vh = v / (1 - std::pow(b2, it));
+    theta -= lr * (mh.array() / (vh.array().sqrt() + 1e-8)).matrix();
+  }
+  const double before = mean_loss(theta0), after = mean_loss(theta);
+  INFO("held-out outer loss " << before << " -> " << after);
+  CHECK(after < before - 0.1);
+  CHECK((theta - theta0).norm() > 0.1);
+  // The trained scores separate the held-out anomalies (mean score anomalous > normal).
+  double gap = 0;
+  for (const auto& ep : held_out) {
+    const auto a = baypr::meta::adapt(emb, theta, ep.support, prior, o);
+    const Vec s = baypr::meta::bayes_scores(emb, a.params, ep.support, ep.queries, prior, anomaly);
+    gap += s.tail(2).mean() - s.head(4).mean();
+  }
+  CHECK(gap > 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(seconds < 5.0);
+}
+
+TEST_CASE("bad inputs throw with messages naming function and argument", "[meta]") {
+  using baypr::test::contains;
+  using baypr::test::message_of;
+  Rng rng(17);
+  const Mat basis = normal_matrix(6, 2, rng);
+  const MetaEpisode ep = make_episode(basis, 4, 3, 1, rng);
+  const Linear emb(6, 3);
+  const auto prior = NiwPrior<double>::method_default(3);
+  const Vec theta = emb.initial_parameters(1);
+  const VagueAnomalyModel anomaly;
+  const AdaptOptions o;
+  auto step = [&](const MetaEpisode& e, const Vec& t = Vec(), const AdaptOptions& opt = AdaptOptions{},
+                  const NiwPrior<double>* p = nullptr, const VagueAnomalyModel& an = VagueAnomalyModel{}) {
+    return message_of([&] {
+      (void)baypr::meta::meta_step(emb, t.size() ? t : theta, e, p ? *p : prior, an, opt, MetaGradient::second_order);
+    });
+  };
+  MetaEpisode bad = ep;
+  bad.labels[1] = 2;
+  CHECK(contains(step(bad), "baypr::meta::meta_step: argument 'episode.labels' must be 0 (normal) or 1 (anomalous), got 2 at index 1"));
+  bad = ep;
+  bad.labels.pop_back();
+  CHECK(contains(step(bad), "argument 'episode.labels' has size 3, expected 4"));
+  bad = ep;
+  bad.queries(2, 3) = std::nan("");
+  CHECK(contains(step(bad), "argument 'episode.queries' must be finite, got nan at row 2, column 3"));
+  bad = ep;
+  bad.support = Mat(4, 5);
+  CHECK(contains(step(bad), "argument 'episode.support' has columns 5, expected 6"));
+  bad = ep;
+  bad.support.resize(0, 6);
+  CHECK(contains(step(bad), "argument 'episode.support' must have at least one row"));
+  CHECK(contains(step(ep, Vec::Zero(5)), "argument 'theta' has size 5, expected 21"));
+  CHECK(contains(step(ep, theta, AdaptOptions{-1, 0.1, Path::automatic}), "argument 'options.inner_steps' must be >= 0, got -1"));
+  CHECK(contains(step(ep, theta, AdaptOptions{1, std::nan(""), Path::automatic}), "argument 'options.inner_step_size' must be finite and >= 0"));
+  CHECK(contains(step(ep, theta, AdaptOptions{1, -0.5, Path::automatic}), "argument 'options.inner_step_size' must be finite and >= 0, got -0.5"));
+  const auto prior4 = NiwPrior<double>::method_default(4);
+  CHECK(contains(step(ep, theta, o, &prior4), "argument 'prior' has dimension 4, expected 3"));
+  CHECK(contains(step(ep, theta, o, nullptr, VagueAnomalyModel{0, 0, 2}), "argument 'anomaly.scale' must be finite and > 0, got 0"));
+  CHECK(contains(message_of([&] { (void)baypr::meta::adapt(emb, theta, Mat(3, 4), prior, o); }),
+                 "baypr::meta::adapt: argument 'support_inputs' has columns 4, expected 6"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, {-1.0, 0.07});
+                 }),
+                 "argument 'outer.supcon_weight' must be finite and >= 0, got -1"));
+  CHECK(contains(message_of([&] { (void)baypr::meta::proto_maml_step(emb, theta, bad, o); }),
+                 "baypr::meta::proto_maml_step: argument 'episode.support' must have at least one row"));
+  CHECK(contains(message_of([&] { (void)baypr::meta::maml_step(emb, theta, ep, o); }),
+                 "baypr::meta::maml_step: argument 'params' has size 21, expected 25"));
+  // A divergent inner loop is a numerical error, not a NaN result.
+  Vec big = theta;
+  big *= 1e3;
+  CHECK(contains(message_of([&] { (void)baypr::meta::proto_adapt(emb, big, ep.support, AdaptOptions{200, 1e3, Path::automatic}); }),
+                 "not finite"));
+}
