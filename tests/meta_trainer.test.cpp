@@ -1,6 +1,6 @@
 // The meta-training loop: Adam, the one-class task sampler, seeded and resumable training with
 // logs and checkpoints. The loop is tested with a known objective here; training a real embedding
-// through meta_step on Fashion-MNIST is in the last test case.
+// through meta_step on Fashion-MNIST is tests/meta_fashion.test.cpp.
 #include <Eigen/Core>
 #include <cmath>
 #include <filesystem>
