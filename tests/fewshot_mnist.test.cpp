@@ -294,6 +294,10 @@ TEST_CASE("run_task_episodes: user embeddings, image rows and patch rows", "[eva
     po.patches = 5;  // does not divide 12 rows
     CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, queries, labels, po, methods); }),
                    "options.patches"));
+    const std::vector<baypr::EpisodeMethod> short_method = {
+        {"short", [](const Eigen::MatrixXd&, const Eigen::MatrixXd& q) { return Eigen::VectorXd(Eigen::VectorXd::Zero(q.rows() - 1)); }}};
+    CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, queries, labels, options, short_method); }),
+                   "argument 'methods[short] scores' has size 19, expected 20"));
     Eigen::MatrixXd nan_queries = queries;
     nan_queries(2, 2) = std::nan("");
     CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, nan_queries, labels, options, methods); }),

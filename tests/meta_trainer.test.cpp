@@ -78,6 +78,10 @@ TEST_CASE("Adam: bias-corrected steps", "[meta][trainer]") {
   CHECK(contains(message_of([&] { adam.step(theta, bad); }), "baypr::meta::Adam::step: argument 'gradient'"));
   CHECK(theta == kept);
   CHECK(adam.t == 2);
+  meta::Adam bad_beta;
+  bad_beta.beta1 = 1.0;  // would divide by 1 - beta1^t = 0
+  CHECK(contains(message_of([&] { bad_beta.step(theta, g2); }), "argument 'beta1' must be in [0, 1), got 1"));
+  CHECK(theta == kept);
 }
 
 TEST_CASE("ClassTaskSampler: one-class episodes over the given classes only", "[meta][trainer]") {
@@ -115,6 +119,9 @@ TEST_CASE("ClassTaskSampler: one-class episodes over the given classes only", "[
   }
   CHECK(normal_classes_seen == std::set<int>{0, 1, 2});
   CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0}, {}); }), "classes"));
+  CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0, 1, 0}, {}); }), "lists class 0 twice"));
+  CHECK(contains(message_of([&] { meta::ClassTaskSampler(x.topRows(8), {0, 1, 0, 1, 0, 1, 0, 1}, {0, 1}, {1, 2, 5}); }),
+                 "fewer than the anomalous queries"));
   CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0, 1}, {30, 12, 4}); }), "class 0 has 20 rows"));
 }
 
@@ -159,7 +166,8 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
     CHECK(contains(line, "\"epoch\": " + std::to_string(lines) + ","));
   }
   CHECK(lines == 4);
-  CHECK(baypr::read_npy_matrix<double>(options.checkpoint_dir / "theta.npy").reshaped() == straight.theta);
+  CHECK(baypr::read_npy_matrix<double>(options.checkpoint_dir / "theta-4.npy").reshaped() == straight.theta);
+  CHECK(!std::filesystem::exists(options.checkpoint_dir / "theta-2.npy"));  // the older epoch's files are gone
 
   // A corrupt checkpoint is an io_error naming it; a missing one starts from theta0.
   std::ofstream(options.checkpoint_dir / "state.txt") << "epochs banana\n";
@@ -169,6 +177,17 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
   CHECK(meta::train(theta0, quadratic_step, sampler, validate, options).start_epoch == 0);
   std::filesystem::remove_all(dir);
 
+  // A step whose gradient has the wrong size is named, not accumulated out of bounds.
+  auto short_step = [](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
+    auto r = quadratic_step(theta, e);
+    r.gradient.conservativeResize(2);
+    return r;
+  };
+  options.resume = false;
+  options.checkpoint_dir.clear();
+  options.log_path.clear();
+  CHECK(contains(message_of([&] { (void)meta::train(theta0, short_step, sampler, validate, options); }),
+                 "(epoch 1, update 1, episode 1)' has size 2, expected 4"));
   options.steps_per_epoch = 0;
   CHECK(contains(message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
                  "steps_per_epoch"));

@@ -127,6 +127,10 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
 // `count` distinct entries of `pool`, uniformly (partial Fisher-Yates on a copy).
 inline std::vector<Eigen::Index> sample_without_replacement(std::vector<Eigen::Index> pool, Eigen::Index count,
                                                             std::mt19937_64& rng) {
+  if (count < 0 || static_cast<std::size_t>(count) > pool.size()) {
+    throw_invalid("baypr::detail::sample_without_replacement", "count",
+                  "must be in [0, " + std::to_string(pool.size()) + "], got " + std::to_string(count));
+  }
   const auto n = pool.size(), k = static_cast<std::size_t>(count);
   for (std::size_t i = 0; i < k; ++i) {
     const std::size_t j = i + static_cast<std::size_t>(uniform_below(rng, n - i));
@@ -304,6 +308,7 @@ struct TaskResults {
 
   auto image_scores = [&](const EpisodeMethod& m, const Eigen::MatrixXd& s) -> Eigen::VectorXd {
     const Eigen::VectorXd rows = m.fit_score(s, queries);
+    detail::check_size(fn, "methods[" + m.name + "] scores", "size", rows.size(), queries.rows());
     if (p == 1) return rows;
     const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> per_image(
         rows.data(), n_queries, p);

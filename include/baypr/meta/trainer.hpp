@@ -13,8 +13,10 @@
 // Reproducibility: the episodes of update u in epoch e come from an engine seeded with
 // splitmix64(seed, e, u), never from a long-lived engine, so a run resumed from the checkpoint of
 // epoch e draws exactly the episodes the uninterrupted run would have drawn, and ends with the
-// same parameters bit for bit. A checkpoint (written at the end of every epoch, atomically) holds
-// theta.npy, adam_m.npy, adam_v.npy and state.txt (epochs done, Adam step count).
+// same parameters bit for bit. A checkpoint (written at the end of every epoch) is
+// theta-E.npy, adam_m-E.npy, adam_v-E.npy for E epochs done, then state.txt naming E and the Adam
+// step count, replaced atomically (rename) last; the previous epoch's files are removed after it.
+// A crash at any point leaves state.txt naming a complete set of files.
 //
 // Log: one JSON object per line per epoch: epoch, mean outer and inner loss over the epoch's
 // updates, the validation value, the gradient norm and the seconds taken. Progress: a one-line
@@ -61,6 +63,13 @@ class ClassTaskSampler {
     baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()), inputs_.rows());
     baypr::detail::check_finite(fn, "inputs", inputs_);
     if (classes_.size() < 2) baypr::detail::throw_invalid(fn, "classes", "needs at least 2 classes, got " + std::to_string(classes_.size()));
+    for (std::size_t c = 0; c < classes_.size(); ++c) {
+      for (std::size_t o = c + 1; o < classes_.size(); ++o) {
+        if (classes_[c] == classes_[o]) {
+          baypr::detail::throw_invalid(fn, "classes", "lists class " + std::to_string(classes_[c]) + " twice");
+        }
+      }
+    }
     if (shape_.shots < 1 || shape_.normal_queries < 1 || shape_.anomalous_queries < 1) {
       baypr::detail::throw_invalid(fn, "shape", "shots and both query counts must be >= 1");
     }
@@ -70,10 +79,17 @@ class ClassTaskSampler {
         if (labels[i] == classes_[c]) rows_[c].push_back(static_cast<Eigen::Index>(i));
       }
     }
+    std::size_t total = 0;
+    for (const auto& r : rows_) total += r.size();
     for (std::size_t c = 0; c < classes_.size(); ++c) {
       if (static_cast<Eigen::Index>(rows_[c].size()) < shape_.shots + shape_.normal_queries) {
         baypr::detail::throw_invalid(fn, "classes", "class " + std::to_string(classes_[c]) + " has " +
                                                  std::to_string(rows_[c].size()) + " rows, fewer than K + normal queries");
+      }
+      if (static_cast<Eigen::Index>(total - rows_[c].size()) < shape_.anomalous_queries) {
+        baypr::detail::throw_invalid(fn, "classes", "the classes other than " + std::to_string(classes_[c]) + " have " +
+                                                 std::to_string(total - rows_[c].size()) +
+                                                 " rows, fewer than the anomalous queries");
       }
     }
   }
@@ -114,6 +130,10 @@ struct Adam {
 
   void step(Eigen::VectorXd& theta, const Eigen::VectorXd& gradient) {
     constexpr std::string_view fn = "baypr::meta::Adam::step";
+    if (!(std::isfinite(lr) && lr > 0)) baypr::detail::throw_invalid(fn, "lr", "must be finite and > 0, got " + baypr::detail::format_value(lr));
+    if (!(beta1 >= 0 && beta1 < 1)) baypr::detail::throw_invalid(fn, "beta1", "must be in [0, 1), got " + baypr::detail::format_value(beta1));
+    if (!(beta2 >= 0 && beta2 < 1)) baypr::detail::throw_invalid(fn, "beta2", "must be in [0, 1), got " + baypr::detail::format_value(beta2));
+    if (!(std::isfinite(eps) && eps >= 0)) baypr::detail::throw_invalid(fn, "eps", "must be finite and >= 0, got " + baypr::detail::format_value(eps));
     baypr::detail::check_size(fn, "gradient", "size", gradient.size(), theta.size());
     baypr::detail::check_finite(fn, "gradient", gradient);
     if (m.size() == 0) {
@@ -166,15 +186,30 @@ inline void write_text_atomically(const std::filesystem::path& path, const std::
   std::filesystem::rename(tmp, path);
 }
 
+inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir, const char* stem, long long epoch) {
+  return dir / (std::string(stem) + "-" + std::to_string(epoch) + ".npy");
+}
+
 inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::VectorXd& theta, const Adam& adam,
                             int epochs_done) {
   std::filesystem::create_directories(dir);
-  write_npy(dir / "theta.npy", theta);
-  write_npy(dir / "adam_m.npy", adam.m);
-  write_npy(dir / "adam_v.npy", adam.v);
-  // state.txt last: a checkpoint is complete exactly when it names its epoch.
+  const char* const stems[] = {"theta", "adam_m", "adam_v"};
+  write_npy(checkpoint_file(dir, "theta", epochs_done), theta);
+  write_npy(checkpoint_file(dir, "adam_m", epochs_done), adam.m);
+  write_npy(checkpoint_file(dir, "adam_v", epochs_done), adam.v);
+  // state.txt last, by rename: it only ever names an epoch whose files are all written.
   write_text_atomically(dir / "state.txt",
                         "epochs " + std::to_string(epochs_done) + "\nadam_t " + std::to_string(adam.t) + "\n");
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    for (const char* stem : stems) {
+      const std::string prefix = std::string(stem) + "-";
+      if (name.rfind(prefix, 0) == 0 && name != checkpoint_file(dir, stem, epochs_done).filename().string()) {
+        std::error_code ignored;
+        std::filesystem::remove(entry.path(), ignored);
+      }
+    }
+  }
 }
 
 inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam, int& epochs_done) {
@@ -187,7 +222,7 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
   if (!state || key_epochs != "epochs" || key_t != "adam_t" || epochs < 0 || t < 0) {
     throw io_error(std::string(fn) + ": checkpoint '" + (dir / "state.txt").string() + "' is malformed");
   }
-  const Eigen::VectorXd loaded = read_npy_matrix<double>(dir / "theta.npy").reshaped();
+  const Eigen::VectorXd loaded = read_npy_matrix<double>(checkpoint_file(dir, "theta", epochs)).reshaped();
   if (loaded.size() != theta.size()) {
     throw io_error(std::string(fn) + ": checkpoint theta has " + std::to_string(loaded.size()) +
                    " parameters, the model " + std::to_string(theta.size()));
@@ -195,8 +230,8 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
   Adam a = adam;
   a.t = t;
   if (t > 0) {
-    a.m = read_npy_matrix<double>(dir / "adam_m.npy").reshaped();
-    a.v = read_npy_matrix<double>(dir / "adam_v.npy").reshaped();
+    a.m = read_npy_matrix<double>(checkpoint_file(dir, "adam_m", epochs)).reshaped();
+    a.v = read_npy_matrix<double>(checkpoint_file(dir, "adam_v", epochs)).reshaped();
     if (a.m.size() != theta.size() || a.v.size() != theta.size()) {
       throw io_error(std::string(fn) + ": checkpoint Adam moments do not match theta's size");
     }
@@ -255,6 +290,10 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
       for (int b = 0; b < options.meta_batch; ++b) {
         const MetaEpisode episode = sampler.sample(rng);
         const MetaStep r = step(out.theta, episode);
+        const std::string which = "step(theta, episode).gradient (epoch " + std::to_string(epoch + 1) + ", update " +
+                                  std::to_string(u + 1) + ", episode " + std::to_string(b + 1) + ")";
+        baypr::detail::check_size(fn, which, "size", r.gradient.size(), out.theta.size());
+        baypr::detail::check_finite(fn, which, r.gradient);
         gradient += r.gradient;
         rec.outer_loss += r.outer_loss;
         rec.inner_loss += r.inner_loss;
@@ -281,11 +320,19 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.history.push_back(rec);
     if (log) {
-      char line[256];
+      // JSON has no NaN / Infinity: a non-finite value (e.g. from a user's validate) is null.
+      auto json = [](double v) {
+        if (!std::isfinite(v)) return std::string("null");
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.10g", v);
+        return std::string(buf);
+      };
+      char line[320];
       std::snprintf(line, sizeof line,
-                    "{\"epoch\": %d, \"outer_loss\": %.10g, \"inner_loss\": %.10g, \"validation\": %.10g, "
-                    "\"gradient_norm\": %.10g, \"seconds\": %.3f}\n",
-                    rec.epoch, rec.outer_loss, rec.inner_loss, rec.validation, rec.gradient_norm, rec.seconds);
+                    "{\"epoch\": %d, \"outer_loss\": %s, \"inner_loss\": %s, \"validation\": %s, "
+                    "\"gradient_norm\": %s, \"seconds\": %.3f}\n",
+                    rec.epoch, json(rec.outer_loss).c_str(), json(rec.inner_loss).c_str(), json(rec.validation).c_str(),
+                    json(rec.gradient_norm).c_str(), rec.seconds);
       log << line << std::flush;
     }
     if (!options.checkpoint_dir.empty()) detail::save_checkpoint(options.checkpoint_dir, out.theta, adam, epoch + 1);
