@@ -6,10 +6,12 @@
 //   meta_fashion::data_available(dir), load(dir) -> Data {train, test}   projected, standardised
 //   meta_fashion::Settings                        validated defaults (Adam lr, inner step, ...)
 //   meta_fashion::embedding(), prior()            Mlp::paper_head(128, 32), NIW(0, 0.01, d + 2, I)
-//   meta_fashion::training_sampler(data)          K = 5 tasks over the meta-train classes' training
-//   images meta_fashion::validation_episodes(data, seed) fixed episodes of the meta-train classes'
-//   test images meta_fashion::evaluation_episodes(data, shots, per_class, seed)   held-out
-//   episodes, drawn once
+//   meta_fashion::training_sampler(data)          K = 5 tasks over the meta-train classes'
+//                                                 training images
+//   meta_fashion::validation_episodes(data, seed) fixed episodes of the meta-train classes' test
+//                                                 images
+//   meta_fashion::evaluation_episodes(data, shots, per_class, seed)
+//                                                 held-out episodes, drawn once
 #pragma once
 
 #include <Eigen/Core>

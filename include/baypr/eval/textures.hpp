@@ -38,8 +38,7 @@
 //   scratch    a 1-3 px wide quadratic Bezier curve (straight to clearly bent), length 30-70% of n,
 //              random direction; pixels move 70-95% of the way to 0.03 or 0.97 (usually the side
 //              away from the image mean)
-//   blotch     the union of 2-4 overlapping ellipses with wavy borders (a stain): pixels are
-//   blended
+//   blotch     the union of 2-4 overlapping ellipses with wavy borders (a stain): pixels are blended
 //              (weight 0.6 at the border rising to 1 inside) towards a 5 x 5 box blur of the image
 //              shifted by +-(0.15..0.3)
 //   hole       an ellipse, semi-axes 5-13% of n: near-black core (0.02..0.05, +-0.005 noise) and a

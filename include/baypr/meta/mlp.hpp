@@ -1,8 +1,7 @@
 // baypr/meta/mlp.hpp: a multilayer perceptron embedding ending in LayerNorm, the paper's head.
 //
-//   Mlp(widths)                  Linear-ReLU between consecutive widths, then
-//   LayerNorm(widths.back()) Mlp::paper_head(in, out)     Linear(in, out) -> ReLU ->
-//   LayerNorm(out), the authors' head
+//   Mlp(widths)                Linear-ReLU between consecutive widths, then LayerNorm(widths.back())
+//   Mlp::paper_head(in, out)   Linear(in, out) -> ReLU -> LayerNorm(out), the authors' head
 //
 // widths {784, 256, 128} is Linear(784, 256) - ReLU - Linear(256, 128) - ReLU - LayerNorm(128).
 // LayerNorm normalises each row over its features with the biased variance and eps = 1e-5, then
