@@ -12,6 +12,10 @@
 #include <string_view>
 #include <vector>
 
+namespace baypr {
+struct EpisodeMethod;  // eval/episodes.hpp; only declared here to keep main.cpp and figures.cpp light
+}
+
 namespace bench {
 
 struct Args {
@@ -57,6 +61,11 @@ std::string table(const std::vector<std::string>& names, const std::vector<Eigen
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0);
 void log_line(Clock::time_point t0, std::string_view what);
+
+// The methods compared (methods.cpp).
+std::vector<baypr::EpisodeMethod> fashion_methods();
+std::vector<baypr::EpisodeMethod> texture_methods();
+std::vector<baypr::EpisodeMethod> user_methods();
 
 void run_fashion_mnist(const Args& args, Report& report);
 void run_textures(const Args& args, Report& report);

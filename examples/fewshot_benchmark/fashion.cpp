@@ -9,9 +9,7 @@
 //               (pixels in [0, 1]; the floor stops the near-constant border pixels dominating)
 //   proj-128    those 784 standardised pixels times a fixed Gaussian matrix (entries N(0, 1/784),
 //               seed 1), 128-d like the authors' embedding head
-// Methods: Bayesian llr, nll and tail (empirical-Bayes Psi0 scale), PatchCore (memory bank = every
-// support image), prototype, Gaussian (Ledoit-Wolf); and, as a prior-sensitivity ablation, the
-// Bayesian llr with a fixed Psi0 = I at kappa0 = 0.01 (the authors' prior) and at kappa0 = 1e-4.
+// Methods: fashion_methods() in methods.cpp.
 #include <baypr/eval/episodes.hpp>
 #include <baypr/io/idx.hpp>
 
@@ -28,21 +26,6 @@ namespace {
 const char* const class_names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-std::vector<baypr::EpisodeMethod> fashion_methods() {
-  auto methods = baypr::standard_episode_methods();
-  baypr::BayesianScorerOptions tail;
-  tail.empirical_psi_scale = true;
-  tail.score = baypr::BayesScore::tail;
-  methods.insert(methods.begin() + 2, baypr::make_episode_method("bayes tail (EB Psi0)", baypr::BayesianScorer(tail)));
-  baypr::BayesianScorerOptions authors;  // Psi0 = I, kappa0 = 0.01, nu0 = d + 2, mu0 = 0
-  methods.push_back(baypr::make_episode_method("ablation: bayes llr, Psi0 = I, kappa0 = 0.01 (authors')",
-                                               baypr::BayesianScorer(authors)));
-  baypr::BayesianScorerOptions weak_mean = authors;
-  weak_mean.kappa0 = 1e-4;
-  methods.push_back(baypr::make_episode_method("ablation: bayes llr, Psi0 = I, kappa0 = 1e-4",
-                                               baypr::BayesianScorer(weak_mean)));
-  return methods;
-}
 
 std::string section_table(const baypr::OneClassResults& r, bool full, std::vector<std::string>& csv,
                           const char* protocol) {

@@ -69,7 +69,7 @@ void run_user_npy(const Args& args, Report& report) {
   options.patches = support.patches;
   const auto t0 = Clock::now();
   options.progress = [&](std::string_view what) { log_line(t0, what); };
-  const auto r = baypr::run_task_episodes(support.rows, queries.rows, labels, options);
+  const auto r = baypr::run_task_episodes(support.rows, queries.rows, labels, options, user_methods());
 
   std::ostringstream md;
   md << "# Few-shot anomaly detection on user embeddings (" << dir.string() << ")\n\n"

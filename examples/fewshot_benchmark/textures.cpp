@@ -148,7 +148,7 @@ void run_textures(const Args& args, Report& report) {
   log_line(t0, "textures: reading patterns under " + args.pattern_dir);
   const auto categories = load_categories(args, options.image_size);
   options.progress = [&](std::string_view what) { log_line(t0, "textures: " + std::string(what)); };
-  const auto r = baypr::run_texture_episodes(categories, options);
+  const auto r = baypr::run_texture_episodes(categories, options, texture_methods());
   log_line(t0, "textures: done");
 
   std::ostringstream md;
