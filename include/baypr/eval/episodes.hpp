@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <string_view>
@@ -124,6 +125,14 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// The seed of one episode (or update): the run's seed mixed with each coordinate in turn (class,
+// K, episode index, ...), so every episode's draws depend on its coordinates alone.
+inline std::uint64_t derive_seed(std::uint64_t seed, std::initializer_list<std::uint64_t> coordinates) {
+  std::uint64_t s = splitmix64(seed);
+  for (const std::uint64_t c : coordinates) s = splitmix64(s ^ c);
+  return s;
+}
+
 // `count` distinct entries of `pool`, uniformly (partial Fisher-Yates on a copy).
 inline std::vector<Eigen::Index> sample_without_replacement(std::vector<Eigen::Index> pool, Eigen::Index count,
                                                             std::mt19937_64& rng) {
@@ -221,11 +230,8 @@ inline Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& x, const std::vector<E
                          std::to_string(options.episodes) + " episodes");
       }
       for (int e = 0; e < options.episodes; ++e) {
-        std::uint64_t s = detail::splitmix64(options.seed);
-        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(static_cast<std::uint32_t>(c)));
-        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(k));
-        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(e));
-        std::mt19937_64 rng(s);
+        std::mt19937_64 rng(detail::derive_seed(
+            options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
         const auto support_rows = detail::sample_without_replacement(train_normal, k, rng);
         auto query_rows = detail::sample_without_replacement(test_normal, options.normal_queries, rng);
         const auto anomalous = detail::sample_without_replacement(test_anomalous, options.anomalous_queries, rng);
@@ -330,10 +336,7 @@ struct TaskResults {
       options.progress("K = " + std::to_string(k) + ": " + std::to_string(options.episodes) + " episodes");
     }
     for (int e = 0; e < options.episodes; ++e) {
-      std::uint64_t s = detail::splitmix64(options.seed);
-      s = detail::splitmix64(s ^ static_cast<std::uint64_t>(k));
-      s = detail::splitmix64(s ^ static_cast<std::uint64_t>(e));
-      std::mt19937_64 rng(s);
+      std::mt19937_64 rng(detail::derive_seed(options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
       const auto images = detail::sample_without_replacement(pool, k, rng);
       Eigen::MatrixXd rows(k * p, support.cols());
       for (std::size_t i = 0; i < images.size(); ++i) {

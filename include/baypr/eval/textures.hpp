@@ -848,11 +848,8 @@ inline PixelAurocs pixel_aurocs(const std::vector<Eigen::ArrayXXd>& maps,
                          std::to_string(options.episodes) + " episodes");
       }
       for (int e = 0; e < options.episodes; ++e) {
-        std::uint64_t s = detail::splitmix64(options.seed);
-        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(ci));
-        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(k));
-        s = detail::splitmix64(s ^ static_cast<std::uint64_t>(e));
-        std::mt19937_64 rng(s);
+        std::mt19937_64 rng(detail::derive_seed(
+            options.seed, {static_cast<std::uint64_t>(ci), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
 
         std::vector<Eigen::ArrayXXd> support, queries;
         std::vector<DefectMask> masks;

@@ -77,6 +77,13 @@ void check_embedding_call(const char* fn, Eigen::Index parameter_count, Eigen::I
   baypr::detail::check_finite(fn, "inputs", x);
 }
 
+// Uniform in [-bound, bound) from the top 53 bits of one draw, so seeded initial parameters are the
+// same with every standard library (std::uniform_real_distribution need not be).
+inline double uniform_symmetric(std::mt19937_64& rng, double bound) {
+  const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;  // [0, 1)
+  return bound * (2.0 * u - 1.0);
+}
+
 template <class Scalar, class DG>
 void check_output_gradient(const char* fn, Eigen::Index rows, Eigen::Index output_dim,
                            const Eigen::MatrixBase<DG>& dz) {
@@ -101,14 +108,10 @@ class Linear {
 
   // PyTorch's default initialisation: W and b uniform in +-1/sqrt(input_dim), seeded.
   [[nodiscard]] Eigen::VectorXd initial_parameters(std::uint64_t seed) const {
-    // 53-bit draws straight from the engine (fixed by the standard), not a std:: distribution, so
-    // a seed gives the same parameters with every standard library.
     std::mt19937_64 rng(seed);
     const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
     Eigen::VectorXd theta(parameter_count());
-    for (Eigen::Index i = 0; i < theta.size(); ++i) {
-      theta(i) = bound * (2.0 * static_cast<double>(rng() >> 11) * 0x1.0p-53 - 1.0);
-    }
+    for (Eigen::Index i = 0; i < theta.size(); ++i) theta(i) = detail::uniform_symmetric(rng, bound);
     return theta;
   }
 

@@ -34,13 +34,6 @@ namespace baypr::meta {
 
 namespace detail {
 
-// Uniform in [-bound, bound) from the top 53 bits of one draw, so seeded initial parameters are the
-// same with every standard library (std::uniform_real_distribution need not be).
-inline double uniform_symmetric(std::mt19937_64& rng, double bound) {
-  const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;  // [0, 1)
-  return bound * (2.0 * u - 1.0);
-}
-
 // ReLU in place. The branch is on the plain value, so dual numbers pass their derivative through
 // where the unit is active and drop it (derivative 0) elsewhere, including exactly at 0.
 template <class Scalar>

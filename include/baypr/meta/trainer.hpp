@@ -282,10 +282,8 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     EpochRecord rec;
     rec.epoch = epoch + 1;
     for (int u = 0; u < options.steps_per_epoch; ++u) {
-      std::uint64_t s = baypr::detail::splitmix64(options.seed);
-      s = baypr::detail::splitmix64(s ^ static_cast<std::uint64_t>(epoch));
-      s = baypr::detail::splitmix64(s ^ static_cast<std::uint64_t>(u));
-      std::mt19937_64 rng(s);
+      std::mt19937_64 rng(
+          baypr::detail::derive_seed(options.seed, {static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(u)}));
       Eigen::VectorXd gradient = Eigen::VectorXd::Zero(out.theta.size());
       for (int b = 0; b < options.meta_batch; ++b) {
         const MetaEpisode episode = sampler.sample(rng);
