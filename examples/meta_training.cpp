@@ -34,16 +34,18 @@
 // are drawn once from a seeded engine and scored by every row, so differences are paired.
 // Rows: the methods ((a)-(e)) and ablations on the trained BayPrAnoMeta parameters (inner steps at
 // evaluation; Student-t predictive against a Gaussian plug-in fitted to the same adapted support
-// embeddings). Only evaluation changes in the ablations: training a Gaussian-likelihood
-// BayPrAnoMeta is not done here.
+// embeddings). Only evaluation changes in those ablations: training a Gaussian-likelihood
+// BayPrAnoMeta is not done here. Two more trainings learn the anomaly model's location, log scale
+// and log dof jointly with theta (meta/learned_anomaly.hpp), with and without SupCon.
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta.md (the same
 // Markdown) and DIR/meta.csv (one line per row, K and statistic).
 // Logs (--log FILE): one JSON-lines file per trained method, FILE with ".baypranometa" /
-// ".proto_maml" / ".maml" inserted before its extension. Checkpoints (--checkpoints DIR):
-// DIR/baypranometa, DIR/proto_maml and DIR/maml; --resume continues from them.
+// ".proto_maml" / ".maml" / ".learned_anomaly" / ".learned_anomaly_no_supcon" inserted before its
+// extension. Checkpoints (--checkpoints DIR): DIR/<the same tags>; --resume continues from them.
 #include <baypr/baypr.hpp>
 #include <baypr/meta/adapt.hpp>
 #include <baypr/meta/baselines.hpp>
+#include <baypr/meta/learned_anomaly.hpp>
 #include <baypr/meta/mlp.hpp>
 #include <baypr/meta/trainer.hpp>
 
@@ -308,6 +310,12 @@ int main(int argc, char** argv) try {
       return meta::bayes_scores(embedding, a.params, e.support, e.queries, prior, anomaly);
     };
   };
+  // The same with the anomaly model's coordinates appended to theta (learned_anomaly.hpp).
+  const Scorer bayes_learned_anomaly = [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+    const auto [theta, learned] = meta::split_joint_parameters(joint);
+    const auto a = meta::adapt(embedding, theta, e.support, prior, adapt_options);
+    return meta::bayes_scores(embedding, a.params, e.support, e.queries, prior, learned);
+  };
   const Scorer bayes_untrained = bayes_after(0);
   const Scorer bayes_adapted = bayes_after(settings.inner_steps);
   const Scorer proto_untrained = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
@@ -370,6 +378,22 @@ int main(int argc, char** argv) try {
         return meta::maml_step(embedding, params, e, adapt_options, settings.order);
       },
       sampler, maml_adapted, validation, args));
+  // Learning the anomaly model too (issue: "may also be learned — try it and report"): its
+  // location, log scale and log dof join theta under the same Adam, from the authors' values; with
+  // and without the SupCon term (without it, a fixed vague p_a lets the embeddings collapse).
+  const Eigen::VectorXd joint0 = meta::joint_parameters(theta0, anomaly);
+  meta::OuterOptions no_supcon = outer;
+  no_supcon.supcon_weight = 0.0;
+  for (const auto* o : {&outer, &no_supcon}) {
+    const bool supcon = o->supcon_weight > 0.0;
+    trained.push_back(run_training(
+        supcon ? "learned_anomaly" : "learned_anomaly_no_supcon",
+        supcon ? "BayPrAnoMeta, anomaly model learned" : "BayPrAnoMeta, anomaly model learned, no SupCon", joint0,
+        [&embedding, &prior, &adapt_options, &settings, o](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+          return meta::learned_anomaly_meta_step(embedding, joint, e, prior, adapt_options, settings.order, *o);
+        },
+        sampler, bayes_learned_anomaly, validation, args));
+  }
   const Eigen::VectorXd& bayes_theta = trained[0].result.theta;
 
   std::vector<Row> rows = {
@@ -401,6 +425,16 @@ int main(int argc, char** argv) try {
                   "trained, 1 inner step + Gaussian plug-in llr (same anomaly model)",
                   gaussian_after_adaptation(true),
                   &bayes_theta,
+                  {}});
+  rows.push_back({"la",
+                  "trained with the anomaly model learned, 1 inner step + Bayesian llr (learned p_a)",
+                  bayes_learned_anomaly,
+                  &trained[3].result.theta,
+                  {}});
+  rows.push_back({"la0",
+                  "as (la), trained without SupCon",
+                  bayes_learned_anomaly,
+                  &trained[4].result.theta,
                   {}});
   const std::size_t ref_untrained = 0, ref_bayes = 3;
 
@@ -531,6 +565,18 @@ int main(int argc, char** argv) try {
         "likelihood; "
         "training a Gaussian-likelihood variant is out of scope here.\n\n";
 
+  md << "### Learning the anomaly model\n\n"
+     << "(la) and (la0) train the anomaly model's location a, log scale and log dof jointly with "
+        "theta (same Adam, same schedule; meta::learned_anomaly_meta_step), starting from the "
+        "authors' t(0, 100 I, 2), and score with the learned model. Learned values:\n\n"
+     << "| training | location a | scale s | dof v |\n|---|---|---|---|\n";
+  for (std::size_t t = 3; t < trained.size(); ++t) {
+    const auto learned = meta::split_joint_parameters(trained[t].result.theta).second;
+    md << "| " << trained[t].name << " | " << fixed(learned.location, 4) << " | " << fixed(learned.scale, 4)
+       << " | " << fixed(learned.dof, 4) << " |\n";
+  }
+  md << "\n";
+
   md << "### Paired differences against (a) (untrained + Bayesian llr)\n\n";
   header("row - (a)", false);
   for (std::size_t r = 1; r < rows.size(); ++r) {
@@ -564,9 +610,9 @@ int main(int argc, char** argv) try {
         "others: logistic). "
         "Validation uses each method's own score after its inner step.\n";
   if (resumed) {
-    md << "\nResumed from checkpoints (epochs done: " << trained[0].result.start_epoch << " / "
-       << trained[1].result.start_epoch << " / " << trained[2].result.start_epoch
-       << "): the losses, times and 'before' refer to this run's epochs only.\n";
+    md << "\nResumed from checkpoints (epochs done:";
+    for (const auto& t : trained) md << " " << t.name << " " << t.result.start_epoch << ";";
+    md << " the losses, times and 'before' refer to this run's epochs only).\n";
   }
   md << "\nData loading " << fixed(load_seconds, 1) << " s, evaluation " << fixed(eval_seconds, 1)
      << " s, total " << fixed(std::chrono::duration<double>(Clock::now() - t_start).count(), 1)

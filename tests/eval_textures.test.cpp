@@ -529,7 +529,7 @@ TEST_CASE("run_texture_episodes: shapes, reproducibility, real signal",
 }
 
 TEST_CASE("run_texture_episodes on real GIMP patterns: better than chance, reproducible",
-          "[eval][textures][episodes][data]") {
+          "[eval][textures][episodes][data][slow]") {
   const std::filesystem::path root = "/usr/share/gimp/2.0/patterns";
   if (!std::filesystem::exists(root)) {
     WARN("GIMP patterns not installed (gimp-data): skipped");

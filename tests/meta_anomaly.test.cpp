@@ -1,0 +1,157 @@
+// Tests of include/baypr/meta/learned_anomaly.hpp: the anomaly model's coordinate gradient against
+// finite differences of log p_a, and the joint meta-step against finite differences of
+// joint -> L_out(adapt(theta), p_a(coordinates)) (second order: every entry; first order: the
+// anomaly entries, which are exact in both orders because the inner loop does not involve p_a).
+#include <Eigen/Core>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "baypr/meta/learned_anomaly.hpp"
+#include "support/catch.hpp"
+#include "support/messages.hpp"
+
+namespace {
+
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+using baypr::meta::AnomalyCoordinates;
+using baypr::meta::Linear;
+using baypr::meta::MetaEpisode;
+using baypr::meta::MetaGradient;
+using baypr::meta::VagueAnomalyModel;
+
+Mat normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Mat m(r, c);
+  for (Eigen::Index j = 0; j < c; ++j)
+    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = nd(rng);
+  return m;
+}
+
+// Five-point central differences (truncation error O(h^4)).
+template <class F>
+Vec central_difference(const F& f, const Vec& x, double h) {
+  Vec g(x.size());
+  auto at = [&](Eigen::Index i, double step) {
+    Vec y = x;
+    y(i) += step;
+    return f(y);
+  };
+  for (Eigen::Index i = 0; i < x.size(); ++i) g(i) = (8 * (at(i, h) - at(i, -h)) - (at(i, 2 * h) - at(i, -2 * h))) / (12 * h);
+  return g;
+}
+
+double relative_error(const Vec& got, const Vec& want) { return (got - want).norm() / want.norm(); }
+
+MetaEpisode episode(std::mt19937_64& rng) {
+  MetaEpisode e;
+  e.support = normal_matrix(4, 6, rng);
+  e.queries = normal_matrix(7, 6, rng);
+  e.queries.bottomRows(3) *= 3.0;  // anomalous rows spread wider
+  e.labels = {0, 0, 0, 0, 1, 1, 1};
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("anomaly coordinates: round trip and the gradient of log p_a against finite differences", "[meta]") {
+  const VagueAnomalyModel a{0.3, 7.0, 3.5};
+  const Eigen::Vector3d c = AnomalyCoordinates::of(a);
+  CHECK(c(0) == 0.3);
+  CHECK(c(1) == std::log(7.0));
+  const VagueAnomalyModel back = AnomalyCoordinates::model(c);
+  CHECK(std::abs(back.scale - 7.0) < 1e-14);
+  CHECK(std::abs(back.dof - 3.5) < 1e-14);
+
+  std::mt19937_64 rng(5);
+  for (const Eigen::Index d : {1, 4, 32}) {
+    const Mat z = 2.0 * normal_matrix(3, d, rng);
+    const auto g = baypr::meta::anomaly_log_pdf_coordinate_gradient(a, z);
+    REQUIRE(g.rows() == 3);
+    for (Eigen::Index j = 0; j < z.rows(); ++j) {
+      const Vec fd = central_difference(
+          [&](const Vec& x) { return AnomalyCoordinates::model(x).log_pdf(Mat(z.row(j)))(0); }, Vec(c), 1e-4);
+      INFO("d = " << d << ", row " << j << ": analytic " << g.row(j) << ", differences " << fd.transpose());
+      CHECK(relative_error(g.row(j).transpose(), fd) < 1e-9);
+    }
+  }
+  // At the location itself (r2 = 0): d/da = 0 and d/dlog s = -d/2 exactly.
+  const auto g0 = baypr::meta::anomaly_log_pdf_coordinate_gradient(a, Mat::Constant(1, 5, 0.3));
+  CHECK(g0(0, 0) == 0.0);
+  CHECK(g0(0, 1) == -2.5);
+}
+
+TEST_CASE("anomaly coordinates: invalid values are rejected with the function and argument named", "[meta]") {
+  using baypr::test::contains;
+  using baypr::test::message_of;
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK(contains(message_of([] { (void)AnomalyCoordinates::model({0.0, 800.0, 0.0}); }),
+                 "baypr::meta::AnomalyCoordinates::model: argument 'coordinates'"));
+  CHECK(contains(message_of([&] { (void)AnomalyCoordinates::model({inf, 0.0, 0.0}); }),
+                 "baypr::meta::AnomalyCoordinates::model"));
+  CHECK(contains(message_of([] { (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, -1.0, 2.0}, Mat::Zero(1, 2)); }),
+                 "baypr::meta::anomaly_log_pdf_coordinate_gradient: argument 'anomaly'"));
+  CHECK(contains(message_of([] { (void)baypr::meta::split_joint_parameters(Vec::Zero(3)); }),
+                 "baypr::meta::split_joint_parameters: argument 'joint'"));
+  const Linear linear(6, 3);
+  std::mt19937_64 rng(1);
+  const MetaEpisode e = episode(rng);
+  const auto prior = baypr::NiwPrior<double>::method_default(3);
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::learned_anomaly_meta_step(linear, linear.initial_parameters(1), e, prior);
+                 }),
+                 "baypr::meta::learned_anomaly_meta_step: argument 'joint'"));
+}
+
+TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the joint outer loss", "[meta]") {
+  std::mt19937_64 rng(17);
+  const MetaEpisode e = episode(rng);
+  const Linear linear(6, 3);
+  const auto prior = baypr::NiwPrior<double>::method_default(3);
+  const VagueAnomalyModel start{0.2, 5.0, 3.0};
+  const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(3), start);
+  REQUIRE(joint.size() == linear.parameter_count() + 3);
+  const baypr::meta::AdaptOptions options{2, 0.1, baypr::Path::automatic};
+  const baypr::meta::OuterOptions outer{0.1, 0.5};
+
+  // The objective written independently of learned_anomaly_meta_step: adapt, then the outer loss
+  // with the anomaly model of the joint vector's tail.
+  const auto objective = [&](const Vec& j) {
+    const auto [theta, anomaly] = baypr::meta::split_joint_parameters(j);
+    const auto a = baypr::meta::adapt(linear, theta, e.support, prior, options);
+    return baypr::meta::outer_loss_and_gradient(linear, a.params, e, prior, anomaly, options.path, outer).value;
+  };
+  const Vec fd = central_difference(objective, joint, 1e-4);
+
+  const auto so = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options, MetaGradient::second_order, outer);
+  REQUIRE(so.gradient.size() == joint.size());
+  INFO("analytic " << so.gradient.transpose() << "\ndifferences " << fd.transpose());
+  CHECK(relative_error(so.gradient, fd) < 1e-8);
+  CHECK(std::abs(so.outer_loss - objective(joint)) < 1e-14 * std::abs(so.outer_loss));
+  CHECK(so.adapted.tail<3>() == joint.tail<3>());
+  // The anomaly coordinates' gradient is non-trivial here (a test of it that could pass with zeros
+  // would be no test).
+  CHECK(so.gradient.tail<3>().cwiseAbs().minCoeff() > 1e-6);
+
+  // First order: the embedding part is the first-order meta-gradient, the anomaly part is exact.
+  const auto fo = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options, MetaGradient::first_order, outer);
+  CHECK(relative_error(fo.gradient.tail<3>(), fd.tail<3>()) < 1e-8);
+  const auto plain = baypr::meta::meta_step(linear, joint.head(linear.parameter_count()), e, prior, start, options,
+                                            MetaGradient::first_order, outer);
+  CHECK(fo.gradient.head(linear.parameter_count()) == plain.gradient);
+}
+
+TEST_CASE("learned_anomaly_meta_step: an episode without anomalous queries leaves the coordinates' gradient zero",
+          "[meta]") {
+  std::mt19937_64 rng(23);
+  MetaEpisode e = episode(rng);
+  e.labels.assign(e.labels.size(), 0);
+  const Linear linear(6, 3);
+  const auto prior = baypr::NiwPrior<double>::method_default(3);
+  const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(4), VagueAnomalyModel{});
+  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior);
+  CHECK(step.gradient.tail<3>().isZero(0.0));
+  CHECK(step.gradient.head(linear.parameter_count()).norm() > 0.0);
+}
