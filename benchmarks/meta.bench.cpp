@@ -3,6 +3,9 @@
 //
 //   BM_MetaStep/<emb>/<order>          Path::automatic (low-rank NIW path here: d = 64 > K + 1)
 //   BM_MetaStep/<emb>/<order>/dense    Path::dense, the same algorithm as the PyTorch peer
+//   BM_MetaStepFresh/<emb>/<order>/dense   the same through the free meta_step, which allocates
+//                                          its buffers on every call (the others reuse a
+//                                          MetaStepper's, as a training loop would)
 //
 // <emb>: mlp  = Mlp::paper_head(784, 64) (Linear-ReLU-LayerNorm) on 784-pixel rows;
 //        conv = Conv{28 x 28, channels {1, 16, 32}, strides {2, 2}, output 64}.
@@ -24,6 +27,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "baypr/io/npy.hpp"
@@ -66,14 +70,21 @@ meta::AdaptOptions options(baypr::Path path) {
 }
 
 template <class E>
-void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGradient order, baypr::Path path) {
+void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGradient order, baypr::Path path,
+                     bool fresh) {
   const Eigen::VectorXd theta = embedding.initial_parameters(7);
   const meta::MetaEpisode e = episode(11);
   const auto prior = baypr::NiwPrior<double>::method_default(dim);
   const meta::VagueAnomalyModel anomaly;
   const meta::AdaptOptions o = options(path);
+  meta::MetaStepper<E> stepper(embedding);
+  meta::MetaStep s;
   for (auto _ : state) {
-    meta::MetaStep s = meta::meta_step(embedding, theta, e, prior, anomaly, o, order);
+    if (fresh) {
+      s = meta::meta_step(embedding, theta, e, prior, anomaly, o, order);
+    } else {
+      stepper.step(theta, e, prior, anomaly, o, order, {}, s);
+    }
     benchmark::DoNotOptimize(s.gradient.data());
   }
   state.SetItemsProcessed(state.iterations());
@@ -130,18 +141,23 @@ int main(int argc, char** argv) {
                                           std::pair{meta::MetaGradient::second_order, "second"}}) {
     for (const std::string emb : {"mlp", "conv"}) {
       const std::string base = "BM_MetaStep/" + emb + "/" + order_name;
-      for (const auto& [path, suffix] : {std::pair{baypr::Path::automatic, ""}, std::pair{baypr::Path::dense, "/dense"}}) {
-        const std::string name = base + suffix;
+      const std::string fresh_name = "BM_MetaStepFresh/" + emb + "/" + order_name + "/dense";
+      for (const auto& [name, path, fresh] : {std::tuple{base, baypr::Path::automatic, false},
+                                              std::tuple{base + "/dense", baypr::Path::dense, false},
+                                              std::tuple{fresh_name, baypr::Path::dense, true}}) {
         const auto o = order;
         const auto p = path;
+        const bool f = fresh;
         if (emb == "mlp") {
-          benchmark::RegisterBenchmark(name.c_str(), [mlp, o, p](benchmark::State& s) { meta_step_bench(s, mlp, o, p); })
+          benchmark::RegisterBenchmark(name.c_str(), [mlp, o, p, f](benchmark::State& s) { meta_step_bench(s, mlp, o, p, f); })
               ->Unit(benchmark::kMicrosecond);
         } else {
-          benchmark::RegisterBenchmark(name.c_str(), [conv, o, p](benchmark::State& s) { meta_step_bench(s, conv, o, p); })
+          benchmark::RegisterBenchmark(name.c_str(), [conv, o, p, f](benchmark::State& s) { meta_step_bench(s, conv, o, p, f); })
               ->Unit(benchmark::kMicrosecond);
         }
       }
+      ratios.push_back({"episodes/s: MetaStepper (buffers kept) / meta_step (allocating), dense", emb + " " + order_name,
+                        base + "/dense", fresh_name, "items_per_second"});
       ratios.push_back({"episodes/s: Path::automatic (low-rank) / Path::dense", emb + " " + order_name, base,
                         base + "/dense", "items_per_second"});
       ratios.push_back({"episodes/s: second order / first order", emb + " " + order_name, base,

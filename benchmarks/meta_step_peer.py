@@ -271,8 +271,8 @@ def compare(exe, rounds, repeats, min_time):
                               f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=true"],
                              check=True, capture_output=True, text=True).stdout
         for b in json.loads(out)["benchmarks"]:
-            if b.get("aggregate_name") != "median":
-                continue
+            if b.get("aggregate_name") != "median" or not b["run_name"].startswith("BM_MetaStep/"):
+                continue  # BM_MetaStepFresh: baypr's allocating variant, not compared
             parts = b["run_name"].split("/")  # BM_MetaStep/<emb>/<order>[/dense]
             case = f"{parts[1]}/{parts[2]}"
             key = "baypr_dense" if len(parts) > 3 else "baypr"

@@ -359,11 +359,11 @@ int main(int argc, char** argv) try {
 
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   std::vector<Trained> trained;
+  meta::MetaStepper stepper(embedding);  // meta_step with its buffers kept between updates
   trained.push_back(run_training(
       "baypranometa", "BayPrAnoMeta", theta0,
       [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
-        return meta::meta_step(embedding, theta, e, prior, anomaly, adapt_options, settings.order,
-                               outer);
+        return stepper.step(theta, e, prior, anomaly, adapt_options, settings.order, outer);
       },
       sampler, bayes_adapted, validation, args));
   trained.push_back(run_training(

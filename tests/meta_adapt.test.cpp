@@ -14,6 +14,8 @@
 
 #include "baypr/meta/adapt.hpp"
 #include "baypr/meta/baselines.hpp"
+#include "baypr/meta/conv.hpp"
+#include "baypr/meta/mlp.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
 
@@ -357,6 +359,181 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
         [&] { (void)baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order); });
     CHECK(baypr::test::contains(msg, "baypr::meta::meta_step: argument 'order'"));
     CHECK(baypr::test::contains(msg, "TwiceDifferentiableEmbedding"));
+  }
+}
+
+namespace {
+
+// E with its tape API hidden: meta_step takes the forward/vjp (and dual) path for it.
+template <class E>
+class Untaped {
+ public:
+  explicit Untaped(E e) : e_(std::move(e)) {}
+  [[nodiscard]] Eigen::Index input_dim() const { return e_.input_dim(); }
+  [[nodiscard]] Eigen::Index output_dim() const { return e_.output_dim(); }
+  [[nodiscard]] Eigen::Index parameter_count() const { return e_.parameter_count(); }
+  template <class Scalar, class DX>
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+    return e_.forward(theta, x);
+  }
+  template <class Scalar, class DX, class DG>
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+                                        const Eigen::MatrixBase<DG>& dz) const {
+    return e_.vjp(theta, x, dz);
+  }
+
+ private:
+  E e_;
+};
+
+// The taped path with its tape but without the tangents or the row-independence trait: outer
+// loss through two tapes, Hessian-vector products through duals.
+template <class E>
+class TapedOnly {
+ public:
+  using Tape = typename E::Tape;
+  explicit TapedOnly(E e) : e_(std::move(e)) {}
+  [[nodiscard]] Eigen::Index input_dim() const { return e_.input_dim(); }
+  [[nodiscard]] Eigen::Index output_dim() const { return e_.output_dim(); }
+  [[nodiscard]] Eigen::Index parameter_count() const { return e_.parameter_count(); }
+  template <class Scalar, class DX>
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+    return e_.forward(theta, x);
+  }
+  template <class Scalar, class DX, class DG>
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+                                        const Eigen::MatrixBase<DG>& dz) const {
+    return e_.vjp(theta, x, dz);
+  }
+  const Mat& forward_with_tape(const Vec& theta, const Mat& x, Tape& tape) const {
+    return e_.forward_with_tape(theta, x, tape);
+  }
+  void vjp_from_tape(const Vec& theta, const Mat& x, const Mat& dz, Tape& tape, Vec& g) const {
+    e_.vjp_from_tape(theta, x, dz, tape, g);
+  }
+
+ private:
+  E e_;
+};
+
+}  // namespace
+
+TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite differences", "[meta][tape]") {
+  using baypr::meta::Conv;
+  using baypr::meta::Mlp;
+  static_assert(baypr::meta::TangentTapedEmbedding<Mlp>);
+  static_assert(!baypr::meta::TapedEmbedding<Untaped<Mlp>>);
+  static_assert(baypr::meta::TapedEmbedding<TapedOnly<Mlp>> && !baypr::meta::TangentTapedEmbedding<TapedOnly<Mlp>> &&
+                !baypr::meta::RowIndependentEmbedding<TapedOnly<Mlp>>);
+  Rng rng(31);
+  const VagueAnomalyModel anomaly;
+  const auto prior4 = NiwPrior<double>::method_default(4);
+  // Conv: 3 x 4 grey images (12 inputs), two layers, 4 outputs.
+  const Conv conv(baypr::meta::ConvOptions{3, 4, {1, 2, 3}, {1, 2}, 4});
+  const Mlp mlp({12, 5, 4});
+  const MetaEpisode ep = make_episode(normal_matrix(12, 2, rng), 4, 4, 2, rng);
+  const MetaEpisode small = make_episode(normal_matrix(12, 2, rng), 2, 3, 2, rng);  // K = 2, d = 4: low-rank
+
+  // Seeded parameters, moved off PyTorch's initialisation (beta = 0 could give zero embeddings,
+  // which the SupCon term rejects).
+  auto params = [&](const auto& emb) {
+    return Vec(emb.initial_parameters(5) + 0.1 * normal_matrix(emb.parameter_count(), 1, rng));
+  };
+  auto agree = [&](const auto& emb, const auto& reference, const Vec& theta, const MetaEpisode& e,
+                   const std::string& name) {
+    if (&e == &small) REQUIRE(prior4.posterior(Mat(e.support.leftCols(4))).is_low_rank());
+    for (const Path path : {Path::automatic, Path::dense}) {
+      for (const int steps : {0, 1, 2}) {
+        for (const MetaGradient order : {MetaGradient::first_order, MetaGradient::second_order}) {
+          const AdaptOptions o{steps, 0.3, path};
+          const baypr::meta::OuterOptions outer{steps == 2 ? 0.1 : 0.0, 0.07};
+          const auto fast = baypr::meta::meta_step(emb, theta, e, prior4, anomaly, o, order, outer);
+          const auto slow = baypr::meta::meta_step(reference, theta, e, prior4, anomaly, o, order, outer);
+          INFO(name << " path " << static_cast<int>(path) << " steps " << steps << " order "
+                    << static_cast<int>(order));
+          expect_below("gradient", relative_error(fast.gradient, slow.gradient), 1e-12);
+          expect_below("adapted", relative_error(fast.adapted, slow.adapted), 1e-13);
+          check_near(fast.outer_loss, slow.outer_loss, 1e-13);
+          check_near(fast.inner_loss, slow.inner_loss, 1e-13);
+          // The outer loss alone, through the public function, agrees too.
+          const auto a = baypr::meta::outer_loss_and_gradient(emb, fast.adapted, e, prior4, anomaly, path, outer);
+          const auto b = baypr::meta::outer_loss_and_gradient(reference, fast.adapted, e, prior4, anomaly, path, outer);
+          expect_below("outer gradient", relative_error(a.gradient, b.gradient), 1e-12);
+        }
+      }
+    }
+  };
+  SECTION("Mlp (two layers)") {
+    agree(mlp, Untaped<Mlp>(mlp), params(mlp), ep, "Mlp");
+    agree(mlp, Untaped<Mlp>(mlp), params(mlp), small, "Mlp low-rank");
+    agree(TapedOnly<Mlp>(mlp), Untaped<Mlp>(mlp), params(mlp), ep, "Mlp taped only");
+  }
+  SECTION("Conv (two layers)") {
+    agree(conv, Untaped<Conv>(conv), params(conv), ep, "Conv");
+    agree(conv, Untaped<Conv>(conv), params(conv), small, "Conv low-rank");
+    agree(TapedOnly<Conv>(conv), Untaped<Conv>(conv), params(conv), ep, "Conv taped only");
+  }
+  SECTION("Linear") {
+    const Linear lin(12, 4);
+    agree(lin, Untaped<Linear>(lin), params(lin), ep, "Linear");
+  }
+  SECTION("second order of the fast path against finite differences of theta -> L_out(adapt(theta))") {
+    for (int which = 0; which < 2; ++which) {
+      const AdaptOptions o{2, 0.3, Path::automatic};
+      auto run = [&](const auto& emb) {
+        const Vec theta = emb.initial_parameters(9);
+        const auto full = [&](const Vec& t) {
+          const auto a = baypr::meta::adapt(emb, t, ep.support, prior4, o);
+          return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior4, anomaly, o.path).value;
+        };
+        const auto so = baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::second_order);
+        const double e2 = relative_error(so.gradient, central_difference(full, theta, fd_step));
+        const auto fo = baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::first_order);
+        const double e1 = relative_error(fo.gradient, central_difference(full, theta, fd_step));
+        INFO((which == 0 ? "Mlp" : "Conv") << ": second-order error " << e2 << ", first-order error " << e1);
+        CHECK(e2 < 1e-7);
+        CHECK(e1 > 1e-3);  // the second-order term is visible
+      };
+      if (which == 0) {
+        run(mlp);
+      } else {
+        run(conv);
+      }
+    }
+  }
+  SECTION("MetaStepper: the same results as meta_step, call after call, across episode shapes") {
+    baypr::meta::MetaStepper<Mlp> stepper(mlp);
+    const Vec theta = mlp.initial_parameters(3);
+    baypr::meta::MetaStep out;
+    for (int round = 0; round < 2; ++round) {
+      for (const MetaEpisode* e : {&ep, &small, &ep}) {
+        for (const MetaGradient order : {MetaGradient::second_order, MetaGradient::first_order}) {
+          const AdaptOptions o{2, 0.3, Path::automatic};
+          const auto want = baypr::meta::meta_step(mlp, theta, *e, prior4, anomaly, o, order);
+          stepper.step(theta, *e, prior4, anomaly, o, order, {}, out);
+          CHECK(out.gradient == want.gradient);
+          CHECK(out.adapted == want.adapted);
+          CHECK(out.outer_loss == want.outer_loss);
+          CHECK(out.inner_loss == want.inner_loss);
+          CHECK(stepper.step(theta, *e, prior4, anomaly, o, order).gradient == want.gradient);
+        }
+      }
+    }
+    // The prior lifted to duals is cached: another prior must not reuse it.
+    const NiwPrior<double> other(Vec::Constant(4, 0.3), 0.5, 7.0, 2.0 * Mat::Identity(4, 4));
+    for (const NiwPrior<double>* pr : {&other, &prior4, &other}) {
+      const AdaptOptions o{1, 0.3, Path::dense};
+      const auto want = baypr::meta::meta_step(mlp, theta, ep, *pr, anomaly, o, MetaGradient::second_order);
+      stepper.step(theta, ep, *pr, anomaly, o, MetaGradient::second_order, {}, out);
+      CHECK(out.gradient == want.gradient);
+    }
+    // A failing step leaves out unchanged and names the stepper.
+    const baypr::meta::MetaStep before = out;
+    const std::string msg = baypr::test::message_of(
+        [&] { stepper.step(Vec(theta.head(3)), ep, prior4, anomaly, {}, MetaGradient::first_order, {}, out); });
+    CHECK(baypr::test::contains(msg, "baypr::meta::MetaStepper::step: argument 'theta' has size 3"));
+    CHECK(out.gradient == before.gradient);
+    CHECK(out.adapted == before.adapted);
   }
 }
 

@@ -490,6 +490,109 @@ TEST_CASE("HvpScalar path: values equal double, dual parts are directional deriv
   check(Conv(two_channel_conv()), 64);
 }
 
+namespace {
+
+// Dual vectors a + eps b.
+ParamVector<HvpScalar> dual_vector(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  ParamVector<HvpScalar> out(a.size());
+  for (Eigen::Index i = 0; i < a.size(); ++i) out(i) = HvpScalar(a(i), Eigen::Matrix<double, 1, 1>(b(i)));
+  return out;
+}
+RowMatrix<HvpScalar> dual_matrix(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  RowMatrix<HvpScalar> out(a.rows(), a.cols());
+  for (Eigen::Index i = 0; i < a.size(); ++i) out(i) = HvpScalar(a(i), Eigen::Matrix<double, 1, 1>(b(i)));
+  return out;
+}
+template <class M>
+Eigen::MatrixXd dual_part(const M& m) {
+  Eigen::MatrixXd out(m.rows(), m.cols());
+  for (Eigen::Index i = 0; i < m.size(); ++i) out(i) = m(i).derivatives()(0);
+  return out;
+}
+double rel_max(const Eigen::MatrixXd& got, const Eigen::MatrixXd& want) {
+  return max_abs_diff(got, want) / want.cwiseAbs().maxCoeff();
+}
+
+// The tape API of an embedding against its forward/vjp (values), its HvpScalar path (tangents)
+// and central differences of forward and vjp along (v, dz_dot).
+template <class E>
+void check_tape(const E& e, std::uint64_t seed) {
+  const Eigen::Index n = 4, d = e.output_dim(), p = e.parameter_count();
+  const Eigen::VectorXd theta = random_theta(p, seed), v = random_theta(p, seed + 1);
+  const Eigen::MatrixXd x = random_inputs(n, e.input_dim(), seed + 2);
+  const Eigen::MatrixXd dz = random_inputs(n, d, seed + 3), dz_dot = random_inputs(n, d, seed + 4);
+  typename E::Tape tape;
+  const Eigen::MatrixXd z = e.forward_with_tape(theta, x, tape);
+  CHECK(rel_max(z, e.forward(theta, x)) < 1e-14);
+  Eigen::VectorXd g;
+  e.vjp_from_tape(theta, x, dz, tape, g);
+  CHECK(rel_max(g, e.vjp(theta, x, dz)) < 1e-13);
+
+  const Eigen::MatrixXd z_dot = e.jvp_from_tape(theta, v, x, tape);
+  Eigen::VectorXd g_dot;
+  e.vjp_tangent_from_tape(theta, v, x, dz, dz_dot, tape, g_dot);
+  const ParamVector<HvpScalar> td = dual_vector(theta, v);
+  const Eigen::MatrixXd z_dual = dual_part(e.forward(td, x));
+  const Eigen::MatrixXd g_dual = dual_part(e.vjp(td, x, dual_matrix(dz, dz_dot)));
+  INFO("jvp vs duals " << rel_max(z_dot, z_dual) << ", vjp tangent vs duals " << rel_max(g_dot, g_dual));
+  CHECK(rel_max(z_dot, z_dual) < 1e-12);
+  CHECK(rel_max(g_dot, g_dual) < 1e-12);
+
+  const double h = 1e-6;
+  const Eigen::VectorXd t_plus = theta + h * v, t_minus = theta - h * v;
+  const Eigen::MatrixXd z_fd = (e.forward(t_plus, x) - e.forward(t_minus, x)) / (2 * h);
+  const Eigen::MatrixXd g_fd =
+      (e.vjp(t_plus, x, Eigen::MatrixXd(dz + h * dz_dot)) - e.vjp(t_minus, x, Eigen::MatrixXd(dz - h * dz_dot))) / (2 * h);
+  INFO("jvp vs differences " << rel_max(z_dot, z_fd) << ", vjp tangent vs differences " << rel_max(g_dot, g_fd));
+  CHECK(rel_max(z_dot, z_fd) < 1e-7);
+  CHECK(rel_max(g_dot, g_fd) < 1e-7);
+
+  // The tape is reusable: a second forward on other rows replaces the first.
+  const Eigen::MatrixXd x2 = random_inputs(n + 2, e.input_dim(), seed + 5);
+  CHECK(rel_max(e.forward_with_tape(theta, x2, tape), e.forward(theta, x2)) < 1e-14);
+  const Eigen::MatrixXd dz2 = random_inputs(n + 2, d, seed + 6);
+  e.vjp_from_tape(theta, x2, dz2, tape, g);
+  CHECK(rel_max(g, e.vjp(theta, x2, dz2)) < 1e-13);
+}
+
+}  // namespace
+
+TEST_CASE("tape API: values equal forward/vjp, tangents equal duals and central differences",
+          "[meta][embedding][tape]") {
+  static_assert(baypr::meta::TangentTapedEmbedding<Linear> && baypr::meta::RowIndependentEmbedding<Linear>);
+  static_assert(baypr::meta::TangentTapedEmbedding<Mlp> && baypr::meta::RowIndependentEmbedding<Mlp>);
+  static_assert(baypr::meta::TangentTapedEmbedding<Conv> && baypr::meta::RowIndependentEmbedding<Conv>);
+  SECTION("Linear") { check_tape(Linear(4, 3), 70); }
+  SECTION("Mlp, one and three layers") {
+    check_tape(Mlp::paper_head(5, 4), 71);
+    check_tape(Mlp({6, 5, 4, 3}), 72);
+  }
+  SECTION("Conv, two layers (strides 2, 1) and one two-channel layer") {
+    check_tape(Conv(small_conv()), 73);
+    check_tape(Conv(two_channel_conv()), 74);
+  }
+  SECTION("misuse of a tape throws") {
+    const Mlp e({4, 3});
+    const Eigen::VectorXd theta = e.initial_parameters(1);
+    const Eigen::MatrixXd x = random_inputs(2, 4, 2), dz = Eigen::MatrixXd::Zero(2, 3);
+    Mlp::Tape tape;
+    Eigen::VectorXd g;
+    CHECK(contains(message_of([&] { e.vjp_from_tape(theta, x, dz, tape, g); }),
+                   "baypr::meta::Mlp::vjp_from_tape: argument 'tape' is empty"));
+    (void)e.forward_with_tape(theta, x, tape);
+    CHECK(contains(message_of([&] { e.vjp_from_tape(theta, random_inputs(3, 4, 3), dz, tape, g); }),
+                   "argument 'inputs' has rows (as taped) 3, expected 2"));
+    CHECK(contains(message_of([&] { e.vjp_tangent_from_tape(theta, theta, x, dz, dz, tape, g); }),
+                   "argument 'tape' has no tangent"));
+    CHECK(contains(message_of([&] { (void)e.jvp_from_tape(theta, Eigen::VectorXd(theta.head(3)), x, tape); }),
+                   "argument 'direction' has size 3"));
+    Conv::Tape ct;
+    const Conv c(small_conv());
+    CHECK(contains(message_of([&] { (void)c.forward_with_tape(c.initial_parameters(1), random_inputs(2, 7, 4), ct); }),
+                   "baypr::meta::Conv::forward_with_tape: argument 'inputs' has columns 7"));
+  }
+}
+
 TEST_CASE("initial parameters: PyTorch's bounds, deterministic per seed", "[meta][init]") {
   SECTION("Mlp {784, 256, 128}") {
     const Mlp e({784, 256, 128});

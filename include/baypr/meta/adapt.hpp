@@ -28,6 +28,13 @@
 // TwiceDifferentiableEmbedding by Eigen's implicit conversions and then fails to compile here;
 // constrain such a double-only member to double (a template with requires std::same_as<S, double>).
 //
+// Fast path: for an embedding with the tape API (meta/embedding.hpp; Linear, Mlp and Conv have
+// it) every forward keeps its activations for the vjp, support and queries of the outer loss go
+// through the embedding as one batch when its rows are independent, and with the tangent API
+// each H_in v is the tangent of the taped inner gradient written out in plain double matrices
+// (only the small n x d Student-t part runs in duals). Same results to rounding (tested against
+// the forward/vjp path). MetaStepper keeps all buffers between steps (meta_step allocates them).
+//
 // unrolled_meta_gradient() is that unrolling, generic over the inner and outer objectives; the
 // baselines (meta/baselines.hpp: Proto-MAML, MAML) reuse it. Optionally a supervised contrastive
 // term (SupCon, on L2-normalised query embeddings) is added to the outer loss, see OuterOptions.
@@ -165,12 +172,12 @@ inline void check_outer_options(const char* fn, const OuterOptions& o) {
 
 inline void check_parameters(const char* fn, const char* arg, const Eigen::VectorXd& theta, Eigen::Index expected) {
   baypr::detail::check_size(fn, arg, "size", theta.size(), expected);
-  baypr::detail::check_finite(fn, arg, theta);
+  if (!all_finite(theta)) baypr::detail::check_finite(fn, arg, theta);
 }
 
 // Divergent inner steps (a step size far too large) are a numerical failure, not bad input.
 inline void check_adapted(const char* fn, const Eigen::VectorXd& theta) {
-  if (!theta.allFinite()) {
+  if (!all_finite(theta)) {
     baypr::detail::throw_numerical(fn, "the adapted parameters are not finite (inner step size too large?)");
   }
 }
@@ -179,7 +186,7 @@ template <class E>
 void check_inputs(const char* fn, const char* arg, const E& embedding, const Eigen::MatrixXd& x) {
   baypr::detail::check_nonempty(fn, arg, x.rows());
   baypr::detail::check_size(fn, arg, "columns", x.cols(), embedding.input_dim());
-  baypr::detail::check_finite(fn, arg, x);
+  if (!all_finite(x)) baypr::detail::check_finite(fn, arg, x);
 }
 
 template <class E>
@@ -288,6 +295,35 @@ inline double add_supcon(const Eigen::MatrixXd& Q, const std::vector<int>& y, do
   return weight * loss;
 }
 
+// L_out (see the header comment) from the support embeddings Z and query embeddings Q at theta',
+// with its gradients with respect to both (into dz, dq).
+template <class DZ, class DQ>
+double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q, const std::vector<int>& labels,
+                       const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly, Path path,
+                       const OuterOptions& outer, Eigen::MatrixXd& dz, Eigen::MatrixXd& dq) {
+  const Eigen::Index m = Q.rows();
+  const double inv_m = 1.0 / static_cast<double>(m);
+  Eigen::VectorXd w(m);
+  for (Eigen::Index j = 0; j < m; ++j) w(j) = labels[static_cast<std::size_t>(j)] == 0 ? -inv_m : 0.0;
+  auto normal = log_predictive_vjp(prior, Z, Q, w, path, PriorScatterGradient::skip);
+  double value = normal.value;
+  dq = std::move(normal.d_queries);
+  const Eigen::VectorXd la = anomaly.log_pdf(Q);
+  const Eigen::MatrixXd ga = anomaly.log_pdf_gradient(Q);
+  for (Eigen::Index j = 0; j < m; ++j) {
+    if (labels[static_cast<std::size_t>(j)] == 1) {
+      value -= inv_m * la(j);
+      dq.row(j) -= inv_m * ga.row(j);
+    }
+  }
+  if (outer.supcon_weight != 0.0) {
+    const Eigen::MatrixXd Qe = Q;
+    value += add_supcon(Qe, labels, outer.supcon_weight, outer.supcon_temperature, &dq);
+  }
+  dz = std::move(normal.d_support);
+  return value;
+}
+
 }  // namespace detail
 
 // Generic unrolled meta-gradient over T SGD steps theta_{t+1} = theta_t - alpha grad L_in(theta_t):
@@ -365,6 +401,70 @@ Eigen::VectorXd sgd_adapt(const char* fn, const Inner& inner, const Eigen::Vecto
 
 }  // namespace detail
 
+namespace detail {
+
+template <class E>
+struct TapeOf {
+  using type = int;  // unused: E has no tape
+};
+template <TapedEmbedding E>
+struct TapeOf<E> {
+  using type = typename E::Tape;
+};
+
+// Everything a meta-step allocates, kept between the steps of a MetaStepper so that steady-state
+// steps allocate nothing parameter- or activation-sized: glibc hands big freed blocks back to the
+// OS, and touching fresh ones page-faults (measured: about half of a conv step).
+template <class E>
+struct MetaWorkspace {
+  using Tape = typename TapeOf<E>::type;
+  std::vector<Tape> inner;            // one per inner step for second order (their activations)
+  std::vector<Eigen::MatrixXd> inner_z;
+  std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}
+  Tape outer, outer_queries;
+  Eigen::MatrixXd stacked, d_stacked, dz, dq, dz_dot;
+  Eigen::VectorXd gradient, hvp, w;
+  RowMatrix<HvpScalar> z_dual;
+  // The prior lifted to duals (a Cholesky in duals), kept while the caller's prior is unchanged.
+  std::optional<NiwPrior<double>> dual_source;
+  std::optional<NiwPrior<HvpScalar>> dual_prior;
+  MetaStep result;
+};
+
+
+// L_out and its gradient at theta' (into gradient) for a TapedEmbedding: support and queries as
+// one stacked batch when the rows are independent (one forward, one vjp), else one tape each.
+template <TapedEmbedding E>
+double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& adapted,
+                   const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
+                   Path path, const OuterOptions& outer, Eigen::VectorXd& gradient) {
+  const Eigen::MatrixXd& support = episode.support;
+  const Eigen::Index n = support.rows(), m = episode.queries.rows();
+  double value = 0.0;
+  if constexpr (RowIndependentEmbedding<E>) {
+    ws.stacked.resize(n + m, support.cols());
+    ws.stacked.topRows(n) = support;
+    ws.stacked.bottomRows(m) = episode.queries;
+    const Eigen::MatrixXd& all = embedding.forward_with_tape(adapted, ws.stacked, ws.outer);
+    value = outer_objective(all.topRows(n), all.bottomRows(m), episode.labels, prior, anomaly, path, outer, ws.dz,
+                            ws.dq);
+    ws.d_stacked.resize(n + m, ws.dz.cols());
+    ws.d_stacked.topRows(n) = ws.dz;
+    ws.d_stacked.bottomRows(m) = ws.dq;
+    embedding.vjp_from_tape(adapted, ws.stacked, ws.d_stacked, ws.outer, gradient);
+  } else {
+    const Eigen::MatrixXd& Z = embedding.forward_with_tape(adapted, support, ws.outer);
+    const Eigen::MatrixXd& Q = embedding.forward_with_tape(adapted, episode.queries, ws.outer_queries);
+    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq);
+    embedding.vjp_from_tape(adapted, support, ws.dz, ws.outer, gradient);
+    embedding.vjp_from_tape(adapted, episode.queries, ws.dq, ws.outer_queries, ws.gradient);
+    gradient += ws.gradient;
+  }
+  return value;
+}
+
+}  // namespace detail
+
 // L_in(theta) = -(1/n) sum_i log t(f_theta(x_i) | posterior(f_theta(support))) and its gradient.
 template <DifferentiableEmbedding E>
 LossAndGradient inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& theta,
@@ -416,64 +516,208 @@ LossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorX
   detail::check_prior(fn, embedding, prior);
   detail::check_anomaly_model(fn, anomaly);
   detail::check_outer_options(fn, outer);
+  if constexpr (TapedEmbedding<E>) {
+    detail::MetaWorkspace<E> ws;
+    LossAndGradient out;
+    out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, anomaly, path, outer, out.gradient);
+    return out;
+  }
   const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
   const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
-  const Eigen::Index m = Q.rows();
-  const double inv_m = 1.0 / static_cast<double>(m);
-  Eigen::VectorXd w(m);
-  for (Eigen::Index j = 0; j < m; ++j) w(j) = episode.labels[static_cast<std::size_t>(j)] == 0 ? -inv_m : 0.0;
-  const auto normal = log_predictive_vjp(prior, Z, Q, w, path, PriorScatterGradient::skip);
-  double value = normal.value;
-  Eigen::MatrixXd dq = normal.d_queries;
-  const Eigen::VectorXd la = anomaly.log_pdf(Q);
-  const Eigen::MatrixXd ga = anomaly.log_pdf_gradient(Q);
-  for (Eigen::Index j = 0; j < m; ++j) {
-    if (episode.labels[static_cast<std::size_t>(j)] == 1) {
-      value -= inv_m * la(j);
-      dq.row(j) -= inv_m * ga.row(j);
-    }
-  }
-  value += detail::add_supcon(Q, episode.labels, outer.supcon_weight, outer.supcon_temperature, &dq);
-  Eigen::VectorXd gradient = embedding.vjp(adapted, episode.support, normal.d_support);
+  Eigen::MatrixXd dz, dq;
+  const double value = detail::outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, dz, dq);
+  Eigen::VectorXd gradient = embedding.vjp(adapted, episode.support, dz);
   gradient += embedding.vjp(adapted, episode.queries, dq);
   return {value, std::move(gradient)};
 }
 
-// One meta-training step on an episode: adapt on the support, the outer loss on the queries, and
-// its gradient with respect to the initial theta (first order, or exact second order; the latter
-// needs a TwiceDifferentiableEmbedding, otherwise it throws).
-template <DifferentiableEmbedding E>
-MetaStep meta_step(const E& embedding, const Eigen::VectorXd& theta, const MetaEpisode& episode,
-                   const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
-                   const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
-                   const OuterOptions& outer = {}) {
-  constexpr const char* fn = "baypr::meta::meta_step";
-  detail::check_adapt_options(fn, options);
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  detail::check_episode(fn, embedding, episode);
-  detail::check_prior(fn, embedding, prior);
-  detail::check_anomaly_model(fn, anomaly);
-  detail::check_outer_options(fn, outer);
+namespace detail {
+
+// meta_step for a TapedEmbedding: each forward keeps its activations for the vjp (no second
+// forward), support and queries go through the embedding as one batch when its rows are
+// independent, and with a TangentTapedEmbedding each H_in v is the tangent of the taped inner
+// gradient in plain double matrices (only the small n x d Student-t part runs in duals).
+template <TapedEmbedding E>
+void taped_meta_step(const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& theta,
+                     const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
+                     const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
+  const int T = options.inner_steps;
+  const double alpha = options.inner_step_size;
+  const Path path = options.path;
+  const bool second = order == MetaGradient::second_order && T > 0;
+  const Eigen::MatrixXd& support = episode.support;
+  const Eigen::Index n = support.rows();
+  MetaStep& out = ws.result;
+  ws.inner.resize(second ? static_cast<std::size_t>(T) : 1);
+  if (second) {
+    ws.trajectory.resize(static_cast<std::size_t>(T));
+    ws.inner_z.resize(static_cast<std::size_t>(T));
+  }
+  ws.w.setConstant(n, -1.0 / static_cast<double>(n));
+  for (int t = 0; t < T; ++t) {
+    const auto k = second ? static_cast<std::size_t>(t) : 0;
+    const Eigen::VectorXd& current = t == 0 ? theta : out.adapted;
+    if (second && t > 0) ws.trajectory[k] = current;  // theta_0 is theta itself
+    const Eigen::MatrixXd& Z = embedding.forward_with_tape(current, support, ws.inner[k]);
+    if (second) ws.inner_z[k] = Z;
+    const auto g = log_predictive_self_vjp(prior, Z, ws.w, path, PriorScatterGradient::skip);
+    if (t == 0) out.inner_loss = g.value;
+    embedding.vjp_from_tape(current, support, g.d_support, ws.inner[k], ws.gradient);
+    if (t == 0) {
+      out.adapted.noalias() = theta - alpha * ws.gradient;
+    } else {
+      out.adapted -= alpha * ws.gradient;
+    }
+  }
+  if (T == 0) {
+    out.adapted = theta;
+    const Eigen::MatrixXd& Z = embedding.forward_with_tape(theta, support, ws.inner[0]);
+    out.inner_loss = log_predictive_self_vjp(prior, Z, ws.w, path, PriorScatterGradient::skip).value;
+  }
+  check_adapted("baypr::meta::unrolled_meta_gradient", out.adapted);  // as the generic path
+
+  out.outer_loss = taped_outer(embedding, ws, out.adapted, episode, prior, anomaly, path, outer, out.gradient);
+  if (!second) return;
+
+  if constexpr (TwiceDifferentiableEmbedding<E>) {
+    if (!ws.dual_prior || !(*ws.dual_source == prior)) {
+      ws.dual_prior.emplace(lift_prior<HvpScalar>(prior));
+      ws.dual_source.emplace(prior);
+    }
+    const NiwPrior<HvpScalar>& dual_prior = *ws.dual_prior;
+    for (int t = T - 1; t >= 0; --t) {
+      const auto k = static_cast<std::size_t>(t);
+      const Eigen::VectorXd& theta_t = t == 0 ? theta : ws.trajectory[k];
+      if constexpr (TangentTapedEmbedding<E>) {
+        const Eigen::MatrixXd& z_dot = embedding.jvp_from_tape(theta_t, out.gradient, support, ws.inner[k]);
+        const Eigen::MatrixXd& Z = ws.inner_z[k];
+        ws.z_dual.resize(Z.rows(), Z.cols());
+        for (Eigen::Index i = 0; i < Z.size(); ++i) {
+          ws.z_dual(i) = HvpScalar(Z(i), Eigen::Matrix<double, 1, 1>(z_dot(i)));
+        }
+        const auto g = log_predictive_self_vjp(dual_prior, ws.z_dual, ws.w, path, PriorScatterGradient::skip);
+        ws.dz.resize(Z.rows(), Z.cols());
+        ws.dz_dot.resize(Z.rows(), Z.cols());
+        for (Eigen::Index i = 0; i < Z.size(); ++i) {
+          ws.dz(i) = g.d_support(i).value();
+          ws.dz_dot(i) = g.d_support(i).derivatives()(0);
+        }
+        embedding.vjp_tangent_from_tape(theta_t, out.gradient, support, ws.dz, ws.dz_dot, ws.inner[k], ws.hvp);
+      } else {
+        ws.hvp = hvp_by_duals(
+            [&](const ParamVector<HvpScalar>& td) {
+              return bayes_inner<HvpScalar>(embedding, td, support, dual_prior, path).second;
+            },
+            theta_t, out.gradient);
+      }
+      out.gradient -= alpha * ws.hvp;
+    }
+  }
+}
+
+template <class E>
+MetaStep generic_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
+                           const MetaEpisode& episode, const NiwPrior<double>& prior,
+                           const VagueAnomalyModel& anomaly, const AdaptOptions& options, MetaGradient order,
+                           const OuterOptions& outer) {
   const Path path = options.path;
   std::optional<NiwPrior<HvpScalar>> dual_prior;
   if constexpr (TwiceDifferentiableEmbedding<E>) {
     if (order == MetaGradient::second_order && options.inner_steps > 0) {
-      dual_prior.emplace(detail::lift_prior<HvpScalar>(prior));
+      dual_prior.emplace(lift_prior<HvpScalar>(prior));
     }
   }
   auto inner = [&](const auto& t) {
     using Scalar = typename std::decay_t<decltype(t)>::Scalar;
     if constexpr (std::is_same_v<Scalar, double>) {
-      return detail::bayes_inner<double>(embedding, t, episode.support, prior, path);
+      return bayes_inner<double>(embedding, t, episode.support, prior, path);
     } else {
-      return detail::bayes_inner<Scalar>(embedding, t, episode.support, *dual_prior, path);
+      return bayes_inner<Scalar>(embedding, t, episode.support, *dual_prior, path);
     }
   };
   auto outer_fn = [&](const Eigen::VectorXd& t) {
     return outer_loss_and_gradient(embedding, t, episode, prior, anomaly, path, outer);
   };
-  return detail::run_meta_step(fn, embedding, theta, inner, outer_fn, options, order);
+  return run_meta_step(fn, embedding, theta, inner, outer_fn, options, order);
 }
+
+// The meta-step into ws.result: the taped path where E has one, otherwise forward/vjp.
+template <class E>
+void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& theta,
+                    const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
+                    const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
+  check_adapt_options(fn, options);
+  check_parameters(fn, "theta", theta, embedding.parameter_count());
+  check_episode(fn, embedding, episode);
+  check_prior(fn, embedding, prior);
+  check_anomaly_model(fn, anomaly);
+  check_outer_options(fn, outer);
+  if constexpr (!TwiceDifferentiableEmbedding<E>) {
+    if (order == MetaGradient::second_order) {
+      baypr::detail::throw_invalid(fn, "order",
+                                   "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
+                                   "HvpScalar); this embedding supports first_order only");
+    }
+  }
+  if constexpr (TapedEmbedding<E>) {
+    taped_meta_step(embedding, ws, theta, episode, prior, anomaly, options, order, outer);
+  } else {
+    ws.result = generic_meta_step(fn, embedding, theta, episode, prior, anomaly, options, order, outer);
+  }
+}
+
+}  // namespace detail
+
+// One meta-training step on an episode: adapt on the support, the outer loss on the queries, and
+// its gradient with respect to the initial theta (first order, or exact second order; the latter
+// needs a TwiceDifferentiableEmbedding, otherwise it throws). Allocates its buffers on every call;
+// MetaStepper keeps them between steps.
+template <DifferentiableEmbedding E>
+MetaStep meta_step(const E& embedding, const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                   const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
+                   const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
+                   const OuterOptions& outer = {}) {
+  detail::MetaWorkspace<E> ws;
+  detail::meta_step_into("baypr::meta::meta_step", embedding, ws, theta, episode, prior, anomaly, options, order,
+                         outer);
+  return std::move(ws.result);
+}
+
+// meta_step with its buffers (activations, parameter-sized vectors) kept between calls: the same
+// results, and in steady state (same episode shape) no allocation of that size. One per thread:
+// step() mutates the buffers. Holds a copy of the embedding.
+template <DifferentiableEmbedding E>
+class MetaStepper {
+ public:
+  explicit MetaStepper(E embedding) : embedding_(std::move(embedding)) {}
+
+  [[nodiscard]] const E& embedding() const { return embedding_; }
+
+  MetaStep step(const Eigen::VectorXd& theta, const MetaEpisode& episode, const NiwPrior<double>& prior,
+                const VagueAnomalyModel& anomaly = {}, const AdaptOptions& options = {},
+                MetaGradient order = default_meta_gradient<E>, const OuterOptions& outer = {}) {
+    MetaStep out;
+    step(theta, episode, prior, anomaly, options, order, outer, out);
+    return out;
+  }
+
+  // The same into out, reusing its vectors' storage (swapped with the workspace's); out is
+  // unchanged when the step throws.
+  void step(const Eigen::VectorXd& theta, const MetaEpisode& episode, const NiwPrior<double>& prior,
+            const VagueAnomalyModel& anomaly, const AdaptOptions& options, MetaGradient order,
+            const OuterOptions& outer, MetaStep& out) {
+    detail::meta_step_into("baypr::meta::MetaStepper::step", embedding_, ws_, theta, episode, prior, anomaly,
+                           options, order, outer);
+    out.outer_loss = ws_.result.outer_loss;
+    out.inner_loss = ws_.result.inner_loss;
+    out.gradient.swap(ws_.result.gradient);
+    out.adapted.swap(ws_.result.adapted);
+  }
+
+ private:
+  E embedding_;
+  detail::MetaWorkspace<E> ws_;
+};
 
 // Scores of the queries after adaptation: log p_a(z) - log t(z | posterior(f_theta'(support))).
 template <DifferentiableEmbedding E>

@@ -19,7 +19,9 @@
 //
 // Each convolution is im2col + one GEMM over all images and positions of the batch. Forward and
 // vjp are templates on theta's Scalar (double, or HvpScalar for exact second-order
-// meta-gradients). ReLU's derivative at exactly 0 is taken as 0.
+// meta-gradients). ReLU's derivative at exactly 0 is taken as 0. The tape API
+// (meta/embedding.hpp) does the same in double with reusable buffers, and the tangents of forward
+// and vjp for Hessian-vector products (forward-over-reverse written out, all GEMMs in double).
 #pragma once
 
 #include <Eigen/Core>
@@ -204,6 +206,153 @@ class Conv {
     return g;
   }
 
+  // The tape API (meta/embedding.hpp): one image per row, so rows are independent.
+  static constexpr bool rows_independent = true;
+  struct Tape {
+    Eigen::MatrixXd xt, input_patches;              // inputs transposed, their im2col
+    std::vector<Eigen::MatrixXd> patches, patches_dot;  // im2col of a[l - 1] (and tangent), l >= 1
+    std::vector<Eigen::MatrixXd> a, a_dot;          // relu(h_l) and its tangent
+    Eigen::MatrixXd pooled, pooled_dot, z, z_dot;
+    Eigen::MatrixXd g, g_dot, d_patches, d_patches_dot, d_pooled, d_pooled_dot;  // backward scratch
+    Eigen::Index rows = -1;     // rows of the taped inputs (-1: none)
+    bool has_tangent = false;   // jvp_from_tape ran since the last forward_with_tape
+  };
+
+  const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+                                           Tape& tape) const {
+    detail::check_embedding_call("baypr::meta::Conv::forward_with_tape", parameter_count_, input_dim(),
+                                 theta, x);
+    tape.rows = -1;
+    tape.has_tangent = false;
+    const Eigen::Index n = x.rows();
+    const Eigen::Index in_hw = opt_.height * opt_.width, w0 = opt_.width;
+    tape.xt = x.transpose();  // one image per column: contiguous reads below
+    const double* xt = tape.xt.data();
+    const Eigen::Index in_dim = input_dim();
+    im2col_into(layers_.front(), n,
+                [&](Eigen::Index b, Eigen::Index ci, Eigen::Index iy, Eigen::Index ix) {
+                  return xt[b * in_dim + ci * in_hw + iy * w0 + ix];
+                },
+                tape.input_patches);
+    tape.a.resize(layers_.size());
+    tape.patches.resize(layers_.size() - 1);
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      Eigen::MatrixXd& h = tape.a[l];
+      h.resize(n * L.out_h * L.out_w, L.out_c);
+      if (l == 0) {
+        h.noalias() = tape.input_patches * kernel(theta, L).transpose();
+      } else {
+        activation_patches(tape.a[l - 1], L, n, tape.patches[l - 1]);
+        h.noalias() = tape.patches[l - 1] * kernel(theta, L).transpose();
+      }
+      h.rowwise() += layer_bias(theta, L).transpose();
+      h = h.cwiseMax(0.0);
+    }
+    pool(tape.a.back(), n, tape.pooled);
+    tape.z.resize(n, opt_.output_dim);
+    tape.z.noalias() = tape.pooled * head_weights(theta).transpose();
+    tape.z.rowwise() += theta.segment(head_bias_offset(), opt_.output_dim).transpose();
+    tape.rows = n;
+    return tape.z;
+  }
+
+  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                     Tape& tape, Eigen::VectorXd& g) const {
+    constexpr const char* fn = "baypr::meta::Conv::vjp_from_tape";
+    detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
+    detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
+    const Eigen::Index n = x.rows();
+    g.resize(parameter_count_);
+    head_weight_block(g).noalias() = dz.transpose() * tape.pooled;
+    g.segment(head_bias_offset(), opt_.output_dim) = dz.colwise().sum().transpose();
+    tape.d_pooled.noalias() = dz * head_weights(theta);
+    unpool(tape.d_pooled, n, tape.g);
+    for (Eigen::Index li = layer_count() - 1; li >= 0; --li) {
+      const auto l = static_cast<std::size_t>(li);
+      const Layer& L = layers_[l];
+      mask_in_place(tape.g, tape.a[l]);
+      kernel_block(g, L).noalias() = tape.g.transpose() * (l == 0 ? tape.input_patches : tape.patches[l - 1]);
+      g.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c) = tape.g.colwise().sum().transpose();
+      if (l > 0) {
+        tape.d_patches.noalias() = tape.g * kernel(theta, L);
+        col2im_into(tape.d_patches, L, n, tape.g);
+      }
+    }
+  }
+
+  const Eigen::MatrixXd& jvp_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v,
+                                       const Eigen::MatrixXd& x, Tape& tape) const {
+    constexpr const char* fn = "baypr::meta::Conv::jvp_from_tape";
+    detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
+    baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count_);
+    const Eigen::Index n = x.rows();
+    tape.a_dot.resize(layers_.size());
+    tape.patches_dot.resize(layers_.size() - 1);
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      Eigen::MatrixXd& h = tape.a_dot[l];
+      h.resize(n * L.out_h * L.out_w, L.out_c);
+      if (l == 0) {
+        h.noalias() = tape.input_patches * kernel(v, L).transpose();
+      } else {
+        activation_patches(tape.a_dot[l - 1], L, n, tape.patches_dot[l - 1]);
+        h.noalias() = tape.patches_dot[l - 1] * kernel(theta, L).transpose();
+        h.noalias() += tape.patches[l - 1] * kernel(v, L).transpose();
+      }
+      h.rowwise() += layer_bias(v, L).transpose();
+      mask_in_place(h, tape.a[l]);
+    }
+    pool(tape.a_dot.back(), n, tape.pooled_dot);
+    tape.z_dot.resize(n, opt_.output_dim);
+    tape.z_dot.noalias() = tape.pooled_dot * head_weights(theta).transpose();
+    tape.z_dot.noalias() += tape.pooled * head_weights(v).transpose();
+    tape.z_dot.rowwise() += v.segment(head_bias_offset(), opt_.output_dim).transpose();
+    tape.has_tangent = true;
+    return tape.z_dot;
+  }
+
+  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v, const Eigen::MatrixXd& x,
+                             const Eigen::MatrixXd& dz, const Eigen::MatrixXd& dz_dot, Tape& tape,
+                             Eigen::VectorXd& g_dot) const {
+    constexpr const char* fn = "baypr::meta::Conv::vjp_tangent_from_tape";
+    detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
+    baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count_);
+    detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
+    detail::check_tape_dz(fn, "d_embeddings_dot", x.rows(), output_dim(), dz_dot);
+    if (!tape.has_tangent) {
+      baypr::detail::throw_invalid(fn, "tape", "has no tangent for these inputs: call jvp_from_tape first");
+    }
+    const Eigen::Index n = x.rows();
+    g_dot.resize(parameter_count_);
+    auto dW_dot = head_weight_block(g_dot);
+    dW_dot.noalias() = dz_dot.transpose() * tape.pooled;
+    dW_dot.noalias() += dz.transpose() * tape.pooled_dot;
+    g_dot.segment(head_bias_offset(), opt_.output_dim) = dz_dot.colwise().sum().transpose();
+    tape.d_pooled.noalias() = dz * head_weights(theta);
+    tape.d_pooled_dot.noalias() = dz_dot * head_weights(theta);
+    tape.d_pooled_dot.noalias() += dz * head_weights(v);
+    unpool(tape.d_pooled, n, tape.g);
+    unpool(tape.d_pooled_dot, n, tape.g_dot);
+    for (Eigen::Index li = layer_count() - 1; li >= 0; --li) {
+      const auto l = static_cast<std::size_t>(li);
+      const Layer& L = layers_[l];
+      mask_in_place(tape.g, tape.a[l]);
+      mask_in_place(tape.g_dot, tape.a[l]);
+      auto dK_dot = kernel_block(g_dot, L);
+      dK_dot.noalias() = tape.g_dot.transpose() * (l == 0 ? tape.input_patches : tape.patches[l - 1]);
+      if (l > 0) dK_dot.noalias() += tape.g.transpose() * tape.patches_dot[l - 1];
+      g_dot.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c) = tape.g_dot.colwise().sum().transpose();
+      if (l > 0) {
+        tape.d_patches_dot.noalias() = tape.g_dot * kernel(theta, L);
+        tape.d_patches_dot.noalias() += tape.g * kernel(v, L);
+        col2im_into(tape.d_patches_dot, L, n, tape.g_dot);
+        tape.d_patches.noalias() = tape.g * kernel(theta, L);
+        col2im_into(tape.d_patches, L, n, tape.g);
+      }
+    }
+  }
+
  private:
   struct Layer {
     Eigen::Index in_c = 0, out_c = 0, stride = 1, in_h = 0, in_w = 0, out_h = 0, out_w = 0,
@@ -245,27 +394,37 @@ class Conv {
   // pixel(b, ci, iy, ix) reads the layer's input.
   template <class Scalar, class Pixel>
   static RowMatrix<Scalar> im2col(const Layer& L, Eigen::Index n, Pixel pixel) {
+    RowMatrix<Scalar> p;
+    im2col_into(L, n, pixel, p);
+    return p;
+  }
+
+  template <class Scalar, class Pixel>
+  static void im2col_into(const Layer& L, Eigen::Index n, Pixel pixel, RowMatrix<Scalar>& p) {
     const Eigen::Index out_hw = L.out_h * L.out_w;
-    RowMatrix<Scalar> p = RowMatrix<Scalar>::Zero(n * out_hw, 9 * L.in_c);
+    p.resize(n * out_hw, 9 * L.in_c);
+    // Every entry is written (zeros for the padding), so no clearing pass over the whole matrix.
     for (Eigen::Index ci = 0; ci < L.in_c; ++ci) {
       for (Eigen::Index ky = 0; ky < 3; ++ky) {
         for (Eigen::Index kx = 0; kx < 3; ++kx) {
           Scalar* col = p.col(ci * 9 + ky * 3 + kx).data();
           for (Eigen::Index b = 0; b < n; ++b) {
             for (Eigen::Index oy = 0; oy < L.out_h; ++oy) {
+              Scalar* dst = col + b * out_hw + oy * L.out_w;
               const Eigen::Index iy = oy * L.stride + ky - 1;
-              if (iy < 0 || iy >= L.in_h) continue;
+              if (iy < 0 || iy >= L.in_h) {
+                for (Eigen::Index ox = 0; ox < L.out_w; ++ox) dst[ox] = Scalar(0);
+                continue;
+              }
               for (Eigen::Index ox = 0; ox < L.out_w; ++ox) {
                 const Eigen::Index ix = ox * L.stride + kx - 1;
-                if (ix < 0 || ix >= L.in_w) continue;
-                col[b * out_hw + oy * L.out_w + ox] = pixel(b, ci, iy, ix);
+                dst[ox] = (ix < 0 || ix >= L.in_w) ? Scalar(0) : Scalar(pixel(b, ci, iy, ix));
               }
             }
           }
         }
       }
     }
-    return p;
   }
 
   // The adjoint of im2col for a layer whose input is an activation matrix: sums each patch
@@ -273,28 +432,102 @@ class Conv {
   template <class Scalar>
   static RowMatrix<Scalar> col2im(const RowMatrix<Scalar>& d_patches, const Layer& L,
                                   Eigen::Index n) {
-    const Eigen::Index out_hw = L.out_h * L.out_w, in_hw = L.in_h * L.in_w;
-    RowMatrix<Scalar> d_in = RowMatrix<Scalar>::Zero(n * in_hw, L.in_c);
+    RowMatrix<Scalar> d_in;
+    col2im_into(d_patches, L, n, d_in);
+    return d_in;
+  }
+
+  template <class Scalar>
+  static void col2im_into(const RowMatrix<Scalar>& d_patches, const Layer& L, Eigen::Index n,
+                          RowMatrix<Scalar>& d_in) {
+    // A gather: each input position sums the (at most 9) patch entries that read it, in the
+    // same tap order as a scatter over taps would, so one write per entry and no clearing pass.
+    struct Taps {
+      int count = 0;
+      Eigen::Index k[3] = {0, 0, 0}, o[3] = {0, 0, 0};  // kernel tap and output position
+    };
+    const auto axis = [&](Eigen::Index in, Eigen::Index out) {
+      std::vector<Taps> t(static_cast<std::size_t>(in));
+      for (Eigen::Index k = 0; k < 3; ++k) {
+        for (Eigen::Index o = 0; o < out; ++o) {
+          const Eigen::Index i = o * L.stride + k - 1;
+          if (i < 0 || i >= in) continue;
+          Taps& e = t[static_cast<std::size_t>(i)];
+          e.k[e.count] = k;
+          e.o[e.count] = o;
+          ++e.count;
+        }
+      }
+      return t;
+    };
+    const std::vector<Taps> ys = axis(L.in_h, L.out_h), xs = axis(L.in_w, L.out_w);
+    const Eigen::Index out_hw = L.out_h * L.out_w, in_hw = L.in_h * L.in_w, rows = d_patches.rows();
+    d_in.resize(n * in_hw, L.in_c);
     for (Eigen::Index ci = 0; ci < L.in_c; ++ci) {
       Scalar* dst = d_in.col(ci).data();
-      for (Eigen::Index ky = 0; ky < 3; ++ky) {
-        for (Eigen::Index kx = 0; kx < 3; ++kx) {
-          const Scalar* src = d_patches.col(ci * 9 + ky * 3 + kx).data();
-          for (Eigen::Index b = 0; b < n; ++b) {
-            for (Eigen::Index oy = 0; oy < L.out_h; ++oy) {
-              const Eigen::Index iy = oy * L.stride + ky - 1;
-              if (iy < 0 || iy >= L.in_h) continue;
-              for (Eigen::Index ox = 0; ox < L.out_w; ++ox) {
-                const Eigen::Index ix = ox * L.stride + kx - 1;
-                if (ix < 0 || ix >= L.in_w) continue;
-                dst[b * in_hw + iy * L.in_w + ix] += src[b * out_hw + oy * L.out_w + ox];
+      const Scalar* base = d_patches.col(ci * 9).data();
+      for (Eigen::Index b = 0; b < n; ++b) {
+        for (Eigen::Index iy = 0; iy < L.in_h; ++iy) {
+          const Taps& ty = ys[static_cast<std::size_t>(iy)];
+          for (Eigen::Index ix = 0; ix < L.in_w; ++ix) {
+            const Taps& tx = xs[static_cast<std::size_t>(ix)];
+            Scalar sum(0);
+            for (int a = 0; a < ty.count; ++a) {
+              for (int c = 0; c < tx.count; ++c) {
+                sum += base[(ty.k[a] * 3 + tx.k[c]) * rows + b * out_hw + ty.o[a] * L.out_w + tx.o[c]];
               }
             }
+            dst[b * in_hw + iy * L.in_w + ix] = sum;
           }
         }
       }
     }
-    return d_in;
+  }
+
+  // Tape helpers (double).
+  static void activation_patches(const Eigen::MatrixXd& a, const Layer& L, Eigen::Index n,
+                                 Eigen::MatrixXd& p) {
+    const Eigen::Index hw = L.in_h * L.in_w, w = L.in_w;
+    im2col_into(
+        L, n,
+        [&](Eigen::Index b, Eigen::Index ci, Eigen::Index iy, Eigen::Index ix) {
+          return a(b * hw + iy * w + ix, ci);
+        },
+        p);
+  }
+  static void mask_in_place(Eigen::MatrixXd& grad, const Eigen::MatrixXd& a) {
+    grad = (a.array() > 0.0).select(grad, 0.0);
+  }
+  // Global average pooling of the last activations (rows b * hw .. b * hw + hw - 1 are image b)
+  // and its adjoint.
+  void pool(const Eigen::MatrixXd& a, Eigen::Index n, Eigen::MatrixXd& pooled) const {
+    const Layer& last = layers_.back();
+    const Eigen::Index positions = last.out_h * last.out_w;
+    const double inv_positions = 1.0 / static_cast<double>(positions);
+    pooled.resize(n, last.out_c);
+    for (Eigen::Index c = 0; c < last.out_c; ++c) {
+      Eigen::Map<const Eigen::MatrixXd> block(a.col(c).data(), positions, n);
+      pooled.col(c) = block.colwise().sum().transpose() * inv_positions;
+    }
+  }
+  void unpool(const Eigen::MatrixXd& d_pooled, Eigen::Index n, Eigen::MatrixXd& grad) const {
+    const Layer& last = layers_.back();
+    const Eigen::Index positions = last.out_h * last.out_w;
+    const double inv_positions = 1.0 / static_cast<double>(positions);
+    grad.resize(n * positions, last.out_c);
+    for (Eigen::Index c = 0; c < last.out_c; ++c) {
+      Eigen::Map<Eigen::MatrixXd> block(grad.col(c).data(), positions, n);
+      block = (d_pooled.col(c).transpose() * inv_positions).replicate(positions, 1);
+    }
+  }
+  static Eigen::VectorBlock<const Eigen::VectorXd> layer_bias(const Eigen::VectorXd& theta, const Layer& L) {
+    return theta.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c);
+  }
+  static Eigen::Map<Eigen::MatrixXd> kernel_block(Eigen::VectorXd& g, const Layer& L) {
+    return Eigen::Map<Eigen::MatrixXd>(g.data() + L.offset, L.out_c, 9 * L.in_c);
+  }
+  Eigen::Map<Eigen::MatrixXd> head_weight_block(Eigen::VectorXd& g) const {
+    return Eigen::Map<Eigen::MatrixXd>(g.data() + head_offset_, opt_.output_dim, opt_.channels.back());
   }
 
   template <class Scalar, class DX>
@@ -349,5 +582,6 @@ class Conv {
 };
 
 static_assert(TwiceDifferentiableEmbedding<Conv>);
+static_assert(TangentTapedEmbedding<Conv> && RowIndependentEmbedding<Conv>);
 
 }  // namespace baypr::meta

@@ -6,6 +6,11 @@
 //   HvpScalar                                 the dual number used for Hessian-vector products
 //   ParamVector<S>, RowMatrix<S>              Eigen::Matrix<S, Dynamic, 1> / <S, Dynamic, Dynamic>
 //   Linear(in, out)                           z = W x + b
+//   concept TapedEmbedding<E>                 optional fast path: forward that keeps its activations
+//                                             (a "tape") and a vjp that reuses them, in double
+//   concept TangentTapedEmbedding<E>          plus the tangents of both (Hessian-vector products in
+//                                             plain double matrices, no dual numbers)
+//   concept RowIndependentEmbedding<E>        row i of Z depends on row i of X only (opt-in trait)
 //
 // An embedding maps parameters theta (a flat vector) and inputs X (one sample per row, double,
 // n x input_dim) to embeddings Z (n x output_dim, one row per input). It provides
@@ -17,6 +22,20 @@
 // adaptation code then differentiates through its own reverse pass with them (Hessian-vector
 // products of the inner loss, hence exact second-order meta-gradients). Embeddings are immutable
 // value types: the parameters live outside, in the vector the optimiser updates.
+//
+// Optional, for speed (meta/adapt.hpp uses it when present and falls back to forward/vjp
+// otherwise): a default-constructible E::Tape, reusable buffers owned by the caller, and
+//   forward_with_tape(theta, X, tape)            -> const MatrixXd& Z (a reference into tape)
+//   vjp_from_tape(theta, X, dZ, tape, g)         g = dL/dtheta at the taped (theta, X); no forward
+// and for second order, with a direction v in parameter space,
+//   jvp_from_tape(theta, v, X, tape)             -> const MatrixXd& dZ/deps of f_{theta + eps v}(X)
+//   vjp_tangent_from_tape(theta, v, X, dZ, dZ_dot, tape, g_dot)
+//        g_dot = d/deps vjp(theta + eps v, X, dZ + eps dZ_dot); after jvp_from_tape with the same v
+// All in double, theta and X the ones of the last forward_with_tape on that tape. A tape is
+// state, not a value: one per (theta, X) pair that must be kept alive. An embedding whose rows
+// are processed independently (no batch statistics) may declare
+//   static constexpr bool rows_independent = true;
+// so that callers may stack several inputs into one batch.
 #pragma once
 
 #include <Eigen/Core>
@@ -66,7 +85,54 @@ concept DifferentiableEmbedding = requires(const E& e) {
 template <class E>
 concept TwiceDifferentiableEmbedding = DifferentiableEmbedding<E> && detail::embedding_in<E, HvpScalar>;
 
+template <class E>
+concept TapedEmbedding =
+    DifferentiableEmbedding<E> && std::default_initializable<typename E::Tape> &&
+    requires(const E& e, typename E::Tape& tape, const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+             const Eigen::MatrixXd& dz, Eigen::VectorXd& g) {
+      { e.forward_with_tape(theta, x, tape) } -> std::same_as<const Eigen::MatrixXd&>;
+      e.vjp_from_tape(theta, x, dz, tape, g);
+    };
+
+template <class E>
+concept TangentTapedEmbedding =
+    TapedEmbedding<E> && requires(const E& e, typename E::Tape& tape, const Eigen::VectorXd& theta,
+                                  const Eigen::VectorXd& v, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                                  const Eigen::MatrixXd& dz_dot, Eigen::VectorXd& g) {
+      { e.jvp_from_tape(theta, v, x, tape) } -> std::same_as<const Eigen::MatrixXd&>;
+      e.vjp_tangent_from_tape(theta, v, x, dz, dz_dot, tape, g);
+    };
+
+template <class E>
+concept RowIndependentEmbedding = DifferentiableEmbedding<E> && requires {
+  requires static_cast<bool>(E::rows_independent);
+};
+
 namespace detail {
+
+// Whether every entry is finite, in one vectorised pass: x - x is exactly 0 for finite x and NaN
+// otherwise (several times faster than allFinite on parameter-sized vectors). Callers fall back
+// to baypr::detail::check_finite for the message naming the entry.
+template <class Derived>
+bool all_finite(const Eigen::MatrixBase<Derived>& m) {
+  return (m.derived().array() - m.derived().array()).sum() == 0.0;
+}
+
+// Checks of the tape calls after forward_with_tape: theta (and v) sizes, X's shape matching the
+// taped rows, dZ's shape. X's values were checked by forward_with_tape.
+inline void check_tape_call(const char* fn, Eigen::Index parameter_count, Eigen::Index input_dim,
+                            Eigen::Index taped_rows, const Eigen::VectorXd& theta, const Eigen::MatrixXd& x) {
+  baypr::detail::check_size(fn, "theta", "size", theta.size(), parameter_count);
+  baypr::detail::check_size(fn, "inputs", "columns", x.cols(), input_dim);
+  if (taped_rows < 0) baypr::detail::throw_invalid(fn, "tape", "is empty: call forward_with_tape first");
+  baypr::detail::check_size(fn, "inputs", "rows (as taped)", x.rows(), taped_rows);
+}
+
+inline void check_tape_dz(const char* fn, const char* arg, Eigen::Index rows, Eigen::Index output_dim,
+                          const Eigen::MatrixXd& dz) {
+  baypr::detail::check_size(fn, arg, "rows", dz.rows(), rows);
+  baypr::detail::check_size(fn, arg, "columns", dz.cols(), output_dim);
+}
 
 // Shared argument checks for embeddings: theta's length, X's columns, X finite, dZ's shape.
 template <class Scalar, class DX>
@@ -74,7 +140,7 @@ void check_embedding_call(const char* fn, Eigen::Index parameter_count, Eigen::I
                           const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) {
   baypr::detail::check_size(fn, "theta", "size", theta.size(), parameter_count);
   baypr::detail::check_size(fn, "inputs", "columns", x.cols(), input_dim);
-  baypr::detail::check_finite(fn, "inputs", x);
+  if (!all_finite(x)) baypr::detail::check_finite(fn, "inputs", x);
 }
 
 // Uniform in [-bound, bound) from the top 53 bits of one draw, so seeded initial parameters are the
@@ -137,13 +203,60 @@ class Linear {
     return g;
   }
 
+  // The tape API (see the header comment). Linear in theta, so the vjp's tangent is the vjp of dZ_dot.
+  static constexpr bool rows_independent = true;
+  struct Tape {
+    Eigen::MatrixXd z, z_dot;
+    Eigen::Index rows = -1;
+  };
+
+  const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, Tape& tape) const {
+    detail::check_embedding_call("baypr::meta::Linear::forward_with_tape", parameter_count(), in_, theta, x);
+    tape.z.resize(x.rows(), out_);
+    tape.z.noalias() = x * weights(theta).transpose();
+    tape.z.rowwise() += bias(theta).transpose();
+    tape.rows = x.rows();
+    return tape.z;
+  }
+
+  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                     Tape& tape, Eigen::VectorXd& g) const {
+    constexpr const char* fn = "baypr::meta::Linear::vjp_from_tape";
+    detail::check_tape_call(fn, parameter_count(), in_, tape.rows, theta, x);
+    detail::check_tape_dz(fn, "d_embeddings", x.rows(), out_, dz);
+    g.resize(parameter_count());
+    Eigen::Map<Eigen::MatrixXd> dW(g.data(), out_, in_);
+    dW.noalias() = dz.transpose() * x;
+    g.tail(out_) = dz.colwise().sum().transpose();
+  }
+
+  const Eigen::MatrixXd& jvp_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v,
+                                       const Eigen::MatrixXd& x, Tape& tape) const {
+    constexpr const char* fn = "baypr::meta::Linear::jvp_from_tape";
+    detail::check_tape_call(fn, parameter_count(), in_, tape.rows, theta, x);
+    baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count());
+    tape.z_dot.resize(x.rows(), out_);
+    tape.z_dot.noalias() = x * weights(v).transpose();
+    tape.z_dot.rowwise() += bias(v).transpose();
+    return tape.z_dot;
+  }
+
+  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v, const Eigen::MatrixXd& x,
+                             const Eigen::MatrixXd& dz, const Eigen::MatrixXd& dz_dot, Tape& tape,
+                             Eigen::VectorXd& g_dot) const {
+    constexpr const char* fn = "baypr::meta::Linear::vjp_tangent_from_tape";
+    baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count());
+    detail::check_tape_dz(fn, "d_embeddings", x.rows(), out_, dz);
+    vjp_from_tape(theta, x, dz_dot, tape, g_dot);
+  }
+
  private:
   template <class Scalar>
-  auto weights(const ParamVector<Scalar>& theta) const {
+  Eigen::Map<const RowMatrix<Scalar>> weights(const ParamVector<Scalar>& theta) const {
     return Eigen::Map<const RowMatrix<Scalar>>(theta.data(), out_, in_);
   }
   template <class Scalar>
-  auto bias(const ParamVector<Scalar>& theta) const {
+  Eigen::VectorBlock<const ParamVector<Scalar>> bias(const ParamVector<Scalar>& theta) const {
     return theta.tail(out_);
   }
 
@@ -151,5 +264,6 @@ class Linear {
 };
 
 static_assert(TwiceDifferentiableEmbedding<Linear>);
+static_assert(TangentTapedEmbedding<Linear> && RowIndependentEmbedding<Linear>);
 
 }  // namespace baypr::meta

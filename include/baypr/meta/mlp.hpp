@@ -14,7 +14,10 @@
 // gamma_offset / beta_offset give the positions.
 //
 // Forward and vjp are templates on theta's Scalar (double, or HvpScalar for exact second-order
-// meta-gradients); each layer is one GEMM over all rows.
+// meta-gradients); each layer is one GEMM over all rows. The tape API (meta/embedding.hpp) does
+// the same in double with reusable buffers, plus the tangents for Hessian-vector products:
+// forward-over-reverse written out, with LayerNorm's tangent through its projection
+//   P(u) = rstd (u - mean(u) - xhat mean(xhat u))   (per row; da = P(dxhat), xhat_dot = P(a_dot)).
 #pragma once
 
 #include <Eigen/Core>
@@ -213,7 +216,173 @@ class Mlp {
     return g;
   }
 
+  // The tape API (meta/embedding.hpp): LayerNorm is per row, so rows are independent.
+  static constexpr bool rows_independent = true;
+  struct Tape {
+    std::vector<Eigen::MatrixXd> a, a_dot;  // relu(h_l) and its tangent, n x widths[l + 1]
+    Eigen::MatrixXd xhat, xhat_dot, z, z_dot;
+    Eigen::VectorXd rstd, s1, s2, s3, s4;     // per row: 1 / sqrt(var + eps), scratch
+    Eigen::MatrixXd g, g_prev, g_dot, g_dot_prev, u;  // backward scratch
+    Eigen::Index rows = -1;     // rows of the taped inputs (-1: none)
+    bool has_tangent = false;   // jvp_from_tape ran since the last forward_with_tape
+  };
+
+  const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+                                           Tape& tape) const {
+    detail::check_embedding_call("baypr::meta::Mlp::forward_with_tape", parameter_count_, input_dim(),
+                                 theta, x);
+    tape.rows = -1;
+    tape.has_tangent = false;
+    const Eigen::Index n = x.rows(), d = output_dim();
+    const auto layers = static_cast<std::size_t>(layer_count());
+    tape.a.resize(layers);
+    for (std::size_t l = 0; l < layers; ++l) {
+      Eigen::MatrixXd& h = tape.a[l];
+      h.resize(n, widths_[l + 1]);
+      h.noalias() = (l == 0 ? x : tape.a[l - 1]) * weights(theta, l).transpose();
+      h.rowwise() += bias(theta, l).transpose();
+      h = h.cwiseMax(0.0);
+    }
+    const Eigen::MatrixXd& a = tape.a.back();
+    const double inv_d = 1.0 / static_cast<double>(d);
+    tape.s1 = a.rowwise().sum() * inv_d;
+    tape.xhat = a.colwise() - tape.s1;
+    tape.rstd = tape.xhat.array().square().rowwise().sum().matrix() * inv_d;
+    tape.rstd = (tape.rstd.array() + layer_norm_eps).sqrt().inverse().matrix();
+    tape.xhat = tape.xhat.array().colwise() * tape.rstd.array();
+    tape.z = tape.xhat * theta.segment(gamma_offset(), d).asDiagonal();
+    tape.z.rowwise() += theta.segment(beta_offset(), d).transpose();
+    tape.rows = n;
+    return tape.z;
+  }
+
+  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                     Tape& tape, Eigen::VectorXd& g) const {
+    constexpr const char* fn = "baypr::meta::Mlp::vjp_from_tape";
+    detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
+    detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
+    const Eigen::Index d = output_dim();
+    g.resize(parameter_count_);
+    g.segment(beta_offset(), d) = dz.colwise().sum().transpose();
+    g.segment(gamma_offset(), d) = (dz.array() * tape.xhat.array()).colwise().sum().transpose();
+    tape.g = dz * theta.segment(gamma_offset(), d).asDiagonal();
+    layer_norm_backward(tape, tape.g);
+    for (Eigen::Index layer = layer_count() - 1; layer >= 0; --layer) {
+      const auto l = static_cast<std::size_t>(layer);
+      mask_in_place(tape.g, tape.a[l]);
+      weight_block(g, l).noalias() = tape.g.transpose() * (l == 0 ? x : tape.a[l - 1]);
+      g.segment(bias_offset(layer), widths_[l + 1]) = tape.g.colwise().sum().transpose();
+      if (l > 0) {
+        tape.g_prev.noalias() = tape.g * weights(theta, l);
+        tape.g.swap(tape.g_prev);
+      }
+    }
+  }
+
+  const Eigen::MatrixXd& jvp_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v,
+                                       const Eigen::MatrixXd& x, Tape& tape) const {
+    constexpr const char* fn = "baypr::meta::Mlp::jvp_from_tape";
+    detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
+    baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count_);
+    const Eigen::Index n = x.rows(), d = output_dim();
+    const auto layers = static_cast<std::size_t>(layer_count());
+    tape.a_dot.resize(layers);
+    for (std::size_t l = 0; l < layers; ++l) {
+      Eigen::MatrixXd& h = tape.a_dot[l];
+      h.resize(n, widths_[l + 1]);
+      h.noalias() = (l == 0 ? x : tape.a[l - 1]) * weights(v, l).transpose();
+      if (l > 0) h.noalias() += tape.a_dot[l - 1] * weights(theta, l).transpose();
+      h.rowwise() += bias(v, l).transpose();
+      mask_in_place(h, tape.a[l]);
+    }
+    tape.xhat_dot = tape.a_dot.back();
+    layer_norm_backward(tape, tape.xhat_dot);  // P is also the forward tangent map
+    tape.z_dot = tape.xhat_dot * theta.segment(gamma_offset(), d).asDiagonal();
+    tape.z_dot.noalias() += tape.xhat * v.segment(gamma_offset(), d).asDiagonal();
+    tape.z_dot.rowwise() += v.segment(beta_offset(), d).transpose();
+    tape.has_tangent = true;
+    return tape.z_dot;
+  }
+
+  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v, const Eigen::MatrixXd& x,
+                             const Eigen::MatrixXd& dz, const Eigen::MatrixXd& dz_dot, Tape& tape,
+                             Eigen::VectorXd& g_dot) const {
+    constexpr const char* fn = "baypr::meta::Mlp::vjp_tangent_from_tape";
+    detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
+    baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count_);
+    detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
+    detail::check_tape_dz(fn, "d_embeddings_dot", x.rows(), output_dim(), dz_dot);
+    if (!tape.has_tangent) {
+      baypr::detail::throw_invalid(fn, "tape", "has no tangent for these inputs: call jvp_from_tape first");
+    }
+    const Eigen::Index d = output_dim();
+    const double inv_d = 1.0 / static_cast<double>(d);
+    const auto gamma = theta.segment(gamma_offset(), d);
+    const auto gamma_dot = v.segment(gamma_offset(), d);
+    g_dot.resize(parameter_count_);
+    g_dot.segment(beta_offset(), d) = dz_dot.colwise().sum().transpose();
+    g_dot.segment(gamma_offset(), d) =
+        (dz_dot.array() * tape.xhat.array() + dz.array() * tape.xhat_dot.array()).colwise().sum().transpose();
+
+    // u = dxhat = dz gamma, u_dot = dz_dot gamma + dz gamma_dot; grad = P(u) and its tangent
+    //   P_dot(u) = rstd_dot / rstd P(u) + rstd (u_dot - mean(u_dot) - xhat_dot mean(xhat u)
+    //              - xhat mean(xhat_dot u + xhat u_dot)),  rstd_dot / rstd = -rstd mean(xhat a_dot).
+    tape.u = dz * gamma.asDiagonal();
+    tape.g_dot = dz_dot * gamma.asDiagonal();
+    tape.g_dot.noalias() += dz * gamma_dot.asDiagonal();
+    tape.s1 = (tape.xhat.array() * tape.u.array()).rowwise().sum().matrix() * inv_d;  // mean(xhat u)
+    tape.s2 = ((tape.xhat_dot.array() * tape.u.array()).rowwise().sum() +
+               (tape.xhat.array() * tape.g_dot.array()).rowwise().sum()).matrix() * inv_d;
+    tape.s3 = (tape.xhat.array() * tape.a_dot.back().array()).rowwise().sum().matrix() * inv_d;
+    tape.s4 = tape.g_dot.rowwise().sum() * inv_d;
+    tape.g_dot.colwise() -= tape.s4;
+    tape.g_dot.array() -= tape.xhat_dot.array().colwise() * tape.s1.array() +
+                          tape.xhat.array().colwise() * tape.s2.array();
+    tape.g = tape.u;
+    layer_norm_backward(tape, tape.g);
+    tape.g_dot = tape.g_dot.array().colwise() * tape.rstd.array() -
+                 tape.g.array().colwise() * (tape.rstd.array() * tape.s3.array());
+
+    for (Eigen::Index layer = layer_count() - 1; layer >= 0; --layer) {
+      const auto l = static_cast<std::size_t>(layer);
+      mask_in_place(tape.g, tape.a[l]);
+      mask_in_place(tape.g_dot, tape.a[l]);
+      auto dW_dot = weight_block(g_dot, l);
+      dW_dot.noalias() = tape.g_dot.transpose() * (l == 0 ? x : tape.a[l - 1]);
+      if (l > 0) dW_dot.noalias() += tape.g.transpose() * tape.a_dot[l - 1];
+      g_dot.segment(bias_offset(layer), widths_[l + 1]) = tape.g_dot.colwise().sum().transpose();
+      if (l > 0) {
+        tape.g_dot_prev.noalias() = tape.g_dot * weights(theta, l);
+        tape.g_dot_prev.noalias() += tape.g * weights(v, l);
+        tape.g_dot.swap(tape.g_dot_prev);
+        tape.g_prev.noalias() = tape.g * weights(theta, l);
+        tape.g.swap(tape.g_prev);
+      }
+    }
+  }
+
  private:
+  // ReLU's derivative applied to grad, given the activations a (a > 0 iff the unit is active).
+  static void mask_in_place(Eigen::MatrixXd& grad, const Eigen::MatrixXd& a) {
+    grad = (a.array() > 0.0).select(grad, 0.0);
+  }
+
+  // u <- P(u) = rstd (u - mean(u) - xhat mean(xhat u)), per row: LayerNorm's backward map.
+  void layer_norm_backward(Tape& tape, Eigen::MatrixXd& u) const {
+    const double inv_d = 1.0 / static_cast<double>(output_dim());
+    tape.s1 = u.rowwise().sum() * inv_d;
+    tape.s2 = (u.array() * tape.xhat.array()).rowwise().sum().matrix() * inv_d;
+    u = ((u.colwise() - tape.s1).array() - tape.xhat.array().colwise() * tape.s2.array()).colwise() *
+        tape.rstd.array();
+  }
+
+  Eigen::Map<Eigen::MatrixXd> weight_block(Eigen::VectorXd& g, std::size_t l) const {
+    return Eigen::Map<Eigen::MatrixXd>(g.data() + offsets_[l], widths_[l + 1], widths_[l]);
+  }
+  Eigen::VectorBlock<const Eigen::VectorXd> bias(const Eigen::VectorXd& theta, std::size_t l) const {
+    return theta.segment(offsets_[l] + widths_[l + 1] * widths_[l], widths_[l + 1]);
+  }
+
   template <class Scalar>
   struct Trace {
     std::vector<RowMatrix<Scalar>> activations;  // relu(h_l), l = 0 .. L-1
@@ -274,5 +443,6 @@ class Mlp {
 };
 
 static_assert(TwiceDifferentiableEmbedding<Mlp>);
+static_assert(TangentTapedEmbedding<Mlp> && RowIndependentEmbedding<Mlp>);
 
 }  // namespace baypr::meta
