@@ -64,6 +64,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_args.hpp"
 #include "meta_fashion_data.hpp"
 
 namespace {
@@ -102,30 +103,10 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  auto value = [&](int& i) -> std::string {
-    if (i + 1 >= argc) usage(std::string("missing value after ") + argv[i]);
-    return argv[++i];
-  };
-  auto positive_int = [&](int& i) {
-    const std::string name = argv[i];
-    const std::string v = value(i);
-    char* end = nullptr;
-    const long n = std::strtol(v.c_str(), &end, 10);
-    if (*end != '\0' || n < 1 || n > 1000000)
-      usage(name + " needs a positive integer, got '" + v + "'");
-    return static_cast<int>(n);
-  };
-  auto number = [&](int& i, bool allow_zero) {
-    const std::string name = argv[i];
-    const std::string v = value(i);
-    char* end = nullptr;
-    const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !std::isfinite(x) || x < 0.0 || (x == 0.0 && !allow_zero)) {
-      usage(name + " needs a " + (allow_zero ? "non-negative" : "positive") + " number, got '" + v +
-            "'");
-    }
-    return x;
-  };
+  const cli::ArgReader args(argc, argv, usage);
+  auto value = [&](int& i) { return args.value(i); };
+  auto positive_int = [&](int& i) { return args.positive_int(i); };
+  auto number = [&](int& i, bool allow_zero) { return args.number(i, allow_zero); };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--epochs") {
@@ -142,10 +123,7 @@ Args parse(int argc, char** argv) {
     } else if (arg == "--out") {
       a.out = value(i);
     } else if (arg == "--seed") {
-      const std::string v = value(i);
-      char* end = nullptr;
-      a.seed = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0') usage("--seed needs a non-negative integer, got '" + v + "'");
+      a.seed = args.seed(i);
     } else if (arg == "--log") {
       a.log = value(i);
     } else if (arg == "--checkpoints") {

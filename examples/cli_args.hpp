@@ -1,0 +1,56 @@
+// examples/cli_args.hpp: the command-line value readers shared by the meta-training examples
+// (meta_training.cpp, meta_textures.cpp). Each reads the value after argv[i], advances i, and calls
+// the program's usage(why) (which exits) on a missing or malformed value.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+namespace cli {
+
+template <class Usage>
+class ArgReader {
+ public:
+  ArgReader(int argc, char** argv, Usage usage) : argc_(argc), argv_(argv), usage_(usage) {}
+
+  std::string value(int& i) const {
+    if (i + 1 >= argc_) usage_(std::string("missing value after ") + argv_[i]);
+    return argv_[++i];
+  }
+
+  int positive_int(int& i) const {
+    const std::string name = argv_[i];
+    const std::string v = value(i);
+    char* end = nullptr;
+    const long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 1 || n > 1000000) usage_(name + " needs a positive integer, got '" + v + "'");
+    return static_cast<int>(n);
+  }
+
+  double number(int& i, bool allow_zero) const {
+    const std::string name = argv_[i];
+    const std::string v = value(i);
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(x) || x < 0.0 || (x == 0.0 && !allow_zero))
+      usage_(name + " needs a " + (allow_zero ? "non-negative" : "positive") + " number, got '" + v + "'");
+    return x;
+  }
+
+  std::uint64_t seed(int& i) const {
+    const std::string v = value(i);
+    char* end = nullptr;
+    const std::uint64_t s = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0') usage_("--seed needs a non-negative integer, got '" + v + "'");
+    return s;
+  }
+
+ private:
+  int argc_;
+  char** argv_;
+  Usage usage_;
+};
+
+}  // namespace cli
