@@ -6,12 +6,16 @@
 //   BM_MetaStepFresh/<emb>/<order>/dense   the same through the free meta_step, which allocates
 //                                          its buffers on every call (the others reuse a
 //                                          MetaStepper's, as a training loop would)
+//   BM_MetaStepGenerative/<emb>/<order>/dense   the paper's generative outer loss instead of the
+//                                          default discriminative one (their ratio: what the
+//                                          new objective costs)
 //
 // <emb>: mlp  = Mlp::paper_head(784, 64) (Linear-ReLU-LayerNorm) on 784-pixel rows;
 //        conv = Conv{28 x 28, channels {1, 16, 32}, strides {2, 2}, output 64}.
 // <order>: first (FOMAML) or second (exact second order). Episode: K = 5 support rows, 12 normal +
 // 4 anomalous queries, uniform [0, 1) inputs; prior NiwPrior::method_default(64) (mu0 0, kappa0
-// 0.01, nu0 d + 2, Psi0 I); anomaly model t(0, 100 I, dof 2); one inner SGD step of 5e-4.
+// 0.01, nu0 d + 2, Psi0 I); anomaly model t(0, 100 I, dof 2); one inner SGD step of 5e-4; the
+// default outer objective (discriminative, calibration rho = beta = 0).
 // Counter items_per_second = episodes/s. The summary gives automatic / dense per case.
 //
 // The peer is benchmarks/meta_step_peer.py (PyTorch, float64, one thread): the same step with
@@ -71,19 +75,21 @@ meta::AdaptOptions options(baypr::Path path) {
 
 template <class E>
 void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGradient order, baypr::Path path,
-                     bool fresh) {
+                     bool fresh, meta::Objective objective) {
   const Eigen::VectorXd theta = embedding.initial_parameters(7);
   const meta::MetaEpisode e = episode(11);
   const auto prior = baypr::NiwPrior<double>::method_default(dim);
   const meta::VagueAnomalyModel anomaly;
   const meta::AdaptOptions o = options(path);
+  meta::OuterOptions outer;
+  outer.objective = objective;
   meta::MetaStepper<E> stepper(embedding);
   meta::MetaStep s;
   for (auto _ : state) {
     if (fresh) {
-      s = meta::meta_step(embedding, theta, e, prior, anomaly, o, order);
+      s = meta::meta_step(embedding, theta, e, prior, anomaly, o, order, outer);
     } else {
-      stepper.step(theta, e, prior, anomaly, o, order, {}, s);
+      stepper.step(theta, e, prior, anomaly, o, order, outer, s);
     }
     benchmark::DoNotOptimize(s.gradient.data());
   }
@@ -142,20 +148,29 @@ int main(int argc, char** argv) {
     for (const std::string emb : {"mlp", "conv"}) {
       const std::string base = "BM_MetaStep/" + emb + "/" + order_name;
       const std::string fresh_name = "BM_MetaStepFresh/" + emb + "/" + order_name + "/dense";
-      for (const auto& [name, path, fresh] : {std::tuple{base, baypr::Path::automatic, false},
-                                              std::tuple{base + "/dense", baypr::Path::dense, false},
-                                              std::tuple{fresh_name, baypr::Path::dense, true}}) {
+      const std::string generative_name = "BM_MetaStepGenerative/" + emb + "/" + order_name + "/dense";
+      constexpr auto discriminative = meta::Objective::discriminative;
+      for (const auto& [name, path, fresh, objective] :
+           {std::tuple{base, baypr::Path::automatic, false, discriminative},
+            std::tuple{base + "/dense", baypr::Path::dense, false, discriminative},
+            std::tuple{fresh_name, baypr::Path::dense, true, discriminative},
+            std::tuple{generative_name, baypr::Path::dense, false, meta::Objective::generative}}) {
         const auto o = order;
         const auto p = path;
         const bool f = fresh;
+        const auto j = objective;
         if (emb == "mlp") {
-          benchmark::RegisterBenchmark(name.c_str(), [mlp, o, p, f](benchmark::State& s) { meta_step_bench(s, mlp, o, p, f); })
-              ->Unit(benchmark::kMicrosecond);
+          benchmark::RegisterBenchmark(name.c_str(), [mlp, o, p, f, j](benchmark::State& s) {
+            meta_step_bench(s, mlp, o, p, f, j);
+          })->Unit(benchmark::kMicrosecond);
         } else {
-          benchmark::RegisterBenchmark(name.c_str(), [conv, o, p, f](benchmark::State& s) { meta_step_bench(s, conv, o, p, f); })
-              ->Unit(benchmark::kMicrosecond);
+          benchmark::RegisterBenchmark(name.c_str(), [conv, o, p, f, j](benchmark::State& s) {
+            meta_step_bench(s, conv, o, p, f, j);
+          })->Unit(benchmark::kMicrosecond);
         }
       }
+      ratios.push_back({"episodes/s: discriminative / generative objective, dense", emb + " " + order_name,
+                        base + "/dense", generative_name, "items_per_second"});
       ratios.push_back({"episodes/s: MetaStepper (buffers kept) / meta_step (allocating), dense", emb + " " + order_name,
                         base + "/dense", fresh_name, "items_per_second"});
       ratios.push_back({"episodes/s: Path::automatic (low-rank) / Path::dense", emb + " " + order_name, base,

@@ -5,9 +5,11 @@ The same meta-training step as baypr::meta::meta_step, written in PyTorch (float
 embedding f_theta, NIW posterior of the support embeddings Z (prior mu0 0, kappa0 0.01, nu0 d + 2,
 Psi0 I), posterior predictive Student-t by dense Cholesky,
   inner  L_in  = -(1/n) sum_i log t(z_i | Z),   theta' = theta - alpha grad L_in  (one step, 5e-4)
-  outer  L_out = -(1/m) sum_j [(1 - y_j) log t(q_j | Z') + y_j log p_a(q_j)],  p_a = t(0, 100 I, 2)
-with Z', q_j the embeddings at theta'; the meta-gradient d L_out / d theta, first order (the inner
-gradient detached) or exact second order (create_graph=True through the inner gradient).
+  outer  L_out = sum_j w_j [softplus(a_j) - y_j a_j],  a_j = s_j (calibration rho = beta = 0),
+         s_j = log p_a(q_j) - log t(q_j | Z'),  w_j = 1 / (2 m_{y_j}),  p_a = t(0, 100 I, 2)
+(baypr's default, discriminative objective) with Z', q_j the embeddings at theta'; the
+meta-gradient d L_out / d theta, first order (the inner gradient detached) or exact second order
+(create_graph=True through the inner gradient).
 Embeddings (parameters held as separate tensors, as in an nn.Module; converted from and to baypr's
 flat theta layout for the check):
   mlp   Linear(784, 64) - ReLU - LayerNorm(64, eps 1e-5)            (Mlp::paper_head)
@@ -153,7 +155,10 @@ def meta_step(emb, params0, support, queries, labels, second_order):
     q = emb.forward(adapted, queries)
     ln = log_t(q, *predictive(z2))
     la = log_anomaly(q)
-    outer = -((1.0 - labels) * ln + labels * la).mean()
+    a = la - ln  # calibration rho = beta = 0: alpha = 1, no shift, no L2 term
+    m1 = labels.sum()
+    w = torch.where(labels > 0, 0.5 / m1, 0.5 / (labels.numel() - m1))
+    outer = (w * (F.softplus(a) - labels * a)).sum()
     meta_grads = torch.autograd.grad(outer, params)
     return outer.detach(), inner.detach(), meta_grads
 

@@ -33,8 +33,14 @@ namespace meta_fashion {
 namespace meta = baypr::meta;
 
 inline constexpr Eigen::Index projected_dim = 128, embedding_dim = 32;
-inline constexpr Eigen::Index normal_queries = 12, anomalous_queries = 4, validation_count = 24;
-inline const std::vector<int> meta_train_classes = {0, 1, 2, 3, 4, 5};
+inline constexpr Eigen::Index normal_queries = 12, anomalous_queries = 4;
+inline constexpr int validation_per_class = 24;
+// Meta-train: T-shirt, Trouser, Pullover. Validation (never meta-trained on, as normal or as
+// anomaly): Dress, Coat, Sandal. Held out: Shirt, Sneaker, Bag, Ankle boot. The six non-held-out
+// classes are split in label order, half and half, so that validation episodes can mirror the
+// held-out protocol (normal and anomalous classes both unseen in training).
+inline const std::vector<int> meta_train_classes = {0, 1, 2};
+inline const std::vector<int> validation_classes = {3, 4, 5};
 inline const std::vector<int> held_out_classes = {6, 7, 8, 9};
 inline const std::string default_data_dir = "/usr/share/datasets/fashion-mnist";
 
@@ -46,6 +52,7 @@ struct Settings {
   int meta_batch = 4;
   double supcon = 0.1;  // BayPrAnoMeta's SupCon outer term (authors: 0.1, tau 0.07)
   meta::MetaGradient order = meta::MetaGradient::second_order;
+  meta::Objective objective = meta::Objective::discriminative;
 };
 
 struct Split {
@@ -112,15 +119,6 @@ inline meta::ClassTaskSampler training_sampler(const Data& d) {
   return meta::ClassTaskSampler(d.train.x, d.train.labels, meta_train_classes, task_shape());
 }
 
-// Validation: fixed episodes of the meta-train classes, support and queries all from test images.
-inline std::vector<meta::MetaEpisode> validation_episodes(const Data& d, std::uint64_t seed) {
-  const meta::ClassTaskSampler sampler(d.test.x, d.test.labels, meta_train_classes, task_shape());
-  std::mt19937_64 rng(baypr::detail::splitmix64(seed ^ 0x76616cULL));
-  std::vector<meta::MetaEpisode> out;
-  for (Eigen::Index e = 0; e < validation_count; ++e) out.push_back(sampler.sample(rng));
-  return out;
-}
-
 inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {
   std::vector<Eigen::Index> rows;
   for (std::size_t i = 0; i < s.labels.size(); ++i) {
@@ -136,36 +134,44 @@ struct EvalEpisode {
   Eigen::VectorXi labels;  // episode.labels as an Eigen vector, for baypr::auroc
 };
 
-// Held-out episodes, drawn once from one seeded engine, K by K then class by class: normal class
-// c in {6..9}, K support images of c from the training split, 12 normal (c) + 4 anomalous (other
-// held-out classes) queries from the test split. A prefix of `shots` gives a prefix of the
-// episodes.
-inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
-                                                    const std::vector<Eigen::Index>& shots,
-                                                    int per_class, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::detail::splitmix64(seed ^ 0x65766131ULL));
+// One-class episodes drawn once from one seeded engine, K by K then class by class: normal class
+// c in normal_classes, K support images of c from `support_split`, 12 normal (c) + 4 anomalous
+// (anomaly_classes other than c) queries from `query_split`. A prefix of `shots` gives a prefix
+// of the episodes.
+inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split, const Split& query_split,
+                                                   const std::vector<int>& normal_classes,
+                                                   const std::vector<int>& anomaly_classes,
+                                                   const std::vector<Eigen::Index>& shots, int per_class,
+                                                   std::mt19937_64& rng) {
   std::vector<EvalEpisode> out;
   for (const Eigen::Index k : shots) {
-    for (const int c : held_out_classes) {
-      const auto support_pool = rows_of(d.train, c);
-      const auto normal_pool = rows_of(d.test, c);
+    for (const int c : normal_classes) {
+      const auto support_pool = rows_of(support_split, c);
+      const auto normal_pool = rows_of(query_split, c);
       std::vector<Eigen::Index> anomalous_pool;
-      for (const int o : held_out_classes) {
+      for (const int o : anomaly_classes) {
         if (o == c) continue;
-        const auto r = rows_of(d.test, o);
+        const auto r = rows_of(query_split, o);
         anomalous_pool.insert(anomalous_pool.end(), r.begin(), r.end());
       }
       for (int e = 0; e < per_class; ++e) {
         EvalEpisode ep;
         ep.shots = k;
         ep.normal_class = c;
-        const auto support = baypr::detail::sample_without_replacement(support_pool, k, rng);
-        auto queries = baypr::detail::sample_without_replacement(normal_pool, normal_queries, rng);
+        std::vector<Eigen::Index> support, queries;
+        if (&support_split == &query_split) {  // support and normal queries from one pool: disjoint
+          const auto both = baypr::detail::sample_without_replacement(normal_pool, k + normal_queries, rng);
+          support.assign(both.begin(), both.begin() + k);
+          queries.assign(both.begin() + k, both.end());
+        } else {
+          support = baypr::detail::sample_without_replacement(support_pool, k, rng);
+          queries = baypr::detail::sample_without_replacement(normal_pool, normal_queries, rng);
+        }
         const auto anomalous =
             baypr::detail::sample_without_replacement(anomalous_pool, anomalous_queries, rng);
         queries.insert(queries.end(), anomalous.begin(), anomalous.end());
-        ep.episode.support = baypr::detail::gather_rows(d.train.x, support);
-        ep.episode.queries = baypr::detail::gather_rows(d.test.x, queries);
+        ep.episode.support = baypr::detail::gather_rows(support_split.x, support);
+        ep.episode.queries = baypr::detail::gather_rows(query_split.x, queries);
         ep.episode.labels.assign(static_cast<std::size_t>(normal_queries), 0);
         ep.episode.labels.resize(static_cast<std::size_t>(normal_queries + anomalous_queries), 1);
         ep.labels = Eigen::Map<const Eigen::VectorXi>(
@@ -173,6 +179,28 @@ inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
         out.push_back(std::move(ep));
       }
     }
+  }
+  return out;
+}
+
+// Held-out episodes: normal class c in {6..9}, K support images of c from the training split, 12
+// normal (c) + 4 anomalous (other held-out classes) queries from the test split.
+inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
+                                                    const std::vector<Eigen::Index>& shots,
+                                                    int per_class, std::uint64_t seed) {
+  std::mt19937_64 rng(baypr::detail::splitmix64(seed ^ 0x65766131ULL));
+  return one_class_episodes(d.train, d.test, held_out_classes, held_out_classes, shots, per_class, rng);
+}
+
+// Validation (all that may guide a choice), the held-out protocol on the validation classes: K = 1
+// and K = 5 episodes whose normal class is a validation class, anomalies from the other
+// validation classes; support from the training split, queries from the test split.
+inline std::vector<meta::MetaEpisode> validation_episodes(const Data& d, std::uint64_t seed) {
+  std::mt19937_64 rng(baypr::detail::splitmix64(seed ^ 0x76616cULL));
+  std::vector<meta::MetaEpisode> out;
+  for (auto& e : one_class_episodes(d.train, d.test, validation_classes, validation_classes, {1, 5},
+                                    validation_per_class / 2, rng)) {
+    out.push_back(std::move(e.episode));
   }
   return out;
 }

@@ -506,3 +506,52 @@ TEST_CASE("bad input names the function, the argument and the index", "[metrics]
   m = message_of([&] { (void)baypr::mean_interval(Eigen::Vector3d(1, 2, 3), 0.0); });
   CHECK(contains(m, "baypr::mean_interval: argument 'level' must be in (0, 1), got 0"));
 }
+
+TEST_CASE("grouped_bootstrap_interval: two-level resampling, exact small cases, bad input", "[eval]") {
+  std::mt19937_64 rng(5);
+  // Two groups of one value each, 0 and 1: a resample's mean is 0, 1/2 or 1 with probabilities
+  // 1/4, 1/2, 1/4, so the 95% interval runs from 0 to 1 and the estimate is 1/2.
+  const Eigen::Vector2d two(0.0, 1.0);
+  const auto i2 = baypr::grouped_bootstrap_interval(two, {7, 9}, 4000, 0.95, rng);
+  CHECK(i2.mean == 0.5);
+  CHECK(i2.lower == 0.0);
+  CHECK(i2.upper == 1.0);
+  CHECK(i2.count == 2);
+  // Equal values: a degenerate interval.
+  const auto flat = baypr::grouped_bootstrap_interval(Eigen::VectorXd::Constant(6, 0.25), {1, 1, 2, 2, 3, 3}, 200,
+                                                      0.95, rng);
+  CHECK(flat.lower == 0.25);
+  CHECK(flat.upper == 0.25);
+  // Groups whose means differ: wider than the t interval that treats every value as independent,
+  // and the same seed gives the same interval.
+  Eigen::VectorXd v(40);
+  std::vector<int> g(40);
+  std::normal_distribution<double> nd(0.0, 0.05);
+  for (int i = 0; i < 40; ++i) {
+    g[static_cast<std::size_t>(i)] = i / 10;
+    v(i) = 0.1 * (i / 10) + nd(rng);
+  }
+  std::mt19937_64 a(11), b(11);
+  const auto grouped = baypr::grouped_bootstrap_interval(v, g, 2000, 0.95, a);
+  const auto again = baypr::grouped_bootstrap_interval(v, g, 2000, 0.95, b);
+  CHECK(grouped.lower == again.lower);
+  CHECK(grouped.upper == again.upper);
+  const auto t = baypr::mean_interval(v);
+  CHECK(std::abs(grouped.mean - v.mean()) < 1e-12);
+  CHECK(grouped.upper - grouped.lower > 1.5 * (t.upper - t.lower));
+  CHECK(grouped.lower < grouped.mean);
+  CHECK(grouped.mean < grouped.upper);
+  // Bad input names the argument.
+  CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(v, {1, 2}, 10, 0.95, rng); }),
+                 "baypr::grouped_bootstrap_interval: argument 'groups'"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::grouped_bootstrap_interval(Eigen::Vector2d(1, 2), {3, 3}, 10, 0.95, rng);
+                 }),
+                 "at least 2 groups"));
+  Eigen::VectorXd bad = v;
+  bad(3) = std::nan("");
+  CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(bad, g, 10, 0.95, rng); }),
+                 "argument 'values' must be finite, got nan at index 3"));
+  CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(v, g, 0, 0.95, rng); }),
+                 "argument 'resamples'"));
+}

@@ -150,6 +150,17 @@ void expect_below(const std::string& what, double error, double tol) {
 
 constexpr double fd_step = 1e-4;
 
+baypr::meta::OuterOptions outer_options(baypr::meta::Objective objective, double supcon_weight = 0.0,
+                                        double supcon_temperature = 0.07) {
+  baypr::meta::OuterOptions o;
+  o.objective = objective;
+  o.supcon_weight = supcon_weight;
+  o.supcon_temperature = supcon_temperature;
+  return o;
+}
+
+const baypr::meta::OuterOptions generative = outer_options(baypr::meta::Objective::generative);
+
 }  // namespace
 
 TEST_CASE("vague anomaly model: hand-derived values and finite-difference gradient", "[meta]") {
@@ -254,7 +265,7 @@ TEST_CASE("adapt: zero steps is the identity, one step is exactly one SGD step",
   CHECK(defaults.inner_step_size == 5e-4);
 }
 
-TEST_CASE("outer loss: gradient through support and queries against finite differences", "[meta]") {
+TEST_CASE("outer loss (generative): gradient through support and queries against finite differences", "[meta]") {
   Rng rng(13);
   const Mat basis = normal_matrix(6, 2, rng);
   const MetaEpisode ep = make_episode(basis, 4, 4, 2, rng);
@@ -262,7 +273,7 @@ TEST_CASE("outer loss: gradient through support and queries against finite diffe
   const VagueAnomalyModel anomaly{0.1, 20.0, 3.0};
   const TanhLinear emb(6, 3);
   const Vec theta = Linear(6, 3).initial_parameters(8);
-  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly);
+  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, generative);
   // Value from the definition.
   const Mat Z = emb.forward(theta, ep.support), Q = emb.forward(theta, ep.queries);
   const Vec ln = prior.posterior(Z).predictive().log_pdf(Q), la = anomaly.log_pdf(Q);
@@ -270,8 +281,10 @@ TEST_CASE("outer loss: gradient through support and queries against finite diffe
   for (std::size_t j = 0; j < 6; ++j) want -= (ep.labels[j] == 0 ? ln : la)(static_cast<Eigen::Index>(j)) / 6.0;
   check_near(r.value, want, 1e-13);
   const Vec fd = central_difference(
-      [&](const Vec& t) { return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, anomaly).value; }, theta,
-      fd_step);
+      [&](const Vec& t) {
+        return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, anomaly, Path::automatic, generative).value;
+      },
+      theta, fd_step);
   expect_below("outer gradient", relative_error(r.gradient, fd), 1e-8);
   // Scores: log p_a - log p_n, from the same quantities.
   const Vec s = baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly);
@@ -331,7 +344,7 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
     check(Linear(6, 4), small, prior4, 2, 0.1, "Linear low-rank");
   }
   SECTION("with the SupCon term") {
-    check(TanhLinear(6, 3), ep, prior3, 2, 0.2, "TanhLinear+SupCon", baypr::meta::OuterOptions{0.1, 0.07});
+    check(TanhLinear(6, 3), ep, prior3, 2, 0.2, "TanhLinear+SupCon", outer_options(baypr::meta::Objective::discriminative, 0.1, 0.07));
   }
   SECTION("zero steps: both orders are the plain outer gradient") {
     const Linear emb(6, 3);
@@ -446,7 +459,9 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
       for (const int steps : {0, 1, 2}) {
         for (const MetaGradient order : {MetaGradient::first_order, MetaGradient::second_order}) {
           const AdaptOptions o{steps, 0.3, path};
-          const baypr::meta::OuterOptions outer{steps == 2 ? 0.1 : 0.0, 0.07};
+          const auto outer = outer_options(steps == 1 ? baypr::meta::Objective::generative
+                                                      : baypr::meta::Objective::discriminative,
+                                           steps == 2 ? 0.1 : 0.0);
           const auto fast = baypr::meta::meta_step(emb, theta, e, prior4, anomaly, o, order, outer);
           const auto slow = baypr::meta::meta_step(reference, theta, e, prior4, anomaly, o, order, outer);
           INFO(name << " path " << static_cast<int>(path) << " steps " << steps << " order "
@@ -550,7 +565,8 @@ TEST_CASE("SupCon term: hand-derived value", "[meta]") {
   ep.labels = {0, 0, 1};
   const auto prior = NiwPrior<double>::method_default(2);
   const double tau = 0.5, w = 0.3;
-  const auto with = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {w, tau});
+  const auto with = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic,
+                                                          outer_options(baypr::meta::Objective::discriminative, w, tau));
   const auto without = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {});
   check_near(with.value - without.value, w * std::log1p(std::exp(-1.0 / tau)), 1e-12);
 }

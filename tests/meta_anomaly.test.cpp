@@ -114,7 +114,9 @@ TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the
   const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(3), start);
   REQUIRE(joint.size() == linear.parameter_count() + 3);
   const baypr::meta::AdaptOptions options{2, 0.1, baypr::Path::automatic};
-  const baypr::meta::OuterOptions outer{0.1, 0.5};
+  baypr::meta::OuterOptions outer;  // the default (discriminative) objective, with SupCon
+  outer.supcon_weight = 0.1;
+  outer.supcon_temperature = 0.5;
 
   // The objective written independently of learned_anomaly_meta_step: adapt, then the outer loss
   // with the anomaly model of the joint vector's tail.
@@ -143,7 +145,8 @@ TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the
   CHECK(fo.gradient.head(linear.parameter_count()) == plain.gradient);
 }
 
-TEST_CASE("learned_anomaly_meta_step: an episode without anomalous queries leaves the coordinates' gradient zero",
+TEST_CASE("learned_anomaly_meta_step: under the generative objective an episode without anomalous queries leaves "
+          "the coordinates' gradient zero",
           "[meta]") {
   std::mt19937_64 rng(23);
   MetaEpisode e = episode(rng);
@@ -151,7 +154,10 @@ TEST_CASE("learned_anomaly_meta_step: an episode without anomalous queries leave
   const Linear linear(6, 3);
   const auto prior = baypr::NiwPrior<double>::method_default(3);
   const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(4), VagueAnomalyModel{});
-  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior);
+  baypr::meta::OuterOptions generative;
+  generative.objective = baypr::meta::Objective::generative;
+  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, {}, MetaGradient::second_order,
+                                                           generative);
   CHECK(step.gradient.tail<3>().isZero(0.0));
   CHECK(step.gradient.head(linear.parameter_count()).norm() > 0.0);
 }

@@ -7,6 +7,9 @@
 //   pixel_auroc(maps, masks)              AUROC over every pixel of one or many score maps
 //   bootstrap_interval(metric, ...)       stratified percentile bootstrap interval of a metric
 //   mean_interval(values, level)          mean of per-episode values with a Student-t interval
+//   grouped_bootstrap_interval(values, groups, resamples, level, rng)
+//                                         mean with a two-level (groups, then values within
+//                                         each group) percentile bootstrap interval
 //
 // Conventions: a higher score is more anomalous; label 1 = anomalous (positive), 0 = normal.
 // Scores and labels are any Eigen vector expressions of equal length (row or column); scores of
@@ -511,6 +514,81 @@ template <class D>
   return mean_interval(
       Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(values.size())),
       level);
+}
+
+// Mean of values that come in groups (e.g. per-episode AUROC differences, grouped by the episode's
+// normal class) with a two-level percentile bootstrap interval: each resample draws as many groups
+// as there are, with replacement, then within each drawn group as many of its values as it has,
+// with replacement, and takes the mean of all drawn values. The interval runs between the
+// (1 - level)/2 and (1 + level)/2 quantiles of the resampled means. It reflects both the spread of
+// the groups (few classes: a wide interval) and the spread within them, which a t interval over
+// all values, treating every episode as independent, understates. groups[i] names values[i]'s
+// group (any ints); needs at least 2 groups, finite values. The estimate (mean) is the plain mean
+// of all values. All randomness comes from rng.
+template <class D>
+[[nodiscard]] MeanInterval grouped_bootstrap_interval(const Eigen::MatrixBase<D>& values,
+                                                      const std::vector<int>& groups,
+                                                      Eigen::Index resamples, double level,
+                                                      std::mt19937_64& rng) {
+  constexpr std::string_view function = "baypr::grouped_bootstrap_interval";
+  detail::check_vector(function, "values", values);
+  detail::check_level(function, level);
+  if (resamples < 1) {
+    detail::throw_invalid(function, "resamples", "must be >= 1, got " + std::to_string(resamples));
+  }
+  const Eigen::Index n = values.size();
+  if (static_cast<Eigen::Index>(groups.size()) != n) {
+    detail::throw_invalid(function, "groups",
+                          "must have one entry per value (" + std::to_string(n) + "), got " +
+                              std::to_string(groups.size()));
+  }
+  const detail::readable_t<D> v(values.derived());
+  std::vector<int> names;
+  std::vector<std::vector<double>> members;
+  double sum = 0.0;
+  for (Eigen::Index k = 0; k < n; ++k) {
+    const double x = value_of(detail::vector_coeff(v, k));
+    if (!std::isfinite(x)) {
+      detail::throw_invalid(
+          function, "values",
+          "must be finite, got " + detail::format_value(x) + " at index " + std::to_string(k));
+    }
+    sum += x;
+    const int g = groups[static_cast<std::size_t>(k)];
+    const auto it = std::find(names.begin(), names.end(), g);
+    if (it == names.end()) {
+      names.push_back(g);
+      members.push_back({x});
+    } else {
+      members[static_cast<std::size_t>(it - names.begin())].push_back(x);
+    }
+  }
+  if (members.size() < 2) {
+    detail::throw_invalid(function, "groups",
+                          "must name at least 2 groups, got " + std::to_string(members.size()));
+  }
+  std::vector<double> means(static_cast<std::size_t>(resamples));
+  for (auto& mean : means) {
+    double total = 0.0;
+    std::size_t count = 0;
+    for (std::size_t g = 0; g < members.size(); ++g) {
+      const auto& group = members[detail::uniform_below(rng, members.size())];
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        total += group[detail::uniform_below(rng, group.size())];
+      }
+      count += group.size();
+    }
+    mean = total / static_cast<double>(count);
+  }
+  std::sort(means.begin(), means.end());
+  MeanInterval result;
+  result.mean = sum / static_cast<double>(n);
+  result.lower = detail::sorted_quantile(means, 0.5 * (1.0 - level));
+  result.upper = detail::sorted_quantile(means, 0.5 * (1.0 + level));
+  result.half_width = 0.5 * (result.upper - result.lower);
+  result.level = level;
+  result.count = n;
+  return result;
 }
 
 }  // namespace baypr

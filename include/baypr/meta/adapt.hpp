@@ -106,8 +106,36 @@ struct VagueAnomalyModel {
   }
 };
 
-// Supervised contrastive term added to the outer loss (0 = off; DESIGN: weight 0.1, tau 0.07).
+// The outer (meta-training) objective on the queries, all three on the same score
+// s_j = log p_a(q_j) - log t(q_j | Z) (higher = more anomalous), and its calibration
+// a_j = alpha s_j + beta, alpha = exp(rho), m_0 / m_1 the numbers of normal / anomalous queries:
+//   discriminative  sum_j w_j [softplus(a_j) - y_j a_j] + l2 (rho^2 + beta^2),  w_j = 1 / (2 m_{y_j})
+//                   (class-balanced logistic loss; with alpha = 1 and beta the log prior odds it is
+//                   -log p(y | q) under the mixture {posterior predictive, p_a}: Proto-MAML's class
+//                   softmax made Bayesian. All scores equal is its worst value, so shrinking the
+//                   embedding is no optimum. The default.)
+//   ranking         (1 / (m_0 m_1)) sum_{y_i = 0, y_k = 1} softplus(alpha (s_i - s_k)) + l2 rho^2
+//                   (a smooth AUROC surrogate; beta does not enter)
+//   generative      -(1/m) sum_j [(1 - y_j) log t(q_j | Z) + y_j log p_a(q_j)]
+//                   (the paper's loss, kept for reproduction: it has no Jacobian term, so shrinking
+//                   every embedding raises every density and the embedding collapses; docs/design.md)
+enum class Objective { discriminative, ranking, generative };
+
+// The score's calibration (rho, beta): meta-parameters shared by all tasks, not adapted in the
+// inner loop; sigma(exp(rho) s + beta) is the probability that a query is anomalous.
+struct Calibration {
+  double rho = 0.0;
+  double beta = 0.0;
+
+  [[nodiscard]] double alpha() const { return std::exp(rho); }
+};
+
+// The outer loss: the objective, its calibration and L2 weight, and an optional supervised
+// contrastive term (SupCon on L2-normalised query embeddings; 0 = off; DESIGN: weight 0.1, tau 0.07).
 struct OuterOptions {
+  Objective objective = Objective::discriminative;
+  Calibration calibration;
+  double calibration_l2 = 1e-3;
   double supcon_weight = 0.0;
   double supcon_temperature = 0.07;
 };
@@ -130,6 +158,12 @@ struct LossAndGradient {
   Eigen::VectorXd gradient;
 };
 
+// The outer loss at theta': its gradient with respect to theta' and to the calibration (rho, beta).
+struct OuterLossAndGradient : LossAndGradient {
+  Eigen::Vector2d calibration_gradient = Eigen::Vector2d::Zero();
+  Eigen::VectorXd anomaly_weights;  // d L_out / d log p_a(q_j)
+};
+
 struct Adaptation {
   Eigen::VectorXd params;               // theta'
   NiwPosterior<double> posterior;       // posterior of f_theta'(support) under the prior
@@ -141,6 +175,11 @@ struct MetaStep {
   double inner_loss = 0.0;   // L_in(theta), before adaptation
   Eigen::VectorXd gradient;  // d L_out(theta'(theta)) / d theta, theta the initial parameters
   Eigen::VectorXd adapted;   // theta'
+  // d L_out / d (rho, beta) of the calibration (zero for the generative objective).
+  Eigen::Vector2d calibration_gradient = Eigen::Vector2d::Zero();
+  // d L_out / d log p_a(q_j), one per query: how the loss depends on the anomaly model (its
+  // parameters' gradient, meta/learned_anomaly.hpp, is this times d log p_a(q_j) / d parameters).
+  Eigen::VectorXd anomaly_weights;
 };
 
 namespace detail {
@@ -163,6 +202,23 @@ inline void check_anomaly_model(const char* fn, const VagueAnomalyModel& a) {
 }
 
 inline void check_outer_options(const char* fn, const OuterOptions& o) {
+  if (o.objective != Objective::discriminative && o.objective != Objective::ranking &&
+      o.objective != Objective::generative) {
+    baypr::detail::throw_invalid(fn, "outer.objective",
+                                 "is not a valid Objective, got " + std::to_string(static_cast<int>(o.objective)));
+  }
+  baypr::detail::check_finite_scalar(fn, "outer.calibration.rho", o.calibration.rho);
+  baypr::detail::check_finite_scalar(fn, "outer.calibration.beta", o.calibration.beta);
+  // exp(rho) must stay a finite, non-zero scale.
+  if (std::abs(o.calibration.rho) > 50.0) {
+    baypr::detail::throw_invalid(fn, "outer.calibration.rho",
+                                 "must lie in [-50, 50] (alpha = exp(rho)), got " +
+                                     baypr::detail::format_value(o.calibration.rho));
+  }
+  if (!std::isfinite(o.calibration_l2) || o.calibration_l2 < 0.0) {
+    baypr::detail::throw_invalid(fn, "outer.calibration_l2",
+                                 "must be finite and >= 0, got " + baypr::detail::format_value(o.calibration_l2));
+  }
   if (!std::isfinite(o.supcon_weight) || o.supcon_weight < 0.0) {
     baypr::detail::throw_invalid(fn, "outer.supcon_weight",
                                  "must be finite and >= 0, got " + baypr::detail::format_value(o.supcon_weight));
@@ -295,32 +351,106 @@ inline double add_supcon(const Eigen::MatrixXd& Q, const std::vector<int>& y, do
   return weight * loss;
 }
 
-// L_out (see the header comment) from the support embeddings Z and query embeddings Q at theta',
-// with its gradients with respect to both (into dz, dq).
+inline double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+inline double sigmoid(double x) {
+  return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+
+// The discriminative / ranking loss on scores s (m values) with labels y, and its derivatives:
+// dL/ds into ds, dL/d(rho, beta) into dcal (the L2 term included). Returns L.
+inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& y, const OuterOptions& o,
+                              Eigen::VectorXd& ds, Eigen::Vector2d& dcal) {
+  const Eigen::Index m = s.size();
+  const double alpha = o.calibration.alpha(), beta = o.calibration.beta, rho = o.calibration.rho;
+  Eigen::Index counts[2] = {0, 0};
+  for (const int label : y) ++counts[label];
+  ds.setZero(m);
+  double value = 0.0;
+  double d_alpha = 0.0, d_beta = 0.0;
+  if (o.objective == Objective::discriminative) {
+    for (Eigen::Index j = 0; j < m; ++j) {
+      const int label = y[static_cast<std::size_t>(j)];
+      const double w = 1.0 / (2.0 * static_cast<double>(counts[label]));
+      const double a = alpha * s(j) + beta;
+      value += w * (softplus(a) - label * a);
+      const double e = w * (sigmoid(a) - label);  // dL/da_j
+      ds(j) = alpha * e;
+      d_alpha += e * s(j);
+      d_beta += e;
+    }
+    value += o.calibration_l2 * (rho * rho + beta * beta);
+  } else {  // ranking
+    if (counts[0] > 0 && counts[1] > 0) {
+      const double inv_pairs = 1.0 / (static_cast<double>(counts[0]) * static_cast<double>(counts[1]));
+      for (Eigen::Index i = 0; i < m; ++i) {
+        if (y[static_cast<std::size_t>(i)] != 0) continue;
+        for (Eigen::Index k = 0; k < m; ++k) {
+          if (y[static_cast<std::size_t>(k)] != 1) continue;
+          const double diff = s(i) - s(k);
+          value += inv_pairs * softplus(alpha * diff);
+          const double g = inv_pairs * sigmoid(alpha * diff);  // d/d(alpha diff)
+          ds(i) += alpha * g;
+          ds(k) -= alpha * g;
+          d_alpha += g * diff;
+        }
+      }
+    }
+    value += o.calibration_l2 * rho * rho;
+  }
+  dcal(0) = alpha * d_alpha + 2.0 * o.calibration_l2 * rho;
+  dcal(1) = o.objective == Objective::discriminative ? d_beta + 2.0 * o.calibration_l2 * beta : 0.0;
+  return value;
+}
+
+// L_out (see OuterOptions) from the support embeddings Z and query embeddings Q at theta', with
+// its gradients with respect to both (into dz, dq), to the calibration (into dcal) and to each
+// log p_a(q_j) (into da).
 template <class DZ, class DQ>
 double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q, const std::vector<int>& labels,
                        const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly, Path path,
-                       const OuterOptions& outer, Eigen::MatrixXd& dz, Eigen::MatrixXd& dq) {
+                       const OuterOptions& outer, Eigen::MatrixXd& dz, Eigen::MatrixXd& dq, Eigen::Vector2d& dcal,
+                       Eigen::VectorXd& da) {
   const Eigen::Index m = Q.rows();
-  const double inv_m = 1.0 / static_cast<double>(m);
-  Eigen::VectorXd w(m);
-  for (Eigen::Index j = 0; j < m; ++j) w(j) = labels[static_cast<std::size_t>(j)] == 0 ? -inv_m : 0.0;
-  auto normal = log_predictive_vjp(prior, Z, Q, w, path, PriorScatterGradient::skip);
-  double value = normal.value;
-  dq = std::move(normal.d_queries);
-  const Eigen::VectorXd la = anomaly.log_pdf(Q);
-  const Eigen::MatrixXd ga = anomaly.log_pdf_gradient(Q);
-  for (Eigen::Index j = 0; j < m; ++j) {
-    if (labels[static_cast<std::size_t>(j)] == 1) {
-      value -= inv_m * la(j);
-      dq.row(j) -= inv_m * ga.row(j);
+  double value = 0.0;
+  dcal.setZero();
+  if (outer.objective == Objective::generative) {
+    const double inv_m = 1.0 / static_cast<double>(m);
+    Eigen::VectorXd w(m);
+    for (Eigen::Index j = 0; j < m; ++j) w(j) = labels[static_cast<std::size_t>(j)] == 0 ? -inv_m : 0.0;
+    da = (w.array() == 0.0).select(-inv_m, Eigen::VectorXd::Zero(m));
+    auto normal = log_predictive_vjp(prior, Z, Q, w, path, PriorScatterGradient::skip);
+    value = normal.value;
+    dq = std::move(normal.d_queries);
+    const Eigen::VectorXd la = anomaly.log_pdf(Q);
+    const Eigen::MatrixXd ga = anomaly.log_pdf_gradient(Q);
+    for (Eigen::Index j = 0; j < m; ++j) {
+      if (labels[static_cast<std::size_t>(j)] == 1) {
+        value -= inv_m * la(j);
+        dq.row(j) -= inv_m * ga.row(j);
+      }
     }
+    dz = std::move(normal.d_support);
+  } else {
+    // s_j = log p_a(q_j) - l_j: dL/dl_j = -dL/ds_j, so the VJP's weights are -dL/ds, chosen once
+    // the densities l are known (one posterior fit).
+    const Eigen::VectorXd la = anomaly.log_pdf(Q);
+    Eigen::VectorXd ds;
+    auto normal = log_predictive_vjp_with(
+        prior, Z, Q,
+        [&](const Eigen::VectorXd& l) -> Eigen::VectorXd {
+          value = calibrated_loss(la - l, labels, outer, ds, dcal);
+          return -ds;
+        },
+        path, PriorScatterGradient::skip);
+    dq = std::move(normal.d_queries);
+    dq.noalias() += ds.asDiagonal() * anomaly.log_pdf_gradient(Q);
+    dz = std::move(normal.d_support);
+    da = std::move(ds);
   }
   if (outer.supcon_weight != 0.0) {
     const Eigen::MatrixXd Qe = Q;
     value += add_supcon(Qe, labels, outer.supcon_weight, outer.supcon_temperature, &dq);
   }
-  dz = std::move(normal.d_support);
   return value;
 }
 
@@ -348,8 +478,12 @@ MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const Inner
   }
   if (steps == 0) out.inner_loss = inner_gradient(current).value;
   detail::check_adapted("baypr::meta::unrolled_meta_gradient", current);
-  LossAndGradient outer = outer_gradient(current);
+  auto outer = outer_gradient(current);
   out.outer_loss = outer.value;
+  if constexpr (requires { outer.calibration_gradient; }) {
+    out.calibration_gradient = outer.calibration_gradient;
+    out.anomaly_weights = std::move(outer.anomaly_weights);
+  }
   Eigen::VectorXd v = std::move(outer.gradient);
   if (order == MetaGradient::second_order) {
     for (auto it = trajectory.rbegin(); it != trajectory.rend(); ++it) v -= step_size * inner_hvp(*it, v);
@@ -437,7 +571,8 @@ struct MetaWorkspace {
 template <TapedEmbedding E>
 double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& adapted,
                    const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
-                   Path path, const OuterOptions& outer, Eigen::VectorXd& gradient) {
+                   Path path, const OuterOptions& outer, Eigen::VectorXd& gradient, Eigen::Vector2d& dcal,
+                   Eigen::VectorXd& da) {
   const Eigen::MatrixXd& support = episode.support;
   const Eigen::Index n = support.rows(), m = episode.queries.rows();
   double value = 0.0;
@@ -447,7 +582,7 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
     ws.stacked.bottomRows(m) = episode.queries;
     const Eigen::MatrixXd& all = embedding.forward_with_tape(adapted, ws.stacked, ws.outer);
     value = outer_objective(all.topRows(n), all.bottomRows(m), episode.labels, prior, anomaly, path, outer, ws.dz,
-                            ws.dq);
+                            ws.dq, dcal, da);
     ws.d_stacked.resize(n + m, ws.dz.cols());
     ws.d_stacked.topRows(n) = ws.dz;
     ws.d_stacked.bottomRows(m) = ws.dq;
@@ -455,7 +590,7 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
   } else {
     const Eigen::MatrixXd& Z = embedding.forward_with_tape(adapted, support, ws.outer);
     const Eigen::MatrixXd& Q = embedding.forward_with_tape(adapted, episode.queries, ws.outer_queries);
-    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq);
+    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq, dcal, da);
     embedding.vjp_from_tape(adapted, support, ws.dz, ws.outer, gradient);
     embedding.vjp_from_tape(adapted, episode.queries, ws.dq, ws.outer_queries, ws.gradient);
     gradient += ws.gradient;
@@ -503,11 +638,11 @@ Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::
   return Adaptation{std::move(current), std::move(posterior), std::move(losses)};
 }
 
-// L_out at the adapted parameters theta' (see the header comment) and its gradient with respect
-// to theta', through both the support posterior and the query embeddings; plus the SupCon term
-// when outer.supcon_weight > 0.
+// L_out at the adapted parameters theta' (see OuterOptions) and its gradient with respect to
+// theta', through both the support posterior and the query embeddings, and to the calibration;
+// plus the SupCon term when outer.supcon_weight > 0.
 template <DifferentiableEmbedding E>
-LossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted, const MetaEpisode& episode,
+OuterLossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted, const MetaEpisode& episode,
                                         const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
                                         Path path = Path::automatic, const OuterOptions& outer = {}) {
   constexpr const char* fn = "baypr::meta::outer_loss_and_gradient";
@@ -518,17 +653,20 @@ LossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorX
   detail::check_outer_options(fn, outer);
   if constexpr (TapedEmbedding<E>) {
     detail::MetaWorkspace<E> ws;
-    LossAndGradient out;
-    out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, anomaly, path, outer, out.gradient);
+    OuterLossAndGradient out;
+    out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, anomaly, path, outer, out.gradient,
+                                    out.calibration_gradient, out.anomaly_weights);
     return out;
   }
   const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
   const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
   Eigen::MatrixXd dz, dq;
-  const double value = detail::outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, dz, dq);
-  Eigen::VectorXd gradient = embedding.vjp(adapted, episode.support, dz);
-  gradient += embedding.vjp(adapted, episode.queries, dq);
-  return {value, std::move(gradient)};
+  OuterLossAndGradient out;
+  out.value = detail::outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, dz, dq,
+                                      out.calibration_gradient, out.anomaly_weights);
+  out.gradient = embedding.vjp(adapted, episode.support, dz);
+  out.gradient += embedding.vjp(adapted, episode.queries, dq);
+  return out;
 }
 
 namespace detail {
@@ -576,7 +714,8 @@ void taped_meta_step(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vect
   }
   check_adapted("baypr::meta::unrolled_meta_gradient", out.adapted);  // as the generic path
 
-  out.outer_loss = taped_outer(embedding, ws, out.adapted, episode, prior, anomaly, path, outer, out.gradient);
+  out.outer_loss = taped_outer(embedding, ws, out.adapted, episode, prior, anomaly, path, outer, out.gradient,
+                               out.calibration_gradient, out.anomaly_weights);
   if (!second) return;
 
   if constexpr (TwiceDifferentiableEmbedding<E>) {
@@ -712,12 +851,124 @@ class MetaStepper {
     out.inner_loss = ws_.result.inner_loss;
     out.gradient.swap(ws_.result.gradient);
     out.adapted.swap(ws_.result.adapted);
+    out.calibration_gradient = ws_.result.calibration_gradient;
+    out.anomaly_weights.swap(ws_.result.anomaly_weights);
   }
 
  private:
   E embedding_;
   detail::MetaWorkspace<E> ws_;
 };
+
+// Training the calibration with theta under one optimiser: the joint vector [theta; rho; beta].
+inline Eigen::VectorXd with_calibration(const Eigen::VectorXd& theta, const Calibration& calibration) {
+  Eigen::VectorXd joint(theta.size() + 2);
+  joint << theta, calibration.rho, calibration.beta;
+  return joint;
+}
+
+inline std::pair<Eigen::VectorXd, Calibration> split_calibration(const Eigen::VectorXd& joint) {
+  if (joint.size() < 3) {
+    baypr::detail::throw_invalid("baypr::meta::split_calibration", "joint",
+                                 "needs the embedding parameters and (rho, beta), got size " +
+                                     std::to_string(joint.size()));
+  }
+  const Eigen::Index p = joint.size() - 2;
+  return {joint.head(p), Calibration{joint(p), joint(p + 1)}};
+}
+
+// A meta-step on the joint vector [theta; rho; beta] (outer.calibration is replaced by the
+// joint's): the result's gradient has the joint layout, and so has adapted (rho, beta unchanged:
+// the inner loop does not adapt them). With a MetaStepper, so its buffers are kept.
+template <DifferentiableEmbedding E>
+MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& joint, const MetaEpisode& episode,
+                              const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
+                              const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
+                              OuterOptions outer = {}) {
+  constexpr const char* fn = "baypr::meta::calibrated_meta_step";
+  baypr::detail::check_size(fn, "joint", "size", joint.size(), stepper.embedding().parameter_count() + 2);
+  auto [theta, calibration] = split_calibration(joint);
+  outer.calibration = calibration;
+  MetaStep step = stepper.step(theta, episode, prior, anomaly, options, order, outer);
+  Eigen::VectorXd gradient(joint.size()), adapted(joint.size());
+  gradient << step.gradient, step.calibration_gradient;
+  adapted << step.adapted, calibration.rho, calibration.beta;
+  step.gradient = std::move(gradient);
+  step.adapted = std::move(adapted);
+  return step;
+}
+
+// sigma(exp(rho) s + beta): the calibrated probability that each query is anomalous.
+inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores, const Calibration& calibration) {
+  const double alpha = calibration.alpha();
+  return scores.unaryExpr([&](double s) { return detail::sigmoid(alpha * s + calibration.beta); });
+}
+
+// The calibration that minimises the class-balanced logistic loss (the discriminative objective
+// without its L2 term) of fixed scores: Newton's method in (alpha, beta), where the loss is
+// convex. Meant for scores of a few training episodes at theta_0, as the starting point of
+// meta-training. Where the scores do not separate the classes the right way round (alpha <= 0 at
+// the optimum), alpha = 1 / sd(s) and beta puts the boundary between the class means. Needs both
+// labels present and finite scores.
+inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vector<int>& labels) {
+  constexpr const char* fn = "baypr::meta::fit_calibration";
+  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()), scores.size());
+  baypr::detail::check_finite(fn, "scores", scores);
+  double count[2] = {0.0, 0.0}, mean[2] = {0.0, 0.0};
+  for (std::size_t j = 0; j < labels.size(); ++j) {
+    const int y = labels[j];
+    if (y != 0 && y != 1) {
+      baypr::detail::throw_invalid(fn, "labels", "must be 0 or 1, got " + std::to_string(y) + " at index " +
+                                                     std::to_string(j));
+    }
+    count[y] += 1.0;
+    mean[y] += scores(static_cast<Eigen::Index>(j));
+  }
+  if (count[0] == 0.0 || count[1] == 0.0) {
+    baypr::detail::throw_invalid(fn, "labels", "needs both normal (0) and anomalous (1) queries");
+  }
+  mean[0] /= count[0];
+  mean[1] /= count[1];
+  double var = 0.0;
+  for (std::size_t j = 0; j < labels.size(); ++j) {
+    const double r = scores(static_cast<Eigen::Index>(j)) - mean[labels[j]];
+    var += r * r;
+  }
+  const double sd = std::sqrt(var / static_cast<double>(labels.size()));
+  const double spread = std::max(sd, 1e-12 * (1.0 + std::abs(mean[0]) + std::abs(mean[1])));
+  const double alpha0 = 1.0 / spread;
+  const double mid = (mean[0] + mean[1]) / 2;
+  Eigen::Vector2d x(alpha0, -alpha0 * mid);  // (alpha, beta)
+  const auto loss = [&](const Eigen::Vector2d& p, Eigen::Vector2d* g, Eigen::Matrix2d* h) {
+    double value = 0.0;
+    if (g) g->setZero();
+    if (h) h->setZero();
+    for (std::size_t j = 0; j < labels.size(); ++j) {
+      const double s = scores(static_cast<Eigen::Index>(j)), w = 1.0 / (2.0 * count[labels[j]]);
+      const double a = p(0) * s + p(1), sg = detail::sigmoid(a);
+      value += w * (detail::softplus(a) - labels[j] * a);
+      const Eigen::Vector2d u(s, 1.0);
+      if (g) *g += w * (sg - labels[j]) * u;
+      if (h) *h += w * sg * (1.0 - sg) * u * u.transpose();
+    }
+    return value;
+  };
+  for (int it = 0; it < 100; ++it) {
+    Eigen::Vector2d g;
+    Eigen::Matrix2d h;
+    const double f = loss(x, &g, &h);
+    h.diagonal().array() += 1e-12 * (1.0 + h.diagonal().array().abs());
+    Eigen::Vector2d step = h.ldlt().solve(g);
+    if (!step.allFinite()) break;
+    double t = 1.0;  // backtracking: the loss never rises
+    while (t > 1e-10 && !(loss(x - t * step, nullptr, nullptr) <= f)) t /= 2;
+    if (t <= 1e-10) break;
+    x -= t * step;
+    if ((t * step).norm() <= 1e-12 * (1.0 + x.norm())) break;
+  }
+  if (!(x(0) > 0.0) || !x.allFinite()) x = Eigen::Vector2d(alpha0, -alpha0 * mid);
+  return Calibration{std::log(x(0)), x(1)};
+}
 
 // Scores of the queries after adaptation: log p_a(z) - log t(z | posterior(f_theta'(support))).
 template <DifferentiableEmbedding E>

@@ -8,10 +8,11 @@
 //   split_joint_parameters(joint)               -> {theta, model}
 //   learned_anomaly_meta_step(embedding, joint, episode, prior, options, order, outer)
 //
-// BayPrAnoMeta's outer loss scores anomalous queries under the vague Student-t p_a (location a,
-// scale s I, dof v; authors a = 0, s = 100, v = 2). The inner loop never sees p_a, so the
-// meta-gradient of L_out with respect to p_a's parameters is the plain derivative of
-// -(1/m) sum_{y_j = 1} log p_a(q_j) at the adapted query embeddings q_j = f_theta'(x_j). With r2 =
+// BayPrAnoMeta's outer loss scores queries under the vague Student-t p_a (location a, scale s I,
+// dof v; authors a = 0, s = 100, v = 2). The inner loop never sees p_a, so the meta-gradient of
+// L_out with respect to p_a's parameters is sum_j (dL_out / d log p_a(q_j)) d log p_a(q_j) / d
+// parameters at the adapted query embeddings q_j = f_theta'(x_j) (MetaStep::anomaly_weights: for
+// the generative objective -1/m on the anomalous queries, for the discriminative one dL/ds_j). With r2 =
 // |z - a 1|^2 and u = s v + r2 (d the embedding dimension, psi the digamma function):
 //   d log p_a / d a        = (v + d) sum_k (z_k - a) / u
 //   d log p_a / d log s    = -d/2 + ((v + d)/2) r2 / u
@@ -111,19 +112,10 @@ MetaStep learned_anomaly_meta_step(const E& embedding, const Eigen::VectorXd& jo
   auto [theta, anomaly] = split_joint_parameters(joint);
   MetaStep step = meta_step(embedding, theta, episode, prior, anomaly, options, order, outer);
 
-  Eigen::Index anomalous = 0;
-  for (const int y : episode.labels) anomalous += (y == 1);
-  Eigen::Vector3d coordinate_gradient = Eigen::Vector3d::Zero();
-  if (anomalous > 0) {
-    Eigen::MatrixXd x(anomalous, episode.queries.cols());
-    Eigen::Index r = 0;
-    for (std::size_t j = 0; j < episode.labels.size(); ++j) {
-      if (episode.labels[j] == 1) x.row(r++) = episode.queries.row(static_cast<Eigen::Index>(j));
-    }
-    const Eigen::MatrixXd q = embedding.forward(step.adapted, x);
-    const double inv_m = 1.0 / static_cast<double>(episode.labels.size());
-    coordinate_gradient = -inv_m * anomaly_log_pdf_coordinate_gradient(anomaly, q).colwise().sum().transpose();
-  }
+  // dL/d coordinates = sum_j (dL / d log p_a(q_j)) d log p_a(q_j) / d coordinates.
+  const Eigen::MatrixXd q = embedding.forward(step.adapted, episode.queries);
+  const Eigen::Vector3d coordinate_gradient =
+      (step.anomaly_weights.transpose() * anomaly_log_pdf_coordinate_gradient(anomaly, q)).transpose();
   Eigen::VectorXd gradient(joint.size()), adapted(joint.size());
   gradient << step.gradient, coordinate_gradient;
   adapted << step.adapted, joint.tail<3>();

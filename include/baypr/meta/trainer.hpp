@@ -5,17 +5,21 @@
 //     .sample(std::mt19937_64&) -> MetaEpisode            K normal support, normal + anomalous queries
 //   Adam { lr, beta1, beta2, eps }  .step(theta, gradient)  (Kingma & Ba, bias-corrected)
 //   TrainerOptions { epochs, steps_per_epoch, meta_batch, seed, log_path, checkpoint_dir, resume,
-//                    progress }
+//                    progress, keep_best, patience }
 //   TrainResult train(theta0, step, sampler, validate, options)
 //     step(theta, episode) -> MetaStep (e.g. a lambda around meta_step / proto_maml_step)
-//     validate(theta) -> double (e.g. mean AUROC on held-out classes; higher is better)
+//     validate(theta) -> double (e.g. mean AUROC on validation classes held out from the
+//                                 meta-train classes; higher is better)
+//   The result's theta is the best-validation parameters (the initial ones included), so a run
+//   never hands back parameters that validate worse than those it was given (keep_best).
 //
 // Reproducibility: the episodes of update u in epoch e come from an engine seeded with
 // splitmix64(seed, e, u), never from a long-lived engine, so a run resumed from the checkpoint of
 // epoch e draws exactly the episodes the uninterrupted run would have drawn, and ends with the
 // same parameters bit for bit. A checkpoint (written at the end of every epoch) is
-// theta-E.npy, adam_m-E.npy, adam_v-E.npy for E epochs done, then state.txt naming E and the Adam
-// step count, replaced atomically (rename) last; the previous epoch's files are removed after it.
+// theta-E.npy, adam_m-E.npy, adam_v-E.npy, best-E.npy for E epochs done, then state.txt naming E,
+// the Adam step count and the best epoch and its validation, replaced atomically (rename) last;
+// the previous epoch's files are removed after it.
 // A crash at any point leaves state.txt naming a complete set of files.
 //
 // Log: one JSON object per line per epoch: epoch, mean outer and inner loss over the epoch's
@@ -160,6 +164,12 @@ struct TrainerOptions {
   std::filesystem::path checkpoint_dir;  // empty: no checkpoints
   bool resume = false;                   // continue from checkpoint_dir when it holds one
   enum class Progress { automatic, always, never } progress = Progress::automatic;
+  // Safe by default: the result's theta is the one with the best validation value seen (the
+  // initial one included, so training never returns parameters worse on validation than it was
+  // given); false returns the last epoch's. patience > 0 stops after that many epochs without a
+  // new best (0: run every epoch).
+  bool keep_best = true;
+  int patience = 0;
 };
 
 struct EpochRecord {
@@ -168,10 +178,14 @@ struct EpochRecord {
 };
 
 struct TrainResult {
-  Eigen::VectorXd theta;
+  Eigen::VectorXd theta;             // the best-validation parameters (keep_best) or the last epoch's
+  Eigen::VectorXd last_theta;        // the parameters after the last epoch run
   std::vector<EpochRecord> history;  // this call's epochs (a resumed run starts after the checkpoint)
   double initial_validation = 0;     // validate(theta) before this call's first epoch
   int start_epoch = 0;               // epochs already done when this call started
+  int best_epoch = 0;                // the epoch whose parameters scored best (0: the initial ones)
+  double best_validation = 0;        // their validation value
+  bool stopped_early = false;        // patience ran out before options.epochs
 };
 
 namespace detail {
@@ -190,16 +204,30 @@ inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir, c
   return dir / (std::string(stem) + "-" + std::to_string(epoch) + ".npy");
 }
 
+// The best parameters so far and their validation (kept across a resume).
+struct BestSoFar {
+  Eigen::VectorXd theta;
+  int epoch = 0;
+  double validation = 0.0;
+  int epochs_without_gain = 0;
+};
+
 inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::VectorXd& theta, const Adam& adam,
-                            int epochs_done) {
+                            int epochs_done, const BestSoFar& best) {
   std::filesystem::create_directories(dir);
-  const char* const stems[] = {"theta", "adam_m", "adam_v"};
+  const char* const stems[] = {"theta", "adam_m", "adam_v", "best"};
   write_npy(checkpoint_file(dir, "theta", epochs_done), theta);
   write_npy(checkpoint_file(dir, "adam_m", epochs_done), adam.m);
   write_npy(checkpoint_file(dir, "adam_v", epochs_done), adam.v);
+  write_npy(checkpoint_file(dir, "best", epochs_done), best.theta);
+  char validation[40];
+  std::snprintf(validation, sizeof validation, "%.17g", best.validation);
   // state.txt last, by rename: it only ever names an epoch whose files are all written.
-  write_text_atomically(dir / "state.txt",
-                        "epochs " + std::to_string(epochs_done) + "\nadam_t " + std::to_string(adam.t) + "\n");
+  write_text_atomically(dir / "state.txt", "epochs " + std::to_string(epochs_done) + "\nadam_t " +
+                                               std::to_string(adam.t) + "\nbest_epoch " +
+                                               std::to_string(best.epoch) + "\nbest_validation " + validation +
+                                               "\nepochs_without_gain " +
+                                               std::to_string(best.epochs_without_gain) + "\n");
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
     for (const char* stem : stems) {
@@ -212,7 +240,9 @@ inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::Vecto
   }
 }
 
-inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam, int& epochs_done) {
+// Loads a checkpoint; best.theta stays empty when it has none (written before best was kept).
+inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam, int& epochs_done,
+                            BestSoFar& best) {
   constexpr const char* fn = "baypr::meta::train";
   std::ifstream state(dir / "state.txt");
   if (!state) return false;
@@ -236,9 +266,27 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
       throw io_error(std::string(fn) + ": checkpoint Adam moments do not match theta's size");
     }
   }
+  BestSoFar b;
+  std::string key_best, key_validation, key_without;
+  long long best_epoch = -1, without = 0;
+  double best_validation = 0.0;
+  if (state >> key_best >> best_epoch >> key_validation >> best_validation >> key_without >> without) {
+    if (key_best != "best_epoch" || key_validation != "best_validation" || key_without != "epochs_without_gain" ||
+        best_epoch < 0 || best_epoch > epochs || without < 0) {
+      throw io_error(std::string(fn) + ": checkpoint '" + (dir / "state.txt").string() + "' is malformed");
+    }
+    b.theta = read_npy_matrix<double>(checkpoint_file(dir, "best", epochs)).reshaped();
+    if (b.theta.size() != theta.size()) {
+      throw io_error(std::string(fn) + ": checkpoint best parameters do not match theta's size");
+    }
+    b.epoch = static_cast<int>(best_epoch);
+    b.validation = best_validation;
+    b.epochs_without_gain = static_cast<int>(without);
+  }
   theta = loaded;
   adam = a;
   epochs_done = static_cast<int>(epochs);
+  best = std::move(b);
   return true;
 }
 
@@ -259,12 +307,16 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
   if (options.steps_per_epoch < 1 || options.meta_batch < 1) {
     baypr::detail::throw_invalid(fn, "options.steps_per_epoch / meta_batch", "must both be >= 1");
   }
+  if (options.patience < 0) {
+    baypr::detail::throw_invalid(fn, "options.patience", "must be >= 0, got " + std::to_string(options.patience));
+  }
   baypr::detail::check_finite(fn, "theta0", theta0);
   TrainResult out;
   out.theta = theta0;
   Adam adam = options.adam;
+  detail::BestSoFar best;
   if (options.resume && !options.checkpoint_dir.empty()) {
-    detail::load_checkpoint(options.checkpoint_dir, out.theta, adam, out.start_epoch);
+    detail::load_checkpoint(options.checkpoint_dir, out.theta, adam, out.start_epoch, best);
   }
   const bool show = options.progress == TrainerOptions::Progress::always ||
                     (options.progress == TrainerOptions::Progress::automatic && isatty(fileno(stderr)) != 0);
@@ -274,6 +326,9 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     if (!log) throw io_error(std::string(fn) + ": cannot open log '" + options.log_path.string() + "'");
   }
   out.initial_validation = validate(out.theta);
+  if (best.theta.size() == 0) best = {out.theta, out.start_epoch, out.initial_validation, 0};
+  // A non-finite validation value never counts as a gain.
+  const auto better = [](double v, double than) { return std::isfinite(v) && (!std::isfinite(than) || v > than); };
   const auto t_start = std::chrono::steady_clock::now();
   const int total_updates = (options.epochs - out.start_epoch) * options.steps_per_epoch;
   int updates_done = 0;
@@ -333,9 +388,24 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
                     json(rec.gradient_norm).c_str(), rec.seconds);
       log << line << std::flush;
     }
-    if (!options.checkpoint_dir.empty()) detail::save_checkpoint(options.checkpoint_dir, out.theta, adam, epoch + 1);
+    if (better(rec.validation, best.validation)) {
+      best = {out.theta, epoch + 1, rec.validation, 0};
+    } else {
+      ++best.epochs_without_gain;
+    }
+    if (!options.checkpoint_dir.empty()) {
+      detail::save_checkpoint(options.checkpoint_dir, out.theta, adam, epoch + 1, best);
+    }
+    if (options.patience > 0 && best.epochs_without_gain >= options.patience && epoch + 1 < options.epochs) {
+      out.stopped_early = true;
+      break;
+    }
   }
   if (show) std::fprintf(stderr, "\n");
+  out.last_theta = out.theta;
+  out.best_epoch = best.epoch;
+  out.best_validation = best.validation;
+  if (options.keep_best) out.theta = std::move(best.theta);
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <cmath>
+#include <concepts>
 #include <numbers>
 
 #include "baypr/core/errors.hpp"
@@ -67,6 +68,8 @@ struct NiwUnconstrained {
 template <class Scalar = double, int Dim = Eigen::Dynamic>
 struct PredictiveVjp {
   Scalar value;
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> log_pdf;      // log t(q_j | posterior(Z)), m values
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> weights;      // the w_j used (m values)
   Eigen::Matrix<Scalar, Eigen::Dynamic, Dim> d_support;  // n x d
   Eigen::Matrix<Scalar, Eigen::Dynamic, Dim> d_queries;  // m x d (0 x d for the self variant)
   Eigen::Matrix<Scalar, Dim, 1> d_mu0;
@@ -86,11 +89,12 @@ enum class PriorScatterGradient { compute, skip };
 
 namespace detail {
 
-template <class Scalar, int Dim>
+// weights_of(l) -> w: the weights from the m query log densities l_j = log t(q_j | posterior(Z))
+// (a fixed vector for the plain VJP; a function of l for a loss such as a logistic one on a score).
+template <class Scalar, int Dim, class WeightsOf>
 PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
     const NiwPrior<Scalar, Dim>& prior, const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Z,
-    const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Q,
-    const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>& w, Path path,
+    const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Q, const WeightsOf& weights_of, Path path,
     PriorScatterGradient scatter_gradient) {
   using Vector = Eigen::Matrix<Scalar, Dim, 1>;
   using Matrix = Eigen::Matrix<Scalar, Dim, Dim>;
@@ -118,12 +122,16 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
   const Scalar half_vd = (v + dd) / Scalar(2);
   const Scalar dig = digamma(half_vd) - digamma(v / Scalar(2));
   PredictiveVjp<Scalar, Dim> out;
+  out.log_pdf.resize(Q.rows());
+  for (Eigen::Index j = 0; j < Q.rows(); ++j) out.log_pdf(j) = t.log_pdf_from_delta(G(j));
+  out.weights = weights_of(out.log_pdf);
+  const auto& w = out.weights;
   out.value = Scalar(0);
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> a(Q.rows());  // w_j (v + d) / (v + delta_j)
   Scalar W(0), aG(0), dv_direct(0);
   for (Eigen::Index j = 0; j < Q.rows(); ++j) {
     const Scalar lp = log1p(G(j) / v);
-    out.value += w(j) * t.log_pdf_from_delta(G(j));
+    out.value += w(j) * out.log_pdf(j);
     a(j) = w(j) * (v + dd) / (v + G(j));
     W += w(j);
     aG += a(j) * G(j);
@@ -229,7 +237,31 @@ PredictiveVjp<Scalar, Dim> log_predictive_vjp(const NiwPrior<Scalar, Dim>& prior
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   auto Q = detail::checked_rows<Scalar, Dim>(fn, "queries", queries, prior.dim());
   const auto w = detail::checked_weights<Scalar>(fn, weights, Q.rows());
-  return detail::predictive_vjp_impl(prior, Z, Q, w, path, scatter_gradient);
+  return detail::predictive_vjp_impl(
+      prior, Z, Q, [&w](const auto&) -> const auto& { return w; }, path, scatter_gradient);
+}
+
+// The same with the weights chosen from the query log densities: w = weights_of(l), l_j =
+// log t(q_j | posterior(Z)) (an m-vector in, an m-vector out). For a loss whose weight on a
+// query depends on its density (a logistic loss on the score log p_a(q) - log t(q | Z): dL/dl_j
+// = -alpha e_j) in one posterior fit instead of two. The returned weights are checked (size m,
+// finite). The result's log_pdf holds l and weights the w used.
+template <class Scalar, int Dim, class DZ, class DQ, class WeightsOf>
+  requires std::invocable<const WeightsOf&, const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>&>
+PredictiveVjp<Scalar, Dim> log_predictive_vjp_with(const NiwPrior<Scalar, Dim>& prior,
+                                                   const Eigen::MatrixBase<DZ>& support,
+                                                   const Eigen::MatrixBase<DQ>& queries,
+                                                   const WeightsOf& weights_of,
+                                                   Path path = Path::automatic,
+                                                   PriorScatterGradient scatter_gradient =
+                                                       PriorScatterGradient::compute) {
+  constexpr const char* fn = "baypr::log_predictive_vjp_with";
+  auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
+  auto Q = detail::checked_rows<Scalar, Dim>(fn, "queries", queries, prior.dim());
+  const auto checked = [&](const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>& l) {
+    return detail::checked_weights<Scalar>(fn, weights_of(l), Q.rows());
+  };
+  return detail::predictive_vjp_impl(prior, Z, Q, checked, path, scatter_gradient);
 }
 
 // The same with the queries being the support rows themselves; d_support holds the total
@@ -246,7 +278,8 @@ PredictiveVjp<Scalar, Dim> log_predictive_self_vjp(const NiwPrior<Scalar, Dim>& 
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   detail::check_nonempty(fn, "support", Z.rows());
   const auto w = detail::checked_weights<Scalar>(fn, weights, Z.rows());
-  auto out = detail::predictive_vjp_impl(prior, Z, Z, w, path, scatter_gradient);
+  auto out = detail::predictive_vjp_impl(
+      prior, Z, Z, [&w](const auto&) -> const auto& { return w; }, path, scatter_gradient);
   out.d_support += out.d_queries;
   out.d_queries.resize(0, prior.dim());
   return out;
