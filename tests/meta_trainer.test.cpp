@@ -192,3 +192,69 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
   CHECK(contains(message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
                  "steps_per_epoch"));
 }
+
+TEST_CASE("train: returns the best-validation parameters, stops on patience, keeps the best across a resume",
+          "[meta][trainer]") {
+  // Validation rewards closeness to 0.3 while training pulls theta towards ~1.05: the best
+  // validation is reached early (or at the start), and later epochs are worse.
+  const PointSampler sampler{3};
+  meta::TrainerOptions options;
+  options.epochs = 8;
+  options.steps_per_epoch = 5;
+  options.meta_batch = 2;
+  options.adam.lr = 0.05;
+  options.progress = meta::TrainerOptions::Progress::never;
+  auto validate = [](const Eigen::VectorXd& theta) { return -(theta.array() - 0.3).abs().sum(); };
+  const Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(3);
+
+  options.keep_best = false;
+  const auto last = meta::train(theta0, quadratic_step, sampler, validate, options);
+  options.keep_best = true;
+  const auto best = meta::train(theta0, quadratic_step, sampler, validate, options);
+  REQUIRE(best.history.size() == 8);
+  CHECK(best.last_theta == last.theta);
+  // The best of the start and every epoch, and the parameters it returns score exactly that.
+  double want = best.initial_validation;
+  int want_epoch = 0;
+  for (const auto& h : best.history) {
+    if (h.validation > want) {
+      want = h.validation;
+      want_epoch = h.epoch;
+    }
+  }
+  CHECK(best.best_validation == want);
+  CHECK(best.best_epoch == want_epoch);
+  CHECK(validate(best.theta) == want);
+  CHECK(best.best_epoch > 0);
+  CHECK(best.best_epoch < 8);
+  CHECK(validate(best.theta) > validate(last.theta));
+
+  // A validation that only falls: the start is returned.
+  auto falling = [](const Eigen::VectorXd& theta) { return -theta.norm(); };
+  const auto start = meta::train(theta0, quadratic_step, sampler, falling, options);
+  CHECK(start.best_epoch == 0);
+  CHECK(start.theta == theta0);
+
+  // Patience: stops after that many epochs without a new best.
+  options.patience = 2;
+  const auto stopped = meta::train(theta0, quadratic_step, sampler, falling, options);
+  CHECK(stopped.stopped_early);
+  CHECK(stopped.history.size() == 2);
+  options.patience = -1;
+  CHECK(contains(message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
+                 "argument 'options.patience'"));
+  options.patience = 0;
+
+  // Resumed half-way, the best is the uninterrupted run's.
+  const auto dir = fresh_dir("best");
+  options.checkpoint_dir = dir / "ckpt";
+  options.epochs = 4;
+  (void)meta::train(theta0, quadratic_step, sampler, validate, options);
+  options.epochs = 8;
+  options.resume = true;
+  const auto resumed = meta::train(theta0, quadratic_step, sampler, validate, options);
+  CHECK(resumed.best_epoch == best.best_epoch);
+  CHECK(resumed.theta == best.theta);
+  CHECK(resumed.last_theta == best.last_theta);
+  std::filesystem::remove_all(dir);
+}
