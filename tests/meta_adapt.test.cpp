@@ -734,7 +734,8 @@ TEST_CASE("bad inputs throw with messages naming function and argument", "[meta]
   CHECK(contains(message_of([&] { (void)baypr::meta::adapt(emb, theta, Mat(3, 4), prior, o); }),
                  "baypr::meta::adapt: argument 'support_inputs' has columns 4, expected 6"));
   CHECK(contains(message_of([&] {
-                   (void)baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, {-1.0, 0.07});
+                   (void)baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic,
+                                                              outer_options(baypr::meta::Objective::discriminative, -1.0));
                  }),
                  "argument 'outer.supcon_weight' must be finite and >= 0, got -1"));
   CHECK(contains(message_of([&] { (void)baypr::meta::proto_maml_step(emb, theta, bad, o); }),
