@@ -114,6 +114,10 @@ TEST_CASE("BayPrAnoMeta meta-training on Fashion-MNIST: the default objective he
     const baypr::MeanInterval difference = baypr::mean_interval(Eigen::VectorXd(trained - untrained));
     const double untrained_mean = untrained.mean(), trained_mean = trained.mean();
     CAPTURE(k, untrained_mean, trained_mean, difference.mean, difference.lower, difference.upper);
+    // Measured (seed 2026, best epoch 6, validation 0.846 -> 0.936): K = 1 0.737 -> 0.832, +0.095
+    // [+0.068, +0.121]; K = 5 0.867 -> 0.894, +0.027 [+0.009, +0.045]. Training is chaotic across
+    // builds (last-bit differences change the trajectory), so K = 5 is held to "no significant
+    // loss" with room, the 5-seed table in the README being the claim.
     if (k == 1) {
       CHECK(difference.lower > 0.0);
     } else {
