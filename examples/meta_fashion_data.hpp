@@ -8,6 +8,7 @@
 //   meta_fashion::embedding(), prior()            Mlp::paper_head(128, 32), NIW(0, 0.01, d + 2, I)
 //   meta_fashion::training_sampler(data)          K = 5 tasks over the meta-train classes'
 //                                                 training images
+//   meta_fashion::initial_calibration(...)        the discriminative objective's (rho, beta) start
 //   meta_fashion::validation_episodes(data, seed) fixed episodes of the meta-train classes' test
 //                                                 images
 //   meta_fashion::evaluation_episodes(data, shots, per_class, seed)
@@ -117,6 +118,28 @@ inline meta::TaskShape task_shape() {
 
 inline meta::ClassTaskSampler training_sampler(const Data& d) {
   return meta::ClassTaskSampler(d.train.x, d.train.labels, meta_train_classes, task_shape());
+}
+
+// The calibration's start for the discriminative objective: meta::fit_calibration of the Bayesian
+// llr scores (after the inner steps; the authors' anomaly model) of 32 training episodes at
+// theta0, drawn from an engine derived from seed.
+inline meta::Calibration initial_calibration(const meta::Mlp& embedding, const Eigen::VectorXd& theta0,
+                                             const meta::ClassTaskSampler& sampler,
+                                             const baypr::NiwPrior<double>& prior,
+                                             const meta::AdaptOptions& adapt, std::uint64_t seed) {
+  std::mt19937_64 rng(baypr::detail::derive_seed(seed, {0x63616cULL}));
+  std::vector<double> scores;
+  std::vector<int> labels;
+  for (int i = 0; i < 32; ++i) {
+    const meta::MetaEpisode e = sampler.sample(rng);
+    const auto a = meta::adapt(embedding, theta0, e.support, prior, adapt);
+    const Eigen::VectorXd s = meta::bayes_scores(embedding, a.params, e.support, e.queries, prior);
+    scores.insert(scores.end(), s.data(), s.data() + s.size());
+    labels.insert(labels.end(), e.labels.begin(), e.labels.end());
+  }
+  return meta::fit_calibration(
+      Eigen::Map<const Eigen::VectorXd>(scores.data(), static_cast<Eigen::Index>(scores.size())),
+      labels);
 }
 
 inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {

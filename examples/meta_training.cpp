@@ -278,21 +278,6 @@ int main(int argc, char** argv) try {
     };
   };
 
-  // The calibration's start: the logistic fit of the scores of 32 training episodes at theta_0.
-  const auto initial_calibration = [&](const Eigen::VectorXd& theta0, std::uint64_t seed) {
-    std::mt19937_64 rng(baypr::detail::derive_seed(seed, {0x63616cULL}));
-    std::vector<double> scores;
-    std::vector<int> labels;
-    const Scorer score = bayes(adapt_options, false, false);
-    for (int i = 0; i < 32; ++i) {
-      const meta::MetaEpisode e = sampler.sample(rng);
-      const Eigen::VectorXd s = score(theta0, e);
-      scores.insert(scores.end(), s.data(), s.data() + s.size());
-      labels.insert(labels.end(), e.labels.begin(), e.labels.end());
-    }
-    return meta::fit_calibration(
-        Eigen::Map<const Eigen::VectorXd>(scores.data(), static_cast<Eigen::Index>(scores.size())), labels);
-  };
   std::uint64_t current_seed = args.seed;  // the seed of the method being trained
 
   const auto outer_for = [&](meta::Objective objective) {
@@ -307,7 +292,8 @@ int main(int argc, char** argv) try {
     m.name = std::move(name);
     m.calibrated = true;
     m.start = [&](const Eigen::VectorXd& theta0) {
-      return meta::with_calibration(theta0, initial_calibration(theta0, current_seed));
+      return meta::with_calibration(
+          theta0, mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, current_seed));
     };
     const meta::OuterOptions outer = outer_for(objective);
     m.make_step = [&embedding, &prior, &anomaly, &adapt_options, &settings, outer]() -> Step {
@@ -387,6 +373,7 @@ int main(int argc, char** argv) try {
     Scorer score;
     int method = -1;  // index into methods (-1: untrained theta_0)
     std::vector<Eigen::VectorXd> auroc;
+    bool calibrated = false;  // the score is the calibrated llr: report the ECE of its probabilities
   };
   std::vector<Row> rows = {
       {"a", "untrained + Bayesian llr (0 inner steps)", bayes(no_adaptation, false, false), -1, {}},
@@ -395,7 +382,7 @@ int main(int argc, char** argv) try {
   };
   const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml"};
   for (std::size_t m = 0; m < methods.size(); ++m) {
-    rows.push_back({ids[m], methods[m].name, methods[m].score, static_cast<int>(m), {}});
+    rows.push_back({ids[m], methods[m].name, methods[m].score, static_cast<int>(m), {}, methods[m].calibrated});
   }
   rows.push_back({"e", "(b)'s embedding + PatchCore (coreset 100%, no inner step)", patchcore(true), 0, {}});
   std::vector<std::size_t> k_count(eval_shots.size(), 0);
@@ -479,7 +466,7 @@ int main(int argc, char** argv) try {
           if (e.shots != eval_shots[k]) continue;
           const Eigen::VectorXd s = row.score(params, e.episode);
           row.auroc[k](i++) += baypr::auroc(s, e.labels);
-          if (row.method >= 0 && row.id != "e" && methods[static_cast<std::size_t>(row.method)].calibrated) {
+          if (row.calibrated) {
             const Eigen::VectorXd p = meta::anomaly_probability(s, meta::split_calibration(params).second);
             probabilities.insert(probabilities.end(), p.data(), p.data() + p.size());
             labels.insert(labels.end(), e.episode.labels.begin(), e.episode.labels.end());

@@ -17,6 +17,7 @@
 #include "baypr/meta/conv.hpp"
 #include "baypr/meta/mlp.hpp"
 #include "support/catch.hpp"
+#include "support/finite_differences.hpp"
 #include "support/messages.hpp"
 
 namespace {
@@ -34,6 +35,9 @@ using baypr::meta::VagueAnomalyModel;
 using Mat = Eigen::MatrixXd;
 using Vec = Eigen::VectorXd;
 using Rng = std::mt19937_64;
+using baypr::test::central_difference;
+using baypr::test::normal_matrix;
+using baypr::test::relative_error;
 
 // A nonlinear embedding for the tests: z = tanh(W x + b), templated on the scalar like Linear.
 class TanhLinear {
@@ -91,14 +95,6 @@ class DoubleOnlyLinear {
 static_assert(baypr::meta::DifferentiableEmbedding<DoubleOnlyLinear>);
 static_assert(!baypr::meta::TwiceDifferentiableEmbedding<DoubleOnlyLinear>);
 
-Mat normal_matrix(Eigen::Index r, Eigen::Index c, Rng& rng) {
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Mat m(r, c);
-  for (Eigen::Index j = 0; j < c; ++j)
-    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = nd(rng);
-  return m;
-}
-
 // Normal inputs lie near the span of `basis` (input_dim x k); anomalous ones are pushed off it.
 MetaEpisode make_episode(const Mat& basis, Eigen::Index support, Eigen::Index normal_queries,
                          Eigen::Index anomalous_queries, Rng& rng) {
@@ -119,29 +115,11 @@ MetaEpisode make_episode(const Mat& basis, Eigen::Index support, Eigen::Index no
   return e;
 }
 
-// Five-point central differences (truncation error O(h^4)), so that the reference is good to
-// about 1e-10 and the comparison tests the analytic gradient rather than the stencil.
-template <class F>
-Vec central_difference(const F& f, const Vec& x, double h) {
-  Vec g(x.size());
-  auto at = [&](Eigen::Index i, double step) {
-    Vec y = x;
-    y(i) += step;
-    return f(y);
-  };
-  for (Eigen::Index i = 0; i < x.size(); ++i) {
-    g(i) = (8 * (at(i, h) - at(i, -h)) - (at(i, 2 * h) - at(i, -2 * h))) / (12 * h);
-  }
-  return g;
-}
-
 // |a - b| <= tol max(|a|, |b|), printing both on failure.
 void check_near(double a, double b, double tol) {
   INFO(a << " vs " << b << " (relative tolerance " << tol << ")");
   CHECK(std::abs(a - b) <= tol * std::max(std::abs(a), std::abs(b)));
 }
-
-double relative_error(const Vec& got, const Vec& want) { return (got - want).norm() / want.norm(); }
 
 void expect_below(const std::string& what, double error, double tol) {
   INFO(what << ": relative error " << error << " (tolerance " << tol << ")");

@@ -10,6 +10,7 @@
 
 #include "baypr/meta/learned_anomaly.hpp"
 #include "support/catch.hpp"
+#include "support/finite_differences.hpp"
 #include "support/messages.hpp"
 
 namespace {
@@ -22,28 +23,9 @@ using baypr::meta::MetaEpisode;
 using baypr::meta::MetaGradient;
 using baypr::meta::VagueAnomalyModel;
 
-Mat normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Mat m(r, c);
-  for (Eigen::Index j = 0; j < c; ++j)
-    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = nd(rng);
-  return m;
-}
-
-// Five-point central differences (truncation error O(h^4)).
-template <class F>
-Vec central_difference(const F& f, const Vec& x, double h) {
-  Vec g(x.size());
-  auto at = [&](Eigen::Index i, double step) {
-    Vec y = x;
-    y(i) += step;
-    return f(y);
-  };
-  for (Eigen::Index i = 0; i < x.size(); ++i) g(i) = (8 * (at(i, h) - at(i, -h)) - (at(i, 2 * h) - at(i, -2 * h))) / (12 * h);
-  return g;
-}
-
-double relative_error(const Vec& got, const Vec& want) { return (got - want).norm() / want.norm(); }
+using baypr::test::central_difference;
+using baypr::test::normal_matrix;
+using baypr::test::relative_error;
 
 MetaEpisode episode(std::mt19937_64& rng) {
   MetaEpisode e;

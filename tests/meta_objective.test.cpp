@@ -33,18 +33,11 @@ using baypr::meta::VagueAnomalyModel;
 using baypr::test::central_difference;
 using baypr::test::contains;
 using baypr::test::message_of;
+using baypr::test::normal_matrix;
 using baypr::test::relative_error;
 using Mat = Eigen::MatrixXd;
 using Vec = Eigen::VectorXd;
 using Rng = std::mt19937_64;
-
-Mat normal_matrix(Eigen::Index r, Eigen::Index c, Rng& rng) {
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Mat m(r, c);
-  for (Eigen::Index j = 0; j < c; ++j)
-    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = nd(rng);
-  return m;
-}
 
 // Normal queries near a random subspace, anomalous ones shifted off it: scores that separate the
 // classes partly (so neither loss term vanishes).

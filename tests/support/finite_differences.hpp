@@ -1,11 +1,22 @@
-// tests/support/finite_differences.hpp: the finite-difference reference shared by the gradient
-// tests: five-point central differences (truncation error O(h^4)), so that the reference is good
-// to about 1e-10 and a comparison tests the analytic gradient rather than the stencil.
+// tests/support/finite_differences.hpp: what the meta-learning gradient tests share: the
+// finite-difference reference (five-point central differences, truncation error O(h^4), so that
+// the reference is good to about 1e-10 and a comparison tests the analytic gradient rather than
+// the stencil), the relative error, and standard normal test matrices from a seeded engine.
 #pragma once
 
 #include <Eigen/Core>
+#include <random>
 
 namespace baypr::test {
+
+// An r x c matrix of standard normal draws, filled column by column.
+inline Eigen::MatrixXd normal_matrix(Eigen::Index r, Eigen::Index c, std::mt19937_64& rng) {
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Eigen::MatrixXd m(r, c);
+  for (Eigen::Index j = 0; j < c; ++j)
+    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = nd(rng);
+  return m;
+}
 
 template <class F>
 Eigen::VectorXd central_difference(const F& f, const Eigen::VectorXd& x, double h) {

@@ -249,6 +249,18 @@ inline double auroc_of(LabelledSamples& data) {
          (2.0 * static_cast<double>(data.positives) * static_cast<double>(data.negatives));
 }
 
+// values(k) as a double, which must be finite ("argument 'values' must be finite, got ... at
+// index k" otherwise): the per-value check of the interval functions.
+template <class V>
+double finite_value(std::string_view function, const V& values, Eigen::Index k) {
+  const double x = value_of(vector_coeff(values, k));
+  if (!std::isfinite(x)) {
+    throw_invalid(function, "values",
+                  "must be finite, got " + format_value(x) + " at index " + std::to_string(k));
+  }
+  return x;
+}
+
 // Unbiased integer in [0, bound) from 64 random bits: rejection of the short top range, so the
 // draws are the same with every standard library (std::uniform_int_distribution's algorithm is
 // implementation-defined, which would make seeded intervals differ between platforms).
@@ -479,15 +491,7 @@ template <class D>
   }
   const detail::readable_t<D> v(values.derived());
   double sum = 0.0;
-  for (Eigen::Index k = 0; k < n; ++k) {
-    const double x = value_of(detail::vector_coeff(v, k));
-    if (!std::isfinite(x)) {
-      detail::throw_invalid(
-          function, "values",
-          "must be finite, got " + detail::format_value(x) + " at index " + std::to_string(k));
-    }
-    sum += x;
-  }
+  for (Eigen::Index k = 0; k < n; ++k) sum += detail::finite_value(function, v, k);
   const double count = static_cast<double>(n);
   const double mean = sum / count;
   double squares = 0.0;  // two passes: no cancellation when the spread is small against the mean
@@ -547,12 +551,7 @@ template <class D>
   std::vector<std::vector<double>> members;
   double sum = 0.0;
   for (Eigen::Index k = 0; k < n; ++k) {
-    const double x = value_of(detail::vector_coeff(v, k));
-    if (!std::isfinite(x)) {
-      detail::throw_invalid(
-          function, "values",
-          "must be finite, got " + detail::format_value(x) + " at index " + std::to_string(k));
-    }
+    const double x = detail::finite_value(function, v, k);
     sum += x;
     const int g = groups[static_cast<std::size_t>(k)];
     const auto it = std::find(names.begin(), names.end(), g);

@@ -416,8 +416,12 @@ double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<D
   if (outer.objective == Objective::generative) {
     const double inv_m = 1.0 / static_cast<double>(m);
     Eigen::VectorXd w(m);
-    for (Eigen::Index j = 0; j < m; ++j) w(j) = labels[static_cast<std::size_t>(j)] == 0 ? -inv_m : 0.0;
-    da = (w.array() == 0.0).select(-inv_m, Eigen::VectorXd::Zero(m));
+    da.resize(m);  // dL / d log p_a(q_j)
+    for (Eigen::Index j = 0; j < m; ++j) {
+      const bool normal = labels[static_cast<std::size_t>(j)] == 0;
+      w(j) = normal ? -inv_m : 0.0;
+      da(j) = normal ? 0.0 : -inv_m;
+    }
     auto normal = log_predictive_vjp(prior, Z, Q, w, path, PriorScatterGradient::skip);
     value = normal.value;
     dq = std::move(normal.d_queries);
@@ -860,6 +864,23 @@ class MetaStepper {
   detail::MetaWorkspace<E> ws_;
 };
 
+namespace detail {
+
+// A step on a joint vector [theta; extra], extra meta-parameters the inner loop does not adapt:
+// appends their gradient to step.gradient and their (unchanged) values to step.adapted.
+template <class DG, class DV>
+void append_unadapted(MetaStep& step, const Eigen::MatrixBase<DG>& extra_gradient,
+                      const Eigen::MatrixBase<DV>& extra_values) {
+  const Eigen::Index p = step.gradient.size(), k = extra_gradient.size();
+  Eigen::VectorXd gradient(p + k), adapted(p + k);
+  gradient << step.gradient, extra_gradient;
+  adapted << step.adapted, extra_values;
+  step.gradient = std::move(gradient);
+  step.adapted = std::move(adapted);
+}
+
+}  // namespace detail
+
 // Training the calibration with theta under one optimiser: the joint vector [theta; rho; beta].
 inline Eigen::VectorXd with_calibration(const Eigen::VectorXd& theta, const Calibration& calibration) {
   Eigen::VectorXd joint(theta.size() + 2);
@@ -890,11 +911,7 @@ MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& jo
   auto [theta, calibration] = split_calibration(joint);
   outer.calibration = calibration;
   MetaStep step = stepper.step(theta, episode, prior, anomaly, options, order, outer);
-  Eigen::VectorXd gradient(joint.size()), adapted(joint.size());
-  gradient << step.gradient, step.calibration_gradient;
-  adapted << step.adapted, calibration.rho, calibration.beta;
-  step.gradient = std::move(gradient);
-  step.adapted = std::move(adapted);
+  detail::append_unadapted(step, step.calibration_gradient, joint.tail<2>());
   return step;
 }
 

@@ -116,11 +116,7 @@ MetaStep learned_anomaly_meta_step(const E& embedding, const Eigen::VectorXd& jo
   const Eigen::MatrixXd q = embedding.forward(step.adapted, episode.queries);
   const Eigen::Vector3d coordinate_gradient =
       (step.anomaly_weights.transpose() * anomaly_log_pdf_coordinate_gradient(anomaly, q)).transpose();
-  Eigen::VectorXd gradient(joint.size()), adapted(joint.size());
-  gradient << step.gradient, coordinate_gradient;
-  adapted << step.adapted, joint.tail<3>();
-  step.gradient = std::move(gradient);
-  step.adapted = std::move(adapted);
+  detail::append_unadapted(step, coordinate_gradient, joint.tail<3>());
   return step;
 }
 
