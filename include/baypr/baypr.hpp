@@ -20,5 +20,6 @@
 #include "baypr/score/scorer.hpp"
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/predictive_vjp.hpp"
+#include "baypr/stats/prior_fit.hpp"
 #include "baypr/stats/student_t.hpp"
 #include "baypr/version.hpp"

@@ -9,7 +9,9 @@
 //         tiny p-values stay distinct (computed in log space, never underflows to a tie)
 //
 // Prior: the authors' defaults (mu0 = 0, kappa0 = 0.01, nu0 = d + 2, Psi0 = I), a fixed Psi0 = s I
-// of your choice, or an empirical-Bayes s that maximises the marginal likelihood of the support.
+// of your choice, an empirical-Bayes s that maximises the marginal likelihood of the support, or a
+// whole NiwPrior of your own (options.prior), such as baypr::fit_prior's type-II maximum
+// likelihood prior learned from other product lines' support sets (stats/prior_fit.hpp).
 // With few support rows in high dimension most directions see only the prior, so s matters; the
 // empirical choice adapts it to the scale of the embeddings.
 #pragma once
@@ -41,6 +43,9 @@ struct BayesianScorerOptions {
   double anomaly_scale = 100.0;  // Sigma_a = anomaly_scale I
   double anomaly_dof = 2.0;
   Path path = Path::automatic;
+  // A prior to use as it is (its dimension must match the support's): overrides kappa0,
+  // nu0_offset and psi_scale; incompatible with empirical_psi_scale.
+  std::optional<NiwPrior<double>> prior;
 };
 
 class BayesianScorer {
@@ -58,8 +63,11 @@ class BayesianScorer {
     detail::check_finite(fn, "support", support);
     const Eigen::MatrixXd Z = support.template cast<double>();
     const Eigen::Index d = Z.cols();
-    const double s = options_.empirical_psi_scale ? empirical_scale(Z) : options_.psi_scale;
-    const auto prior = make_prior(d, s);
+    if (options_.prior) detail::check_size(fn, "support", "columns", d, options_.prior->dim());
+    const double s = options_.prior               ? options_.prior->scatter().diagonal().mean()
+                     : options_.empirical_psi_scale ? empirical_scale(Z)
+                                                    : options_.psi_scale;
+    const auto prior = options_.prior ? *options_.prior : make_prior(d, s);
     auto post = prior.posterior(Z, options_.path);
     auto t = post.predictive();
     // Commit only after everything succeeded.
@@ -121,7 +129,8 @@ class BayesianScorer {
   [[nodiscard]] bool fitted() const { return predictive_.has_value(); }
   [[nodiscard]] Eigen::Index dim() const { return predictive_ ? predictive_->dim() : 0; }
   [[nodiscard]] const Options& options() const { return options_; }
-  // The Psi0 scale actually used (the empirical one when requested).
+  // The Psi0 scale actually used (the empirical one when requested; the mean of Psi0's diagonal
+  // with options.prior).
   [[nodiscard]] double psi_scale() const { return psi_scale_; }
   [[nodiscard]] const NiwPosterior<double>& posterior() const {
     require_fitted("baypr::BayesianScorer::posterior");
@@ -143,6 +152,9 @@ class BayesianScorer {
       detail::throw_invalid(fn, "options.nu0_offset",
                             "must be > -1 (nu0 = d + offset > d - 1), got " +
                                 detail::format_value(options_.nu0_offset));
+    }
+    if (options_.prior && options_.empirical_psi_scale) {
+      detail::throw_invalid(fn, "options.prior", "cannot be combined with options.empirical_psi_scale");
     }
   }
 
