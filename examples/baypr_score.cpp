@@ -45,7 +45,7 @@ bayes options
                     Sigma 100 I, dof 2): the BayPrAnoMeta score (default)
   --score pvalue    -log of the calibrated tail probability P(delta(Y) >= delta(q)) under the
                     predictive (exp(-score) is the p-value)
-  --kappa0 K        prior mean strength (default 0.01)
+  --kappa0 K        prior mean strength (default 1e-4)
   --nu0 N           prior degrees of freedom, N > d - 1 (default d + 2)
   --psi-scale S     Psi0 = S I (default 1); 'auto' picks S by maximum marginal likelihood
 

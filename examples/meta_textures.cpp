@@ -316,6 +316,7 @@ int main(int argc, char** argv) try {
   const Scorer fixed_bayes = [](const Eigen::VectorXd&, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
     baypr::BayesianScorerOptions o;
     o.empirical_psi_scale = true;
+    o.kappa0 = 0.01;  // as the texture benchmark
     baypr::BayesianScorer scorer(o);
     scorer.fit(s);
     return Eigen::VectorXd(scorer.score(q));

@@ -62,8 +62,10 @@ int main(int argc, char** argv) {
   std::mt19937_64 world_rng(2026);
   const World world(world_rng);
 
-  baypr::BayesianScorerOptions llr_default;
-  baypr::BayesianScorerOptions llr_empirical;
+  baypr::BayesianScorerOptions llr_default;  // Psi0 = I, kappa0 = 1e-4
+  baypr::BayesianScorerOptions llr_authors;
+  llr_authors.kappa0 = 0.01;
+  baypr::BayesianScorerOptions llr_empirical = llr_authors;
   llr_empirical.empirical_psi_scale = true;
   baypr::BayesianScorerOptions nll_empirical = llr_empirical;
   nll_empirical.score = baypr::BayesScore::nll;
@@ -72,7 +74,8 @@ int main(int argc, char** argv) {
   baypr::PatchCoreOptions all_rows;
   all_rows.coreset_ratio = 1.0;
   const std::vector<Method> methods = {
-      method("bayes llr (authors' prior, Psi0 = I)", baypr::BayesianScorer(llr_default)),
+      method("bayes llr (default prior: Psi0 = I, kappa0 = 1e-4)", baypr::BayesianScorer(llr_default)),
+      method("bayes llr (authors' prior, Psi0 = I, kappa0 = 0.01)", baypr::BayesianScorer(llr_authors)),
       method("bayes llr (empirical-Bayes Psi0)", baypr::BayesianScorer(llr_empirical)),
       method("bayes nll (empirical-Bayes Psi0)", baypr::BayesianScorer(nll_empirical)),
       method("bayes tail (empirical-Bayes Psi0)", baypr::BayesianScorer(tail_empirical)),

@@ -94,7 +94,8 @@ TEST_CASE("Bayesian scorer scores are the predictive's quantities", "[score][bay
     const Eigen::MatrixXd Q = normal_rows(7, d, rng, 0.5, 2.0);
     baypr::BayesianScorer scorer;
     scorer.fit(S);
-    const auto prior = baypr::NiwPrior<double>::method_default(d);
+    // The default prior: the authors' with kappa0 = 1e-4.
+    const auto prior = baypr::NiwPrior<double>::isotropic(d, 1e-4, static_cast<double>(d) + 2, 1.0);
     const auto t = prior.posterior(S).predictive();
     INFO("d=" << d);
     CHECK(max_relative_error(scorer.score(Q, baypr::BayesScore::nll), -t.log_pdf(Q)) <= 1e-13);

@@ -70,15 +70,17 @@ template <class S>
 // with every support row in the memory bank (coreset 100%), prototype, Gaussian (Ledoit-Wolf).
 // bayes_path: the Bayesian scorers' posterior path (automatic: low-rank when K + 1 < d).
 [[nodiscard]] inline std::vector<EpisodeMethod> standard_episode_methods(Path bayes_path = Path::automatic) {
-  BayesianScorerOptions llr;
-  llr.empirical_psi_scale = true;
+  BayesianScorerOptions llr;  // the defaults: Psi0 = I, kappa0 = 1e-4
   llr.path = bayes_path;
   BayesianScorerOptions nll = llr;
   nll.score = BayesScore::nll;
+  BayesianScorerOptions eb = llr;
+  eb.empirical_psi_scale = true;
   PatchCoreOptions all_rows;
   all_rows.coreset_ratio = 1.0;
-  return {make_episode_method("bayes llr (EB Psi0)", BayesianScorer(llr)),
-          make_episode_method("bayes nll (EB Psi0)", BayesianScorer(nll)),
+  return {make_episode_method("bayes llr", BayesianScorer(llr)),
+          make_episode_method("bayes nll", BayesianScorer(nll)),
+          make_episode_method("bayes llr (EB Psi0)", BayesianScorer(eb)),
           make_episode_method("patchcore (coreset 100%)", PatchCoreScorer<double>(all_rows)),
           make_episode_method("prototype", PrototypeScorer()),
           make_episode_method("gaussian (Ledoit-Wolf)", GaussianScorer())};

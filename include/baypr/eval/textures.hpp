@@ -659,12 +659,14 @@ struct TextureResults {
 };
 
 // The texture benchmark's methods (higher = more anomalous for each): Bayesian llr, nll and tail
-// with the empirical-Bayes Psi0 scale, PatchCore with a 10% and a 100% coreset, prototype (squared
-// distance to the support mean), Gaussian (Ledoit-Wolf Mahalanobis).
+// with the empirical-Bayes Psi0 scale (kappa0 = 0.01, as measured; with K x 225 patches the support
+// outweighs the prior), PatchCore with a 10% and a 100% coreset, prototype (squared distance to the
+// support mean), Gaussian (Ledoit-Wolf Mahalanobis).
 [[nodiscard]] inline std::vector<EpisodeMethod> texture_episode_methods(
     Path bayes_path = Path::automatic) {
   BayesianScorerOptions llr;
   llr.empirical_psi_scale = true;
+  llr.kappa0 = 0.01;
   llr.path = bayes_path;
   BayesianScorerOptions nll = llr, tail = llr;
   nll.score = BayesScore::nll;

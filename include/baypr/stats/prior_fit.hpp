@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <numbers>
 #include <optional>
 #include <span>
@@ -159,7 +160,8 @@ class PooledEvidence {
     return (x.tail(x.size() - start).array().abs() <= log_bound).all();
   }
 
-  // Sum over groups of the log evidence; its gradient in x into *gradient when given.
+  // Sum over groups of the log evidence; its gradient in x into *gradient when given. NaN where a
+  // group's Psi_n is numerically singular (fit_prior's line search rejects such a point).
   double value(const Eigen::VectorXd& x, Eigen::VectorXd* gradient) const {
     const Hyper h = hyper(x);
     const double dd = static_cast<double>(d_);
@@ -180,11 +182,10 @@ class PooledEvidence {
       const Eigen::VectorXd e = grp.mean - h.mu0;
       Eigen::VectorXd solved_e, inverse_diagonal;
       double log_det_n = 0.0;
-      if (grp.centred.rows() > 0 || grp.scatter.rows() == 0) {
-        low_rank(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal);
-      } else {
-        dense(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal);
-      }
+      const bool factored = grp.scatter.rows() == 0
+                                ? low_rank(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal)
+                                : dense(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal);
+      if (!factored) return std::numeric_limits<double>::quiet_NaN();  // numerically singular Psi_n
       double lgn = 0.0, dgn = 0.0;
       for (Eigen::Index i = 0; i < d_; ++i) {
         const double a = (nu_n - static_cast<double>(i)) / 2;
@@ -228,7 +229,7 @@ class PooledEvidence {
   };
 
   // Psi_n = diag(psi) + W^T W, W = [centred rows; sqrt(beta) e^T] (m = n + 1 rows).
-  void low_rank(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta,
+  bool low_rank(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta,
                 double& log_det, Eigen::VectorXd& solved_e, Eigen::VectorXd& inverse_diagonal) const {
     const Eigen::Index m = g.centred.rows() + 1;
     Eigen::MatrixXd W(m, d_);
@@ -239,30 +240,28 @@ class PooledEvidence {
     Eigen::MatrixXd C = U * W.transpose();
     C.diagonal().array() += 1.0;
     const Eigen::LLT<Eigen::MatrixXd> llt(C);
-    if (llt.info() != Eigen::Success) {
-      detail::throw_numerical("baypr::fit_prior", "the capacitance matrix of a group is not positive definite");
-    }
+    if (llt.info() != Eigen::Success) return false;
     log_det = psi.array().log().sum() + 2 * llt.matrixLLT().diagonal().array().log().sum();
     // Psi_n^{-1} e = D^{-1} e - U^T C^{-1} U e
     solved_e = inv_psi.cwiseProduct(e) - U.transpose() * llt.solve(U * e);
     // (Psi_n^{-1})_kk = 1/psi_k - |L^{-1} U_{:,k}|^2
     const Eigen::MatrixXd V = llt.matrixL().solve(U);
     inverse_diagonal = inv_psi - V.colwise().squaredNorm().transpose();
+    return true;
   }
 
-  void dense(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta, double& log_det,
+  bool dense(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta, double& log_det,
              Eigen::VectorXd& solved_e, Eigen::VectorXd& inverse_diagonal) const {
     Eigen::MatrixXd P = g.scatter;
     P.diagonal() += psi;
     P.noalias() += beta * e * e.transpose();
     const Eigen::LLT<Eigen::MatrixXd> llt(P);
-    if (llt.info() != Eigen::Success) {
-      detail::throw_numerical("baypr::fit_prior", "Psi_n of a group is not positive definite");
-    }
+    if (llt.info() != Eigen::Success) return false;
     log_det = 2 * llt.matrixLLT().diagonal().array().log().sum();
     solved_e = llt.solve(e);
     const Eigen::MatrixXd Linv = llt.matrixL().solve(Eigen::MatrixXd::Identity(d_, d_));
     inverse_diagonal = Linv.colwise().squaredNorm().transpose();
+    return true;
   }
 
   Eigen::Index d_;
@@ -347,6 +346,9 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
   // Minimise f = -(log evidence) / rows.
   Eigen::VectorXd grad;
   double f = -evidence.value(x, &grad) / rows;
+  if (!std::isfinite(f)) {
+    detail::throw_numerical(fn, "the log evidence is not finite at the start (a group's Psi_n is numerically singular)");
+  }
   grad = -grad / rows;
   std::deque<std::pair<Eigen::VectorXd, Eigen::VectorXd>> pairs;  // (s, y)
   PriorFit out{evidence.prior(x), -f * rows, 0, false, grad.cwiseAbs().maxCoeff()};
