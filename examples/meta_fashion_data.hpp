@@ -9,6 +9,7 @@
 //   meta_fashion::training_sampler(data)          K = 5 tasks over the meta-train classes'
 //                                                 training images
 //   meta_fashion::initial_calibration(...)        the discriminative objective's (rho, beta) start
+//   meta_fashion::type2_prior(...)                fit_prior over meta-train support sets
 //   meta_fashion::validation_episodes(data, seed) fixed episodes of the meta-train classes' test
 //                                                 images
 //   meta_fashion::evaluation_episodes(data, shots, per_class, seed)
@@ -120,6 +121,32 @@ inline meta::ClassTaskSampler training_sampler(const Data& d) {
   return meta::ClassTaskSampler(d.train.x, d.train.labels, meta_train_classes, task_shape());
 }
 
+inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {
+  std::vector<Eigen::Index> rows;
+  for (std::size_t i = 0; i < s.labels.size(); ++i) {
+    if (s.labels[i] == c) rows.push_back(static_cast<Eigen::Index>(i));
+  }
+  return rows;
+}
+
+// Hierarchical empirical Bayes on the meta-train classes: baypr::fit_prior's type-II maximum
+// likelihood prior (mu0, kappa0, nu0, diagonal Psi0) over `sets_per_class` support sets of 5
+// training images of each meta-train class (the training task's K), embedded at theta, drawn from
+// an engine derived from seed.
+inline baypr::PriorFit type2_prior(const meta::Mlp& embedding, const Eigen::VectorXd& theta, const Data& d,
+                                   std::uint64_t seed, int sets_per_class = 200) {
+  std::mt19937_64 rng(baypr::detail::derive_seed(seed, {0x74326d6cULL}));
+  std::vector<Eigen::MatrixXd> groups;
+  for (const int c : meta_train_classes) {
+    const auto rows = rows_of(d.train, c);
+    for (int g = 0; g < sets_per_class; ++g) {
+      const auto pick = baypr::detail::sample_without_replacement(rows, task_shape().shots, rng);
+      groups.push_back(embedding.forward(theta, baypr::detail::gather_rows(d.train.x, pick)));
+    }
+  }
+  return baypr::fit_prior(groups);
+}
+
 // The calibration's start for the discriminative objective: meta::fit_calibration of the Bayesian
 // llr scores (after the inner steps; the authors' anomaly model) of 32 training episodes at
 // theta0, drawn from an engine derived from seed.
@@ -142,13 +169,6 @@ inline meta::Calibration initial_calibration(const meta::Mlp& embedding, const E
       labels);
 }
 
-inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {
-  std::vector<Eigen::Index> rows;
-  for (std::size_t i = 0; i < s.labels.size(); ++i) {
-    if (s.labels[i] == c) rows.push_back(static_cast<Eigen::Index>(i));
-  }
-  return rows;
-}
 
 struct EvalEpisode {
   Eigen::Index shots = 0;

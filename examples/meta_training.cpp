@@ -55,6 +55,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <iostream>
 #include <random>
@@ -255,6 +256,16 @@ int main(int argc, char** argv) try {
       return meta::bayes_scores(embedding, a.params, e.support, e.queries, prior, pa);
     };
   };
+  // The same score with a per-seed type-II maximum likelihood prior (set before each evaluation).
+  std::optional<baypr::NiwPrior<double>> ml_prior_untrained, ml_prior_trained;
+  const auto bayes_ml = [&](const std::optional<baypr::NiwPrior<double>>& ml, const meta::AdaptOptions& o,
+                            bool calibrated) -> Scorer {
+    return [&embedding, &ml, &anomaly, o, calibrated](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
+      const Eigen::VectorXd theta = calibrated ? meta::split_calibration(params).first : params;
+      const auto a = meta::adapt(embedding, theta, e.support, *ml, o);
+      return meta::bayes_scores(embedding, a.params, e.support, e.queries, *ml, anomaly);
+    };
+  };
   const Scorer proto_adapted = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
     const Eigen::VectorXd adapted = meta::proto_adapt(embedding, theta, e.support, adapt_options);
     return meta::proto_scores(embedding, adapted, e.support, e.queries);
@@ -385,6 +396,10 @@ int main(int argc, char** argv) try {
     rows.push_back({ids[m], methods[m].name, methods[m].score, static_cast<int>(m), {}, methods[m].calibrated});
   }
   rows.push_back({"e", "(b)'s embedding + PatchCore (coreset 100%, no inner step)", patchcore(true), 0, {}});
+  rows.push_back({"ml", "untrained + Bayesian llr, type-II ML prior (fit_prior, meta-train support sets)",
+                  bayes_ml(ml_prior_untrained, no_adaptation, false), -1, {}});
+  rows.push_back({"b-ml", "(b) with its prior refitted by type-II ML on its own embedding",
+                  bayes_ml(ml_prior_trained, adapt_options, true), 0, {}});
   std::vector<std::size_t> k_count(eval_shots.size(), 0);
   std::vector<int> groups_of_k[2];
   for (std::size_t k = 0; k < eval_shots.size(); ++k) {
@@ -454,6 +469,8 @@ int main(int argc, char** argv) try {
       if (method.calibrated) s.calibrations.push_back(meta::split_calibration(result.theta).second);
       trained[m] = result.theta;
     }
+    ml_prior_untrained = mf::type2_prior(embedding, theta0, data, current_seed).prior;
+    ml_prior_trained = mf::type2_prior(embedding, meta::split_calibration(trained[0]).first, data, current_seed).prior;
     std::cerr << "meta_training: seed " << current_seed << ", evaluating " << rows.size() << " rows on "
               << evaluation.size() << " episodes\n";
     for (auto& row : rows) {
