@@ -4,10 +4,13 @@
 // stationarity of the result, BayesianScorer with a given prior, and bad input.
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/LU>
+#include <limits>
 #include <random>
 #include <vector>
 
-#include "baypr/baypr.hpp"
+#include "baypr/score/bayesian.hpp"
+#include "baypr/stats/prior_fit.hpp"
 #include "support/catch.hpp"
 #include "support/finite_differences.hpp"
 #include "support/messages.hpp"
@@ -19,7 +22,8 @@ using baypr::test::normal_matrix;
 namespace {
 
 // Groups of the given sizes around random means with a shared random covariance.
-std::vector<Eigen::MatrixXd> random_groups(const std::vector<Eigen::Index>& sizes, Eigen::Index d, std::mt19937_64& rng) {
+std::vector<Eigen::MatrixXd> random_groups(const std::vector<Eigen::Index>& sizes, Eigen::Index d,
+                                           std::mt19937_64& rng) {
   const Eigen::MatrixXd A = normal_matrix(d, d, rng) / std::sqrt(static_cast<double>(d));
   std::vector<Eigen::MatrixXd> out;
   for (const Eigen::Index n : sizes) {
@@ -34,12 +38,15 @@ std::vector<Eigen::MatrixXd> random_groups(const std::vector<Eigen::Index>& size
 baypr::NiwPrior<double> diagonal_prior(Eigen::Index d, std::mt19937_64& rng) {
   const Eigen::VectorXd mu0 = normal_matrix(d, 1, rng);
   const Eigen::VectorXd psi = (0.5 * normal_matrix(d, 1, rng)).array().exp().matrix();
-  return baypr::NiwPrior<double>(mu0, 0.3, static_cast<double>(d) + 1.7, Eigen::MatrixXd(psi.asDiagonal()));
+  return baypr::NiwPrior<double>(mu0, 0.3, static_cast<double>(d) + 1.7,
+                                 Eigen::MatrixXd(psi.asDiagonal()));
 }
 
-double direct_log_evidence(const std::vector<Eigen::MatrixXd>& groups, const baypr::NiwPrior<double>& prior) {
+double direct_log_evidence(const std::vector<Eigen::MatrixXd>& groups,
+                           const baypr::NiwPrior<double>& prior) {
   double sum = 0.0;
-  for (const auto& z : groups) sum += prior.posterior(z, baypr::Path::dense).log_marginal_likelihood();
+  for (const auto& z : groups)
+    sum += prior.posterior(z, baypr::Path::dense).log_marginal_likelihood();
   return sum;
 }
 
@@ -61,7 +68,8 @@ Eigen::MatrixXd niw_group(const baypr::NiwPrior<double>& p, Eigen::Index n, std:
 
 }  // namespace
 
-TEST_CASE("the pooled log evidence equals the sum of the posteriors' log marginal likelihoods", "[prior_fit]") {
+TEST_CASE("the pooled log evidence equals the sum of the posteriors' log marginal likelihoods",
+          "[prior_fit]") {
   std::mt19937_64 rng(11);
   const Eigen::Index d = 8;
   // n + 1 < d on the low-rank path, the rest dense.
@@ -88,7 +96,8 @@ TEST_CASE("the pooled log evidence gradient matches finite differences", "[prior
   const auto groups = random_groups({1, 2, 4, 5, 9, 30}, d, rng);
   for (const bool learn_mean : {true, false}) {
     for (const auto scatter : {baypr::ScatterFamily::diagonal, baypr::ScatterFamily::isotropic}) {
-      INFO("learn_mean " << learn_mean << " isotropic " << (scatter == baypr::ScatterFamily::isotropic));
+      INFO("learn_mean " << learn_mean << " isotropic "
+                         << (scatter == baypr::ScatterFamily::isotropic));
       baypr::PriorFitOptions o;
       o.learn_mean = learn_mean;
       o.scatter = scatter;
@@ -96,8 +105,8 @@ TEST_CASE("the pooled log evidence gradient matches finite differences", "[prior
       const Eigen::VectorXd x = evidence.coordinates(diagonal_prior(d, rng));
       Eigen::VectorXd analytic;
       evidence.value(x, &analytic);
-      const Eigen::VectorXd numeric =
-          baypr::test::central_difference([&](const Eigen::VectorXd& y) { return evidence.value(y, nullptr); }, x, 1e-4);
+      const Eigen::VectorXd numeric = baypr::test::central_difference(
+          [&](const Eigen::VectorXd& y) { return evidence.value(y, nullptr); }, x, 1e-4);
       CHECK(baypr::test::relative_error(analytic, numeric) <= 1e-8);
     }
   }
@@ -127,7 +136,8 @@ TEST_CASE("fit_prior recovers the hyper-parameters that generated the groups", "
   CHECK(fit.iterations > 0);
   // Maximum likelihood: at least the evidence of the truth, and of the start.
   CHECK(fit.log_evidence >= direct_log_evidence(groups, truth));
-  CHECK(std::abs(fit.log_evidence - direct_log_evidence(groups, fit.prior)) <= 1e-10 * std::abs(fit.log_evidence));
+  CHECK(std::abs(fit.log_evidence - direct_log_evidence(groups, fit.prior)) <=
+        1e-10 * std::abs(fit.log_evidence));
   CHECK(fit.log_evidence >= direct_log_evidence(groups, baypr::detail::moment_start(groups)));
   // Sampling error of 1500 groups: a few per cent; a wrong gradient or a stuck search misses
   // by far more.
@@ -155,7 +165,8 @@ TEST_CASE("fit_prior recovers the hyper-parameters that generated the groups", "
   }
 }
 
-TEST_CASE("fit_prior's result is stationary and works at high dimension with tiny groups", "[prior_fit]") {
+TEST_CASE("fit_prior's result is stationary and works at high dimension with tiny groups",
+          "[prior_fit]") {
   std::mt19937_64 rng(14);
   const Eigen::Index d = 40;
   std::vector<Eigen::Index> sizes(60, 3);
@@ -207,10 +218,12 @@ TEST_CASE("fit_prior rejects bad input, naming the argument", "[prior_fit][error
                  "baypr::fit_prior: argument 'groups' must hold at least one group, got 0"));
   auto empty = groups;
   empty[1] = Eigen::MatrixXd(0, 4);
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(empty); }), "argument 'groups[1]' must have at least one row"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(empty); }),
+                 "argument 'groups[1]' must have at least one row"));
   auto narrow = groups;
   narrow[2] = Eigen::MatrixXd::Zero(3, 3);
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(narrow); }), "argument 'groups[2]' has columns 3, expected 4"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(narrow); }),
+                 "argument 'groups[2]' has columns 3, expected 4"));
   auto nan = groups;
   nan[2](1, 3) = std::numeric_limits<double>::quiet_NaN();
   CHECK(contains(message_of([&] { (void)baypr::fit_prior(nan); }),
@@ -218,25 +231,32 @@ TEST_CASE("fit_prior rejects bad input, naming the argument", "[prior_fit][error
 
   baypr::PriorFitOptions o;
   o.start = baypr::NiwPrior<double>::method_default(5);
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.start' has dimension 5, expected 4"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.start' has dimension 5, expected 4"));
   Eigen::Matrix4d full = Eigen::Matrix4d::Identity();
   full(0, 1) = full(1, 0) = 0.2;
   o.start = baypr::NiwPrior<double>(Eigen::Vector4d::Zero(), 1.0, 6.0, full);
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.start' must have a diagonal Psi0"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.start' must have a diagonal Psi0"));
   o.start = baypr::NiwPrior<double>::isotropic(4, 1e-30, 6.0, 1.0);
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.start' has kappa0"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.start' has kappa0"));
   o.start.reset();
   o.max_iterations = -1;
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.max_iterations' must be >= 0, got -1"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.max_iterations' must be >= 0, got -1"));
   o.max_iterations = 10;
   o.gradient_tolerance = 0.0;
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.gradient_tolerance'"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.gradient_tolerance'"));
   o.gradient_tolerance = 1e-7;
   o.memory = 0;
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.memory' must be >= 1, got 0"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.memory' must be >= 1, got 0"));
   o.memory = 5;
   o.scatter = static_cast<baypr::ScatterFamily>(7);
-  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }), "argument 'options.scatter'"));
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
+                 "argument 'options.scatter'"));
   // max_iterations = 0 returns the start, unconverged unless it is already stationary.
   o.scatter = baypr::ScatterFamily::diagonal;
   o.max_iterations = 0;

@@ -14,8 +14,9 @@
 // and its exact gradient in the unconstrained coordinates
 //   x = [mu0 (d, when learned); log kappa0; log(nu0 - d + 1); log psi (d, or 1 when isotropic)]:
 //   dL/dmu0          = nu_n beta Psi_n^{-1} e
-//   dL/dlog kappa0   = kappa0 [(d / 2)(1 / kappa0 - 1 / kappa_n) - (nu_n / 2) (n / kappa_n)^2 e^T Psi_n^{-1} e]
-//   dL/dlog(nu0-d+1) = (nu0 - d + 1) (1/2) [sum_i (psi((nu_n + 1 - i) / 2) - psi((nu0 + 1 - i) / 2))
+//   dL/dlog kappa0   = kappa0 [(d / 2)(1 / kappa0 - 1 / kappa_n) - (nu_n / 2) (n / kappa_n)^2 e^T
+//   Psi_n^{-1} e] dL/dlog(nu0-d+1) = (nu0 - d + 1) (1/2) [sum_i (psi((nu_n + 1 - i) / 2) - psi((nu0
+//   + 1 - i) / 2))
 //                                          + log|Psi0| - log|Psi_n|]
 //   dL/dlog psi_k    = nu0 / 2 - (nu_n / 2) psi_k (Psi_n^{-1})_kk
 // (psi() the digamma function). A group with n + 1 < d is evaluated on the low-rank path
@@ -69,8 +70,8 @@ struct PriorFit {
   NiwPrior<double> prior;
   double log_evidence = 0.0;  // sum over groups of log p(Z_g | prior)
   int iterations = 0;
-  bool converged = false;       // the gradient tolerance was met
-  double gradient_norm = 0.0;   // largest gradient coordinate of the mean log evidence per row
+  bool converged = false;      // the gradient tolerance was met
+  double gradient_norm = 0.0;  // largest gradient coordinate of the mean log evidence per row
 };
 
 namespace detail {
@@ -80,7 +81,8 @@ class PooledEvidence {
  public:
   static constexpr double log_bound = 40.0;
 
-  PooledEvidence(std::vector<Eigen::MatrixXd> groups, const NiwPrior<double>& fixed, const PriorFitOptions& o)
+  PooledEvidence(std::vector<Eigen::MatrixXd> groups, const NiwPrior<double>& fixed,
+                 const PriorFitOptions& o)
       : d_(fixed.dim()), options_(o), fixed_(fixed) {
     for (auto& z : groups) {
       Group g;
@@ -100,7 +102,8 @@ class PooledEvidence {
   [[nodiscard]] Eigen::Index dim() const { return d_; }
   [[nodiscard]] double rows() const { return rows_; }
   [[nodiscard]] Eigen::Index size() const {
-    return (options_.learn_mean ? d_ : 0) + 2 + (options_.scatter == ScatterFamily::diagonal ? d_ : 1);
+    return (options_.learn_mean ? d_ : 0) + 2 +
+           (options_.scatter == ScatterFamily::diagonal ? d_ : 1);
   }
 
   // Coordinates of a prior with a diagonal Psi0.
@@ -182,9 +185,10 @@ class PooledEvidence {
       const Eigen::VectorXd e = grp.mean - h.mu0;
       Eigen::VectorXd solved_e, inverse_diagonal;
       double log_det_n = 0.0;
-      const bool factored = grp.scatter.rows() == 0
-                                ? low_rank(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal)
-                                : dense(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal);
+      const bool factored =
+          grp.scatter.rows() == 0
+              ? low_rank(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal)
+              : dense(grp, h.psi, e, beta, log_det_n, solved_e, inverse_diagonal);
       if (!factored) return std::numeric_limits<double>::quiet_NaN();  // numerically singular Psi_n
       double lgn = 0.0, dgn = 0.0;
       for (Eigen::Index i = 0; i < d_; ++i) {
@@ -192,12 +196,14 @@ class PooledEvidence {
         lgn += special::lgamma(a);
         if (gradient) dgn += special::digamma(a);
       }
-      total += -(n * dd / 2) * std::log(std::numbers::pi) + dd / 2 * (std::log(h.kappa0) - std::log(kappa_n)) +
-               lgn - lg0 + h.nu0 / 2 * log_det0 - nu_n / 2 * log_det_n;
+      total += -(n * dd / 2) * std::log(std::numbers::pi) +
+               dd / 2 * (std::log(h.kappa0) - std::log(kappa_n)) + lgn - lg0 +
+               h.nu0 / 2 * log_det0 - nu_n / 2 * log_det_n;
       if (gradient) {
         const double quad = e.dot(solved_e);
         g_mu += nu_n * beta * solved_e;
-        g_kappa += dd / 2 * (1 / h.kappa0 - 1 / kappa_n) - nu_n / 2 * (n / kappa_n) * (n / kappa_n) * quad;
+        g_kappa +=
+            dd / 2 * (1 / h.kappa0 - 1 / kappa_n) - nu_n / 2 * (n / kappa_n) * (n / kappa_n) * quad;
         g_nu += (dgn - dg0 + log_det0 - log_det_n) / 2;
         g_logpsi += (h.nu0 / 2 - nu_n / 2 * (h.psi.array() * inverse_diagonal.array())).matrix();
       }
@@ -230,7 +236,8 @@ class PooledEvidence {
 
   // Psi_n = diag(psi) + W^T W, W = [centred rows; sqrt(beta) e^T] (m = n + 1 rows).
   bool low_rank(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta,
-                double& log_det, Eigen::VectorXd& solved_e, Eigen::VectorXd& inverse_diagonal) const {
+                double& log_det, Eigen::VectorXd& solved_e,
+                Eigen::VectorXd& inverse_diagonal) const {
     const Eigen::Index m = g.centred.rows() + 1;
     Eigen::MatrixXd W(m, d_);
     W.topRows(m - 1) = g.centred;
@@ -250,8 +257,8 @@ class PooledEvidence {
     return true;
   }
 
-  bool dense(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta, double& log_det,
-             Eigen::VectorXd& solved_e, Eigen::VectorXd& inverse_diagonal) const {
+  bool dense(const Group& g, const Eigen::VectorXd& psi, const Eigen::VectorXd& e, double beta,
+             double& log_det, Eigen::VectorXd& solved_e, Eigen::VectorXd& inverse_diagonal) const {
     Eigen::MatrixXd P = g.scatter;
     P.diagonal() += psi;
     P.noalias() += beta * e * e.transpose();
@@ -293,7 +300,8 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
   }
   if (groups.size() > 1) between /= g - 1;
   Eigen::VectorXd psi = dof > 0 ? Eigen::VectorXd(within / dof) : between;
-  if (!(psi.mean() > 0) || !std::isfinite(psi.mean())) psi.setOnes();  // nothing to learn a scale from
+  if (!(psi.mean() > 0) || !std::isfinite(psi.mean()))
+    psi.setOnes();  // nothing to learn a scale from
   psi = psi.cwiseMax(1e-6 * psi.mean());
   double kappa0 = 1.0;
   if (dof > 0 && groups.size() > 1) {
@@ -310,7 +318,8 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
 // Type-II maximum likelihood NIW prior over groups of rows (each n_g x d, n_g >= 1). Throws
 // baypr::invalid_argument for no groups, an empty group, mismatched columns, non-finite values,
 // a start prior of another dimension or with a non-diagonal Psi0, or bad options.
-[[nodiscard]] inline PriorFit fit_prior(std::span<const Eigen::MatrixXd> groups, const PriorFitOptions& options = {}) {
+[[nodiscard]] inline PriorFit fit_prior(std::span<const Eigen::MatrixXd> groups,
+                                        const PriorFitOptions& options = {}) {
   constexpr const char* fn = "baypr::fit_prior";
   if (groups.empty()) detail::throw_invalid(fn, "groups", "must hold at least one group, got 0");
   const Eigen::Index d = groups.front().cols();
@@ -322,11 +331,13 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
     detail::check_finite(fn, name, groups[g]);
   }
   if (options.max_iterations < 0) {
-    detail::throw_invalid(fn, "options.max_iterations", "must be >= 0, got " + std::to_string(options.max_iterations));
+    detail::throw_invalid(fn, "options.max_iterations",
+                          "must be >= 0, got " + std::to_string(options.max_iterations));
   }
   detail::check_positive(fn, "options.gradient_tolerance", options.gradient_tolerance);
   if (options.memory < 1) {
-    detail::throw_invalid(fn, "options.memory", "must be >= 1, got " + std::to_string(options.memory));
+    detail::throw_invalid(fn, "options.memory",
+                          "must be >= 1, got " + std::to_string(options.memory));
   }
   if (options.scatter != ScatterFamily::isotropic && options.scatter != ScatterFamily::diagonal) {
     detail::throw_invalid(fn, "options.scatter", "is not a ScatterFamily value");
@@ -335,19 +346,23 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
   NiwPrior<double> start = options.start ? *options.start : detail::moment_start(copies);
   if (options.start) {
     detail::check_size(fn, "options.start", "dimension", start.dim(), d);
-    if (!start.is_diagonal()) detail::throw_invalid(fn, "options.start", "must have a diagonal Psi0");
+    if (!start.is_diagonal())
+      detail::throw_invalid(fn, "options.start", "must have a diagonal Psi0");
   }
   const detail::PooledEvidence evidence(std::move(copies), start, options);
   const double rows = evidence.rows();
   Eigen::VectorXd x = evidence.coordinates(start);
   if (!evidence.admissible(x)) {
-    detail::throw_invalid(fn, "options.start", "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40]");
+    detail::throw_invalid(fn, "options.start",
+                          "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40]");
   }
   // Minimise f = -(log evidence) / rows.
   Eigen::VectorXd grad;
   double f = -evidence.value(x, &grad) / rows;
   if (!std::isfinite(f)) {
-    detail::throw_numerical(fn, "the log evidence is not finite at the start (a group's Psi_n is numerically singular)");
+    detail::throw_numerical(
+        fn,
+        "the log evidence is not finite at the start (a group's Psi_n is numerically singular)");
   }
   grad = -grad / rows;
   std::deque<std::pair<Eigen::VectorXd, Eigen::VectorXd>> pairs;  // (s, y)
@@ -408,7 +423,8 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
     grad = std::move(g_next);
   }
   const double gnorm = grad.cwiseAbs().maxCoeff();
-  out = PriorFit{evidence.prior(x), -f * rows, it, out.converged || gnorm < options.gradient_tolerance, gnorm};
+  out = PriorFit{evidence.prior(x), -f * rows, it,
+                 out.converged || gnorm < options.gradient_tolerance, gnorm};
   return out;
 }
 
