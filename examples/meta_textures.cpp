@@ -41,8 +41,11 @@
 // Defaults (Adam 1e-3, inner step 5e-4, 1 inner step, batch 4, SupCon 0.1, second order; 20 x 50
 // updates): meta_training.cpp's. Tried on validation (--tune, scratch fold, 20 x 50): SupCon 1,
 // Adam 1e-4, LayerNorm gamma frozen: none helped BayPrAnoMeta; 64 instead of 16 meta-train
-// patterns helped all three methods (MAML most), hence every remaining pattern. The last epoch's
-// parameters are evaluated (no early stopping).
+// patterns helped all three methods (MAML most), hence every remaining pattern. train() returns
+// the best-validation parameters (the start included), and those are evaluated.
+// Row (p): no embedding; the NIW prior (diagonal Psi0) and the calibration learned per fold through
+// the discriminative loss on the fixed descriptors (meta/learned_prior.hpp), from NIW(0, 0.01,
+// d + 2, I) and a calibration fitted on 32 training tasks.
 // Runtime (one core, Release): default ~5 min, --quick ~80 s (4 folds each), smoke config ~3 s.
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta_textures.md and
 // DIR/meta_textures.csv.
@@ -50,6 +53,7 @@
 #include <baypr/eval/textures.hpp>
 #include <baypr/meta/adapt.hpp>
 #include <baypr/meta/baselines.hpp>
+#include <baypr/meta/learned_prior.hpp>
 #include <baypr/meta/mlp.hpp>
 #include <baypr/meta/trainer.hpp>
 
@@ -321,10 +325,30 @@ int main(int argc, char** argv) try {
     scorer.fit(s);
     return Eigen::VectorXd(scorer.score(q));
   };
+  // The same score on the fixed descriptors with a learned prior: params = [prior coordinates; rho;
+  // beta] (meta/learned_prior.hpp), trained per fold through the discriminative loss; the
+  // calibration does not change the ranking.
+  const Scorer learned_prior_bayes = [&anomaly](const Eigen::VectorXd& joint, const Eigen::MatrixXd& s,
+                                                const Eigen::MatrixXd& q) {
+    baypr::BayesianScorerOptions o;
+    o.prior = meta::split_prior_joint(joint).first;
+    o.anomaly_scale = anomaly.scale;
+    o.anomaly_dof = anomaly.dof;
+    baypr::BayesianScorer scorer(o);
+    scorer.fit(s);
+    return Eigen::VectorXd(scorer.score(q));
+  };
+  // Its start: NIW(0, 0.01, d + 2, I) on the standardised descriptors (d = 128), calibration fitted
+  // to the scores of 32 training tasks of the fold.
+  const Eigen::Index descriptor_dim = baypr::patch_feature_dim(mt::features());
+  const auto descriptor_prior = baypr::NiwPrior<double>::isotropic(descriptor_dim, 0.01,
+                                                                   static_cast<double>(descriptor_dim + 2), 1.0);
+  meta::OuterOptions discriminative;
+  discriminative.objective = meta::Objective::discriminative;
 
   // Per-fold training.
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-  std::vector<Trained> trained;  // fold-major: BayPrAnoMeta, Proto-MAML, MAML
+  std::vector<Trained> trained;  // fold-major: BayPrAnoMeta, Proto-MAML, MAML, learned prior
   const mt::PatchTaskShape shape;
   for (std::size_t fi = 0; fi < n_folds; ++fi) {
     const int fold = args.folds[fi];
@@ -383,12 +407,34 @@ int main(int argc, char** argv) try {
           return meta::maml_step(embedding, params, e, adapt_options, settings.order);
         },
         maml_adapted);
+    {
+      std::mt19937_64 crng(baypr::detail::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
+      std::vector<double> scores;
+      std::vector<int> labels;
+      for (int i = 0; i < 32; ++i) {
+        const meta::MetaEpisode e = sampler.sample(crng);
+        baypr::BayesianScorerOptions o;
+        o.prior = descriptor_prior;
+        baypr::BayesianScorer scorer(o);
+        const Eigen::VectorXd sc = scorer.fit(e.support).score(e.queries);
+        scores.insert(scores.end(), sc.data(), sc.data() + sc.size());
+        labels.insert(labels.end(), e.labels.begin(), e.labels.end());
+      }
+      const meta::Calibration start = meta::fit_calibration(as_vector(scores), labels);
+      run(
+          "learned prior (fixed descriptors)", meta::prior_joint_parameters(descriptor_prior, start),
+          [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+            return meta::learned_prior_step(e.support, e.queries, e.labels, joint, anomaly, discriminative);
+          },
+          learned_prior_bayes);
+    }
   }
   const double train_seconds =
       std::chrono::duration<double>(Clock::now() - t_start).count() - load_seconds;
+  constexpr std::size_t methods_per_fold = 4;
   const auto per_fold = [&](std::size_t method) {
     std::vector<const Eigen::VectorXd*> v;
-    for (std::size_t fi = 0; fi < n_folds; ++fi) v.push_back(&trained[3 * fi + method].result.theta);
+    for (std::size_t fi = 0; fi < n_folds; ++fi) v.push_back(&trained[methods_per_fold * fi + method].result.theta);
     return v;
   };
   const Eigen::VectorXd unused;  // the fixed-descriptor row has no parameters
@@ -401,6 +447,8 @@ int main(int argc, char** argv) try {
       {"c", "Proto-MAML (1 inner step + prototype distance)", proto_adapted, per_fold(1), {}, {}},
       {"d", "MAML (1 inner step + linear-head logit)", maml_adapted, per_fold(2), {}, {}},
       {"e", "BayPrAnoMeta-trained embedding + PatchCore (coreset 100%)", patchcore, per_fold(0), {}, {}},
+      {"p", "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative)",
+       learned_prior_bayes, per_fold(3), {}, {}},
   };
   constexpr std::size_t ref_r = 0, ref_a = 1, ref_b = 3;
   for (auto& row : rows) {
@@ -538,7 +586,7 @@ int main(int argc, char** argv) try {
   for (std::size_t i = 0; i < 2 * eval_shots.size(); ++i) md << "---|";
   md << "\n";
   for (const auto& [r, ref] : std::vector<std::pair<std::size_t, std::size_t>>{
-           {ref_b, ref_a}, {ref_b, ref_r}, {ref_b, 4}, {ref_b, 5}, {6, 2}}) {
+           {ref_b, ref_a}, {ref_b, ref_r}, {ref_b, 4}, {ref_b, 5}, {6, 2}, {7, ref_r}}) {
     md << "| (" << rows[r].id << ") - (" << rows[ref].id << ") |";
     for (std::size_t ki = 0; ki < eval_shots.size(); ++ki) {
       for (const bool image : {true, false}) {
@@ -565,7 +613,7 @@ int main(int argc, char** argv) try {
        << fixed(t.result.initial_validation) << " -> " << fixed(best) << " -> "
        << (h.empty() ? std::string("-") : fixed(h.back().validation)) << " |\n";
   }
-  md << "\nThe last epoch's parameters are evaluated (no early stopping). Outer losses are not comparable across "
+  md << "\ntrain() returns the best-validation parameters (the start included), and those are evaluated. Outer losses are not comparable across "
         "methods (BayPrAnoMeta: Bayesian + SupCon; the others: logistic). Validation: "
      << validation_tasks << " fixed patch-level tasks on the validation patterns with the fold's training types, each "
         "method's own score after its inner step.\n\nPatterns loaded in "

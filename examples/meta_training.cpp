@@ -42,6 +42,7 @@
 #include <baypr/meta/adapt.hpp>
 #include <baypr/meta/baselines.hpp>
 #include <baypr/meta/learned_anomaly.hpp>
+#include <baypr/meta/learned_prior.hpp>
 #include <baypr/meta/mlp.hpp>
 #include <baypr/meta/trainer.hpp>
 
@@ -216,8 +217,9 @@ struct Method {
   std::function<Eigen::VectorXd(const Eigen::VectorXd& theta0)> start;
   std::function<Step()> make_step;  // a fresh step (with its own MetaStepper) per training
   Scorer score;
-  bool calibrated = false;  // params = [theta; rho; beta]
+  bool calibrated = false;  // params = [theta; rho; beta] (or [prior coordinates; rho; beta])
   bool learned_anomaly = false;
+  bool prior_only = false;  // params = [prior coordinates; rho; beta], the embedding frozen at theta_0
 };
 
 struct Trained {
@@ -290,6 +292,7 @@ int main(int argc, char** argv) try {
   };
 
   std::uint64_t current_seed = args.seed;  // the seed of the method being trained
+  Eigen::VectorXd current_theta0;          // and its initial parameters
 
   const auto outer_for = [&](meta::Objective objective) {
     meta::OuterOptions o;
@@ -376,6 +379,31 @@ int main(int argc, char** argv) try {
     m.score = maml_adapted;
     methods.push_back(std::move(m));
   }
+  {
+    // The ablation "prior + calibration with theta frozen": MetaQDA's learned prior under the
+    // discriminative loss, on the untrained embedding's features, no inner steps.
+    Method m;
+    m.tag = "learned_prior";
+    m.name = "untrained embedding, prior and calibration learned (discriminative)";
+    m.calibrated = true;
+    m.prior_only = true;
+    m.start = [&](const Eigen::VectorXd& theta0) {
+      return meta::prior_joint_parameters(
+          prior, mf::initial_calibration(embedding, theta0, sampler, prior, no_adaptation, current_seed));
+    };
+    const meta::OuterOptions outer = outer_for(meta::Objective::discriminative);
+    m.make_step = [&embedding, &anomaly, &current_theta0, outer]() -> Step {
+      return [&embedding, &anomaly, &current_theta0, outer](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+        return meta::learned_prior_step(embedding.forward(current_theta0, e.support),
+                                        embedding.forward(current_theta0, e.queries), e.labels, joint, anomaly, outer);
+      };
+    };
+    m.score = [&embedding, &anomaly, &current_theta0](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+      const auto learned = meta::split_prior_joint(joint).first;
+      return meta::bayes_scores(embedding, current_theta0, e.support, e.queries, learned, anomaly);
+    };
+    methods.push_back(std::move(m));
+  }
 
   // Rows: the untrained references, then each trained method, then PatchCore on the default's
   // trained embedding. auroc[row][k] = per-episode AUROC (episodes of shot k), summed over seeds.
@@ -391,7 +419,7 @@ int main(int argc, char** argv) try {
       {"a'", "untrained + prototype distance", proto_untrained, -1, {}},
       {"a''", "untrained + PatchCore (coreset 100%)", patchcore(false), -1, {}},
   };
-  const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml"};
+  const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml", "lp"};
   for (std::size_t m = 0; m < methods.size(); ++m) {
     rows.push_back({ids[m], methods[m].name, methods[m].score, static_cast<int>(m), {}, methods[m].calibrated});
   }
@@ -433,6 +461,7 @@ int main(int argc, char** argv) try {
   for (int si = 0; si < args.seeds; ++si) {
     current_seed = args.seed + static_cast<std::uint64_t>(si);
     const Eigen::VectorXd theta0 = embedding.initial_parameters(current_seed);
+    current_theta0 = theta0;
     std::vector<Eigen::VectorXd> trained(methods.size());
     for (std::size_t m = 0; m < methods.size(); ++m) {
       const Method& method = methods[m];
@@ -464,7 +493,7 @@ int main(int argc, char** argv) try {
       s.best_validation += result.best_validation;
       s.best_epoch += result.best_epoch;
       s.last_validation += result.history.empty() ? result.initial_validation : result.history.back().validation;
-      s.gamma_rms += gamma_rms(result.theta);
+      s.gamma_rms += gamma_rms(method.prior_only ? theta0 : result.theta);
       if (method.learned_anomaly) s.learned.push_back(meta::split_joint_parameters(result.theta).second);
       if (method.calibrated) s.calibrations.push_back(meta::split_calibration(result.theta).second);
       trained[m] = result.theta;
