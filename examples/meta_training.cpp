@@ -32,6 +32,10 @@
 // Evaluation episode: normal class c in {6..9}; K in {1, 5} normal training images as support;
 // 12 normal (c) + 4 anomalous (other held-out classes) test images as queries; drawn once, the
 // same for every row and seed.
+// Prior rows: (lp) the prior (mu0, kappa0, nu0, diagonal Psi0) and the calibration trained through
+// the discriminative loss with the embedding frozen at theta_0 (meta/learned_prior.hpp); (ml) and
+// (b-ml) the prior fitted by type-II maximum likelihood (baypr::fit_prior) over 600 support sets of
+// 5 meta-train training images embedded at theta_0, or at (b)'s parameters and scored as (b).
 // Calibration: for the discriminative rows, the expected calibration error (10 equal-width bins)
 // of sigma(exp(rho) s + beta) over every held-out query, averaged over seeds.
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta.md (the same
