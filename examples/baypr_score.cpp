@@ -50,7 +50,8 @@ bayes options
   --psi-scale S     Psi0 = S I (default 1); 'auto' picks S by maximum marginal likelihood
 
 patchcore options
-  --coreset R       coreset ratio in (0, 1] (default 0.1; 1 keeps every support patch)
+  --coreset R       coreset ratio in (0, 1] (default 0.1; 1 keeps every support patch); the bank
+                    keeps at least min(n, 16) of the n support rows (stderr says how many)
   --neighbors K     score = mean distance to the K nearest bank items (default 1: the nearest)
   --seed N          seed of the random projection and the first centre (default 0)
 
@@ -215,6 +216,9 @@ int main_impl(int argc, char** argv) {
     opt.seed = static_cast<std::uint64_t>(args.number("--seed", 0.0));
     baypr::PatchCoreScorer<double> scorer(opt);
     flat = run(scorer, support, query, "patchcore");
+    std::fprintf(stderr, "baypr-score: patchcore memory bank keeps %lld of %lld support rows (coreset %g, at least %lld)\n",
+                 static_cast<long long>(scorer.memory_size()), static_cast<long long>(support.rows.rows()),
+                 opt.coreset_ratio, static_cast<long long>(opt.min_memory));
   } else if (method == "proto") {
     baypr::PrototypeScorer scorer;
     flat = run(scorer, support, query, "proto");

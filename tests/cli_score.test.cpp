@@ -114,6 +114,11 @@ TEST_CASE("every method runs on patch embeddings and writes image and patch scor
     CHECK(img(1, 0) > img(0, 0));
     CHECK(patch(1, 2) == patch.maxCoeff());
     CHECK(img(1, 0) == patch.row(1).maxCoeff());
+    if (method == "patchcore") {  // the bank's size is said, and a small support is kept whole
+      const auto rows = std::to_string(3 * p);
+      CHECK(r.err.find("patchcore memory bank keeps " + std::string(3 * p <= 16 ? rows : "16") + " of " + rows +
+                       " support rows") != std::string::npos);
+    }
   }
 }
 

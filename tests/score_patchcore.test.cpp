@@ -435,6 +435,9 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
   o = {};
   o.coreset_count = -3;
   CHECK(contains(construct(o), "'options.coreset_count' must be >= 0"));
+  o.coreset_count = 0;
+  o.min_memory = 0;
+  CHECK(contains(construct(o), "'options.min_memory' must be >= 1, got 0"));
   o = {};
   o.projection_dim = 0;
   CHECK(contains(construct(o), "'options.projection_dim' must be >= 1, got 0"));
@@ -497,4 +500,28 @@ TEST_CASE("PatchCore through the patch layer: a defective patch flags its image"
   out.patches.maxCoeff(&row, &col);
   CHECK(row == 2);
   CHECK(col == 5);
+}
+
+TEST_CASE("PatchCore: a ratio-sized memory bank never degenerates on a small support", "[patchcore]") {
+  std::mt19937_64 rng(21);
+  const Eigen::MatrixXd five = gaussian<double>(5, 8, rng);
+  baypr::PatchCoreScorer<double> scorer;  // default ratio 0.1: floor(0.5) would keep one row
+  scorer.fit(five);
+  CHECK(scorer.memory_size() == 5);
+  const Eigen::MatrixXd forty = gaussian<double>(40, 8, rng);
+  scorer.fit(forty);
+  CHECK(scorer.memory_size() == 16);  // min_memory
+  baypr::PatchCoreOptions o;
+  o.neighbours = 20;
+  baypr::PatchCoreScorer<double> wide(o);
+  wide.fit(forty);
+  CHECK(wide.memory_size() == 21);  // neighbours + 1
+  o.neighbours = 1;
+  o.coreset_count = 3;  // explicit: kept as given
+  baypr::PatchCoreScorer<double> explicit_count(o);
+  explicit_count.fit(forty);
+  CHECK(explicit_count.memory_size() == 3);
+  const Eigen::MatrixXd many = gaussian<double>(400, 8, rng);
+  scorer.fit(many);
+  CHECK(scorer.memory_size() == 40);  // the ratio, when it keeps more
 }

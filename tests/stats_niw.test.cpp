@@ -336,6 +336,24 @@ TEST_CASE("bad input throws naming function, argument and value; objects unchang
   CHECK_THROWS_AS(post.remove(far), baypr::numerical_error);
   CHECK(contains(message_of([&] { post.remove(far); }), "baypr::NiwPosterior::remove"));
   CHECK(unchanged());
+  // With one sample left, only that sample can be removed (it used to return the prior for any x).
+  for (const baypr::Path path : {baypr::Path::dense, baypr::Path::automatic}) {
+    auto one = prior.posterior(Z.topRows(1), path);
+    const auto one_before = one;
+    CHECK(contains(message_of([&] { one.remove(Eigen::VectorXd::Constant(d, 1e6)); }),
+                   "baypr::NiwPosterior::remove: argument 'x' is not the one sample of this posterior"));
+    CHECK(one.count() == 1);
+    CHECK(one.mean() == one_before.mean());
+    CHECK(one.scatter() == one_before.scatter());
+    one.remove(Z.row(0));
+    CHECK(one.count() == 0);
+  }
+  // ... to rounding: two added, one removed, then the other (its mean carries rounding).
+  auto two = prior.posterior(Z.topRows(2), baypr::Path::dense);
+  two.remove(Z.row(0));
+  CHECK_THROWS_AS(two.remove(Eigen::VectorXd(Z.row(1).transpose() * (1 + 1e-6))), baypr::invalid_argument);
+  two.remove(Z.row(1));
+  CHECK(two.count() == 0);
   auto empty = prior.posterior();
   CHECK(contains(message_of([&] { empty.remove(Eigen::VectorXd::Zero(d)); }), "empty posterior"));
   CHECK(empty.count() == 0);

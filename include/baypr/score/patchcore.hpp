@@ -200,6 +200,12 @@ struct PatchCoreOptions {
   Eigen::Index neighbours = 1;        // k: averaged distances, or |N_b(m*)| when re-weighting
   bool reweight = false;              // the paper's eq. 7 (needs neighbours >= 2)
   std::uint64_t seed = 0;
+  // A ratio-sized bank keeps at least min(n, max(min_memory, neighbours + 1)) of the n support
+  // rows: the coreset bounds the cost of large patch banks, and below a few dozen rows it saves
+  // nothing while every dropped row is normal data lost (10% of 5 image embeddings is one row:
+  // measured on a digit set at K = 5, AUROC 0.759 against 0.859 with the whole bank). An explicit
+  // coreset_count is kept as given.
+  Eigen::Index min_memory = 16;
 };
 
 template <class Scalar = double>
@@ -227,6 +233,9 @@ class PatchCoreScorer {
     constexpr std::string_view fn = "baypr::PatchCoreScorer::PatchCoreScorer";
     detail::check_coreset_options(fn, {"options.coreset_ratio", "options.coreset_count", "options.projection_dim"},
                                   options.coreset_ratio, options.coreset_count, options.projection_dim);
+    if (options.min_memory < 1) {
+      detail::throw_invalid(fn, "options.min_memory", "must be >= 1, got " + std::to_string(options.min_memory));
+    }
     if (options.neighbours < 1) {
       detail::throw_invalid(fn, "options.neighbours", "must be >= 1, got " + std::to_string(options.neighbours));
     }
@@ -248,8 +257,10 @@ class PatchCoreScorer {
     const Matrix support = support_rows.template cast<Scalar>();
     detail::knn_check_finite(fn, "support_rows", support);
     const Eigen::Index n = support.rows(), d = support.cols();
-    const Eigen::Index count = options_.coreset_count > 0 ? std::min(options_.coreset_count, n)
-                                                          : detail::coreset_size(options_.coreset_ratio, n);
+    const Eigen::Index floor_size = std::min(n, std::max(options_.min_memory, options_.neighbours + 1));
+    const Eigen::Index count = options_.coreset_count > 0
+                                   ? std::min(options_.coreset_count, n)
+                                   : std::max(detail::coreset_size(options_.coreset_ratio, n), floor_size);
     std::vector<Eigen::Index> coreset =
         detail::greedy_coreset_impl<Scalar>(support, count, options_.projection_dim, options_.seed);
     Matrix bank(static_cast<Eigen::Index>(coreset.size()), d);

@@ -291,7 +291,8 @@ class NiwPosterior {
 
   // Take one sample out (the inverse of add). Dense path: O(d^2) rank-one downdate; throws
   // numerical_error, leaving the posterior unchanged, when the downdate would make Psi_n
-  // indefinite (x was never added, or too close to rounding). Low-rank path: x must equal a held
+  // indefinite (x was never added, or too close to rounding); with one sample left, x must equal
+  // it to 1e-8 relative (else invalid_argument, posterior unchanged). Low-rank path: x must equal a held
   // sample (an automatic-path posterior turns dense to downdate any other x).
   template <class Derived>
   NiwPosterior& remove(const Eigen::MatrixBase<Derived>& x) {
@@ -408,6 +409,19 @@ class NiwPosterior {
 
   void remove_dense(const Vector& xv, const char* fn) {
     if (n_ == 1) {
+      // The one sample is the mean: x must equal it (to rounding, relative to the larger of x, the
+      // mean and the prior's scale sqrt(max Psi0_ii)), else the downdate is impossible.
+      using std::abs;
+      using std::max;
+      using std::sqrt;
+      const double scale = max({value_of(xv.cwiseAbs().maxCoeff()), value_of(mean_.cwiseAbs().maxCoeff()),
+                                value_of(sqrt(prior_.scatter().diagonal().maxCoeff()))});
+      const double gap = value_of((xv - mean_).cwiseAbs().maxCoeff());
+      if (!(gap <= 1e-8 * scale)) {
+        detail::throw_invalid(fn, "x",
+                              "is not the one sample of this posterior (largest coordinate difference " +
+                                  detail::format_value(gap) + "); posterior left unchanged");
+      }
       *this = NiwPosterior(prior_, path_);  // exactly the prior again
       return;
     }
