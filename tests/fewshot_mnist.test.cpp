@@ -214,6 +214,14 @@ TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible
     INFO(a.methods[m]);
     CHECK(sum / count > 0.6);
   }
+  // Out-of-range requests are named (the full split was not scored: it used to read past the end).
+  CHECK(contains(message_of([&] { (void)a.class_averaged(0, 0, true); }),
+                 "baypr::OneClassResults::class_averaged: argument 'full' is true but the run did not score"));
+  CHECK(contains(message_of([&] { (void)a.class_averaged(6, 0); }), "argument 'm' must be < 6, got 6"));
+  CHECK(contains(message_of([&] { (void)a.class_averaged(0, 2); }), "argument 'k' must be < 2, got 2"));
+  std::mt19937_64 draw(1);
+  CHECK(contains(message_of([&] { (void)baypr::detail::sample_without_replacement({1, 2}, 3, draw, "f", "n"); }),
+                 "f: argument 'n' asks for 3 distinct draws from 2"));
   const auto b = baypr::run_one_class_episodes(data, options, methods);
   CHECK(a.auroc == b.auroc);  // bit-identical for a fixed seed
   options.seed = 12;

@@ -71,6 +71,12 @@ TEST_CASE("anomaly coordinates: invalid values are rejected with the function an
   const double inf = std::numeric_limits<double>::infinity();
   CHECK(contains(message_of([] { (void)AnomalyCoordinates::model({0.0, 800.0, 0.0}); }),
                  "baypr::meta::AnomalyCoordinates::model: argument 'coordinates'"));
+  // Values as the other messages print them (12 significant digits, not std::to_string's fixed 6
+  // decimals, which printed a tiny scale as 0.000000).
+  CHECK(contains(message_of([] { (void)AnomalyCoordinates::model({0.0, -800.0, 0.0}); }),
+                 "log scale -800 gives scale 0 (must be positive and finite)"));
+  CHECK(contains(message_of([] { (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, 1e-9, -2.0}, Mat::Zero(1, 2)); }),
+                 "got location 0, scale 1e-09, dof -2"));
   CHECK(contains(message_of([&] { (void)AnomalyCoordinates::model({inf, 0.0, 0.0}); }),
                  "baypr::meta::AnomalyCoordinates::model"));
   CHECK(contains(message_of([] { (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, -1.0, 2.0}, Mat::Zero(1, 2)); }),

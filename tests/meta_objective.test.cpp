@@ -344,6 +344,15 @@ TEST_CASE("outer objectives: bad calibration or options are rejected, naming the
   CHECK(contains(message(o), "argument 'outer.objective'"));
   CHECK(contains(message_of([] { (void)baypr::meta::split_calibration(Vec::Zero(2)); }),
                  "baypr::meta::split_calibration: argument 'joint'"));
+  // A zero query embedding cannot be normalised for SupCon: the message names the public entry
+  // point (it used to say "baypr::meta supcon"), on the taped path and through outer_loss_and_gradient.
+  OuterOptions supcon;
+  supcon.supcon_weight = 0.1;
+  const Vec zero = Vec::Zero(theta.size());
+  CHECK(contains(message_of([&] { (void)baypr::meta::meta_step(emb, zero, ep, prior, {}, {}, MetaGradient::first_order, supcon); }),
+                 "baypr::meta::meta_step: a query embedding is zero"));
+  CHECK(contains(message_of([&] { (void)baypr::meta::outer_loss_and_gradient(emb, zero, ep, prior, {}, Path::automatic, supcon); }),
+                 "baypr::meta::outer_loss_and_gradient: a query embedding is zero"));
 }
 
 TEST_CASE("log_predictive_vjp_with: weights chosen from the densities equal the plain VJP with those weights",

@@ -446,6 +446,8 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
   const Eigen::MatrixXd q = Eigen::MatrixXd::Random(4, 6);
   CHECK(contains(message_of([&] { (void)scorer.score(q); }),
                  "baypr::PatchCoreScorer::score: argument 'this' is not fitted"));
+  CHECK(contains(message_of([&] { (void)scorer.score_details(q); }),
+                 "baypr::PatchCoreScorer::score_details: argument 'this' is not fitted"));
   CHECK(contains(message_of([&] { scorer.fit(Eigen::MatrixXd(0, 6)); }),
                  "baypr::PatchCoreScorer::fit: argument 'support_rows' must have at least one row, got 0"));
 

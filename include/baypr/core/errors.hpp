@@ -114,6 +114,15 @@ inline void check_size(std::string_view function, std::string_view argument,
   }
 }
 
+// An index into a container of `size` entries.
+inline void check_index(std::string_view function, std::string_view argument, std::size_t index,
+                        std::size_t size) {
+  if (index >= size) {
+    throw_invalid(function, argument,
+                  "must be < " + std::to_string(size) + ", got " + std::to_string(index));
+  }
+}
+
 inline void check_nonempty(std::string_view function, std::string_view argument,
                            Eigen::Index rows) {
   if (rows < 1) throw_invalid(function, argument, "must have at least one row, got 0");

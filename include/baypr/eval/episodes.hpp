@@ -107,8 +107,19 @@ struct OneClassResults {
 
   // Per episode, the mean over classes (episode e of every class averaged): the values whose
   // mean and interval a summary table reports.
+  // Throws baypr::invalid_argument for m or k out of range, or full without the full-split run.
   [[nodiscard]] std::vector<double> class_averaged(std::size_t m, std::size_t k, bool full = false) const {
+    constexpr std::string_view fn = "baypr::OneClassResults::class_averaged";
+    detail::check_index(fn, "m", m, methods.size());
+    detail::check_index(fn, "k", k, shots.size());
+    if (full && full_test.empty()) {
+      detail::throw_invalid(fn, "full", "is true but the run did not score the full test split "
+                                        "(OneClassOptions::full_test_split)");
+    }
     const auto& a = full ? full_test : auroc;
+    if (classes.empty() || a.size() != methods.size()) {
+      detail::throw_invalid(fn, "this", "holds no results for its methods and classes");
+    }
     std::vector<double> out(a[m][0][k].size(), 0.0);
     for (std::size_t c = 0; c < classes.size(); ++c) {
       for (std::size_t e = 0; e < out.size(); ++e) out[e] += a[m][c][k][e];
@@ -135,12 +146,15 @@ inline std::uint64_t derive_seed(std::uint64_t seed, std::initializer_list<std::
   return s;
 }
 
-// `count` distinct entries of `pool`, uniformly (partial Fisher-Yates on a copy).
+// `count` distinct entries of `pool`, uniformly (partial Fisher-Yates on a copy). A count outside
+// [0, pool size] throws baypr::invalid_argument naming the caller's function and argument.
 inline std::vector<Eigen::Index> sample_without_replacement(std::vector<Eigen::Index> pool, Eigen::Index count,
-                                                            std::mt19937_64& rng) {
+                                                            std::mt19937_64& rng,
+                                                            std::string_view function = "baypr::detail::sample_without_replacement",
+                                                            std::string_view argument = "count") {
   if (count < 0 || static_cast<std::size_t>(count) > pool.size()) {
-    throw_invalid("baypr::detail::sample_without_replacement", "count",
-                  "must be in [0, " + std::to_string(pool.size()) + "], got " + std::to_string(count));
+    throw_invalid(function, argument,
+                  "asks for " + std::to_string(count) + " distinct draws from " + std::to_string(pool.size()));
   }
   const auto n = pool.size(), k = static_cast<std::size_t>(count);
   for (std::size_t i = 0; i < k; ++i) {
@@ -234,9 +248,11 @@ inline Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& x, const std::vector<E
       for (int e = 0; e < options.episodes; ++e) {
         std::mt19937_64 rng(detail::derive_seed(
             options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
-        const auto support_rows = detail::sample_without_replacement(train_normal, k, rng);
-        auto query_rows = detail::sample_without_replacement(test_normal, options.normal_queries, rng);
-        const auto anomalous = detail::sample_without_replacement(test_anomalous, options.anomalous_queries, rng);
+        const auto support_rows = detail::sample_without_replacement(train_normal, k, rng, fn, "options.shots");
+        auto query_rows =
+            detail::sample_without_replacement(test_normal, options.normal_queries, rng, fn, "options.normal_queries");
+        const auto anomalous = detail::sample_without_replacement(test_anomalous, options.anomalous_queries, rng, fn,
+                                                                  "options.anomalous_queries");
         query_rows.insert(query_rows.end(), anomalous.begin(), anomalous.end());
         std::size_t m = 0;
         for (const auto& emb : data.embeddings) {
@@ -339,7 +355,7 @@ struct TaskResults {
     }
     for (int e = 0; e < options.episodes; ++e) {
       std::mt19937_64 rng(detail::derive_seed(options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
-      const auto images = detail::sample_without_replacement(pool, k, rng);
+      const auto images = detail::sample_without_replacement(pool, k, rng, fn, "options.shots");
       Eigen::MatrixXd rows(k * p, support.cols());
       for (std::size_t i = 0; i < images.size(); ++i) {
         rows.middleRows(static_cast<Eigen::Index>(i) * p, p) = support.middleRows(images[i] * p, p);

@@ -632,9 +632,20 @@ struct TextureResults {
 
   // Per episode, the mean over categories of a metric (all defect types together, or defect type
   // index `type` when >= 0): the values a summary table's mean and interval come from.
+  // Throws baypr::invalid_argument for m, k or type out of range.
   [[nodiscard]] std::vector<double> class_averaged(TextureMetric metric, std::size_t m,
                                                    std::size_t k, int type = -1) const {
-    const auto& per_c = episodes.at(m);
+    constexpr std::string_view fn = "baypr::TextureResults::class_averaged";
+    detail::check_index(fn, "m", m, methods.size());
+    detail::check_index(fn, "k", k, shots.size());
+    if (type < -1 || type >= static_cast<int>(defect_types.size())) {
+      detail::throw_invalid(fn, "type", "must be -1 (all types) or in [0, " + std::to_string(defect_types.size()) +
+                                            "), got " + std::to_string(type));
+    }
+    if (episodes.size() != methods.size() || categories.empty()) {
+      detail::throw_invalid(fn, "this", "holds no results for its methods and categories");
+    }
+    const auto& per_c = episodes[m];
     std::vector<double> out(per_c.at(0).at(k).size(), 0.0);
     for (const auto& c : per_c) {
       for (std::size_t e = 0; e < out.size(); ++e) {

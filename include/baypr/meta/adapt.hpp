@@ -304,13 +304,13 @@ Eigen::VectorXd hvp_by_duals(const GradientFn& gradient, const Eigen::VectorXd& 
 //   L = (1/|A|) sum_{i in A} -(1/|P_i|) sum_{p in P_i} [s_ip / tau - log sum_{a != i} exp(s_ia / tau)]
 // s_ij = u_i . u_j, P_i the other rows with y_i's label, A the rows with P_i non-empty (L = 0 when
 // A is empty). Adds weight * dL/dQ to *dq and returns weight * L.
-inline double add_supcon(const Eigen::MatrixXd& Q, const std::vector<int>& y, double weight, double tau,
-                         Eigen::MatrixXd* dq) {
+inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::vector<int>& y, double weight,
+                         double tau, Eigen::MatrixXd* dq) {
   const Eigen::Index m = Q.rows();
   const Eigen::VectorXd norms = Q.rowwise().norm();
   if (weight == 0.0 || m < 2) return 0.0;
   if ((norms.array() <= 0.0).any()) {
-    baypr::detail::throw_numerical("baypr::meta supcon", "a query embedding is zero: cannot normalise it");
+    baypr::detail::throw_numerical(fn, "a query embedding is zero: the SupCon term cannot normalise it");
   }
   const Eigen::MatrixXd U = norms.cwiseInverse().asDiagonal() * Q;
   const Eigen::MatrixXd S = U * U.transpose() / tau;
@@ -409,7 +409,7 @@ template <class DZ, class DQ>
 double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q, const std::vector<int>& labels,
                        const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly, Path path,
                        const OuterOptions& outer, Eigen::MatrixXd& dz, Eigen::MatrixXd& dq, Eigen::Vector2d& dcal,
-                       Eigen::VectorXd& da) {
+                       Eigen::VectorXd& da, const char* fn = "baypr::meta::outer_loss_and_gradient") {
   const Eigen::Index m = Q.rows();
   double value = 0.0;
   dcal.setZero();
@@ -453,7 +453,7 @@ double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<D
   }
   if (outer.supcon_weight != 0.0) {
     const Eigen::MatrixXd Qe = Q;
-    value += add_supcon(Qe, labels, outer.supcon_weight, outer.supcon_temperature, &dq);
+    value += add_supcon(fn, Qe, labels, outer.supcon_weight, outer.supcon_temperature, &dq);
   }
   return value;
 }
@@ -468,8 +468,9 @@ double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<D
 template <class InnerGradient, class InnerHvp, class OuterGradient>
 MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const InnerHvp& inner_hvp,
                                 const OuterGradient& outer_gradient, const Eigen::VectorXd& theta, int steps,
-                                double step_size, MetaGradient order) {
-  detail::check_steps("baypr::meta::unrolled_meta_gradient", "steps", steps, "step_size", step_size);
+                                double step_size, MetaGradient order,
+                                const char* fn = "baypr::meta::unrolled_meta_gradient") {
+  detail::check_steps(fn, "steps", steps, "step_size", step_size);
   std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}, kept for the reverse sweep
   trajectory.reserve(static_cast<std::size_t>(steps));
   Eigen::VectorXd current = theta;
@@ -481,7 +482,7 @@ MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const Inner
     current -= step_size * g.gradient;
   }
   if (steps == 0) out.inner_loss = inner_gradient(current).value;
-  detail::check_adapted("baypr::meta::unrolled_meta_gradient", current);
+  detail::check_adapted(fn, current);
   auto outer = outer_gradient(current);
   out.outer_loss = outer.value;
   if constexpr (requires { outer.calibration_gradient; }) {
@@ -515,7 +516,7 @@ MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd
       return hvp_by_duals([&](const ParamVector<HvpScalar>& td) { return inner(td).second; }, t, v);
     };
     return unrolled_meta_gradient(inner_double, hvp, outer, theta, options.inner_steps, options.inner_step_size,
-                                  order);
+                                  order, fn);
   } else {
     if (order == MetaGradient::second_order) {
       baypr::detail::throw_invalid(fn, "order",
@@ -524,7 +525,7 @@ MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd
     }
     auto no_hvp = [](const Eigen::VectorXd&, const Eigen::VectorXd& v) -> Eigen::VectorXd { return v; };
     return unrolled_meta_gradient(inner_double, no_hvp, outer, theta, options.inner_steps, options.inner_step_size,
-                                  order);
+                                  order, fn);
   }
 }
 
@@ -576,7 +577,7 @@ template <TapedEmbedding E>
 double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& adapted,
                    const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
                    Path path, const OuterOptions& outer, Eigen::VectorXd& gradient, Eigen::Vector2d& dcal,
-                   Eigen::VectorXd& da) {
+                   Eigen::VectorXd& da, const char* fn = "baypr::meta::outer_loss_and_gradient") {
   const Eigen::MatrixXd& support = episode.support;
   const Eigen::Index n = support.rows(), m = episode.queries.rows();
   double value = 0.0;
@@ -586,7 +587,7 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
     ws.stacked.bottomRows(m) = episode.queries;
     const Eigen::MatrixXd& all = embedding.forward_with_tape(adapted, ws.stacked, ws.outer);
     value = outer_objective(all.topRows(n), all.bottomRows(m), episode.labels, prior, anomaly, path, outer, ws.dz,
-                            ws.dq, dcal, da);
+                            ws.dq, dcal, da, fn);
     ws.d_stacked.resize(n + m, ws.dz.cols());
     ws.d_stacked.topRows(n) = ws.dz;
     ws.d_stacked.bottomRows(m) = ws.dq;
@@ -594,7 +595,7 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
   } else {
     const Eigen::MatrixXd& Z = embedding.forward_with_tape(adapted, support, ws.outer);
     const Eigen::MatrixXd& Q = embedding.forward_with_tape(adapted, episode.queries, ws.outer_queries);
-    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq, dcal, da);
+    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq, dcal, da, fn);
     embedding.vjp_from_tape(adapted, support, ws.dz, ws.outer, gradient);
     embedding.vjp_from_tape(adapted, episode.queries, ws.dq, ws.outer_queries, ws.gradient);
     gradient += ws.gradient;
@@ -680,7 +681,7 @@ namespace detail {
 // independent, and with a TangentTapedEmbedding each H_in v is the tangent of the taped inner
 // gradient in plain double matrices (only the small n x d Student-t part runs in duals).
 template <TapedEmbedding E>
-void taped_meta_step(const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& theta,
+void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& theta,
                      const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
                      const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
   const int T = options.inner_steps;
@@ -716,10 +717,10 @@ void taped_meta_step(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vect
     const Eigen::MatrixXd& Z = embedding.forward_with_tape(theta, support, ws.inner[0]);
     out.inner_loss = log_predictive_self_vjp(prior, Z, ws.w, path, PriorScatterGradient::skip).value;
   }
-  check_adapted("baypr::meta::unrolled_meta_gradient", out.adapted);  // as the generic path
+  check_adapted(fn, out.adapted);
 
   out.outer_loss = taped_outer(embedding, ws, out.adapted, episode, prior, anomaly, path, outer, out.gradient,
-                               out.calibration_gradient, out.anomaly_weights);
+                               out.calibration_gradient, out.anomaly_weights, fn);
   if (!second) return;
 
   if constexpr (TwiceDifferentiableEmbedding<E>) {
@@ -803,7 +804,7 @@ void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws, co
     }
   }
   if constexpr (TapedEmbedding<E>) {
-    taped_meta_step(embedding, ws, theta, episode, prior, anomaly, options, order, outer);
+    taped_meta_step(fn, embedding, ws, theta, episode, prior, anomaly, options, order, outer);
   } else {
     ws.result = generic_meta_step(fn, embedding, theta, episode, prior, anomaly, options, order, outer);
   }

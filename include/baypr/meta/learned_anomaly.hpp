@@ -48,12 +48,12 @@ struct AnomalyCoordinates {
     baypr::detail::check_finite(fn, "coordinates", c);
     const VagueAnomalyModel a{c(0), std::exp(c(1)), std::exp(c(2))};
     if (!(a.scale > 0.0) || !std::isfinite(a.scale)) {
-      baypr::detail::throw_invalid(fn, "coordinates", "log scale " + std::to_string(c(1)) + " gives scale " +
-                                                           std::to_string(a.scale) + " (must be positive and finite)");
+      baypr::detail::throw_invalid(fn, "coordinates", "log scale " + baypr::detail::format_value(c(1)) + " gives scale " +
+                                                           baypr::detail::format_value(a.scale) + " (must be positive and finite)");
     }
     if (!(a.dof > 0.0) || !std::isfinite(a.dof)) {
-      baypr::detail::throw_invalid(fn, "coordinates", "log dof " + std::to_string(c(2)) + " gives dof " +
-                                                           std::to_string(a.dof) + " (must be positive and finite)");
+      baypr::detail::throw_invalid(fn, "coordinates", "log dof " + baypr::detail::format_value(c(2)) + " gives dof " +
+                                                           baypr::detail::format_value(a.dof) + " (must be positive and finite)");
     }
     return a;
   }
@@ -66,8 +66,9 @@ inline Eigen::Matrix<double, Eigen::Dynamic, 3> anomaly_log_pdf_coordinate_gradi
   if (!(a.scale > 0.0) || !std::isfinite(a.scale) || !(a.dof > 0.0) || !std::isfinite(a.dof) ||
       !std::isfinite(a.location)) {
     baypr::detail::throw_invalid(fn, "anomaly", "needs a finite location and positive finite scale and dof, got location " +
-                                                    std::to_string(a.location) + ", scale " + std::to_string(a.scale) +
-                                                    ", dof " + std::to_string(a.dof));
+                                                    baypr::detail::format_value(a.location) + ", scale " +
+                                                    baypr::detail::format_value(a.scale) + ", dof " +
+                                                    baypr::detail::format_value(a.dof));
   }
   baypr::detail::check_finite(fn, "Z", Z);
   const double d = static_cast<double>(Z.cols()), v = a.dof, s = a.scale;

@@ -100,12 +100,16 @@ class ClassTaskSampler {
 
   [[nodiscard]] MetaEpisode sample(std::mt19937_64& rng) const {
     const std::size_t c = static_cast<std::size_t>(baypr::detail::uniform_below(rng, classes_.size()));
-    auto normal = baypr::detail::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries, rng);
+    constexpr std::string_view fn = "baypr::meta::ClassTaskSampler::sample";
+    auto normal = baypr::detail::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries, rng, fn,
+                                                            "shape.shots + shape.normal_queries");
     std::vector<Eigen::Index> others;
     for (std::size_t o = 0; o < classes_.size(); ++o) {
       if (o != c) others.insert(others.end(), rows_[o].begin(), rows_[o].end());
     }
-    const auto anomalous = baypr::detail::sample_without_replacement(std::move(others), shape_.anomalous_queries, rng);
+    const auto anomalous =
+        baypr::detail::sample_without_replacement(std::move(others), shape_.anomalous_queries, rng, fn,
+                                                  "shape.anomalous_queries");
     MetaEpisode e;
     e.support = baypr::detail::gather_rows(inputs_, {normal.begin(), normal.begin() + shape_.shots});
     std::vector<Eigen::Index> queries(normal.begin() + shape_.shots, normal.end());

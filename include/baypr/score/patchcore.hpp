@@ -279,12 +279,17 @@ class PatchCoreScorer {
   // Anomaly score of each query row (higher = more anomalous).
   template <class Derived>
   [[nodiscard]] Vector score(const Eigen::MatrixBase<Derived>& query_rows) const {
-    return score_details(query_rows).score;
+    return details_of(query_rows, "baypr::PatchCoreScorer::score").score;
   }
 
   template <class Derived>
   [[nodiscard]] Details score_details(const Eigen::MatrixBase<Derived>& query_rows) const {
-    constexpr std::string_view fn = "baypr::PatchCoreScorer::score";
+    return details_of(query_rows, "baypr::PatchCoreScorer::score_details");
+  }
+
+ private:
+  template <class Derived>
+  [[nodiscard]] Details details_of(const Eigen::MatrixBase<Derived>& query_rows, std::string_view fn) const {
     if (!fitted()) detail::throw_invalid(fn, "this", "is not fitted: call fit(support_rows) first");
     detail::check_size(fn, "query_rows", "columns", query_rows.cols(), dim());
     const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> q =
@@ -326,6 +331,7 @@ class PatchCoreScorer {
     return out;
   }
 
+ public:
   [[nodiscard]] bool fitted() const { return !index_.empty(); }
   [[nodiscard]] Eigen::Index dim() const { return index_.dim(); }
   // Memory bank size (coreset rows).
