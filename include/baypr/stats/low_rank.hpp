@@ -64,8 +64,6 @@ class DiagPlusLowRank {
   }
 
   [[nodiscard]] Eigen::Index dim() const { return diag_.size(); }
-  [[nodiscard]] Eigen::Index rank() const { return q_.cols(); }
-  [[nodiscard]] const Scalar& factor() const { return c_; }
   // The same matrix with c replaced: no refactorisation (Sigma = c Psi_n shares Psi_n's QR).
   [[nodiscard]] DiagPlusLowRank scaled(const Scalar& c) const {
     DiagPlusLowRank out(*this);
