@@ -242,6 +242,10 @@ TEST_CASE("fit_prior rejects bad input, naming the argument", "[prior_fit][error
   CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
                  "argument 'options.start' has kappa0"));
   o.start.reset();
+  std::vector<Eigen::MatrixXd> tiny = groups;
+  for (auto& z : tiny) z *= 1e-30;
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(tiny, o); }),
+                 "argument 'groups' have a scale outside what fit_prior searches"));
   o.max_iterations = -1;
   CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, o); }),
                  "argument 'options.max_iterations' must be >= 0, got -1"));

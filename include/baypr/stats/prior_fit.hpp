@@ -353,8 +353,13 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
   const double rows = evidence.rows();
   Eigen::VectorXd x = evidence.coordinates(start);
   if (!evidence.admissible(x)) {
-    detail::throw_invalid(fn, "options.start",
-                          "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40]");
+    if (options.start) {
+      detail::throw_invalid(fn, "options.start",
+                            "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40]");
+    }
+    detail::throw_invalid(fn, "groups",
+                          "have a scale outside what fit_prior searches (the moments give kappa0 or a "
+                          "Psi0 entry outside [e^-40, e^40]): rescale them");
   }
   // Minimise f = -(log evidence) / rows.
   Eigen::VectorXd grad;
