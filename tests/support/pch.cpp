@@ -1,0 +1,1 @@
+// The object file that carries the tests' precompiled header (see pch.hpp).
