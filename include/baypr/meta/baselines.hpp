@@ -21,6 +21,7 @@
 #include <cmath>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "baypr/core/errors.hpp"
 #include "baypr/core/traits.hpp"
