@@ -135,13 +135,13 @@ inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {
 // an engine derived from seed.
 inline baypr::PriorFit type2_prior(const meta::Mlp& embedding, const Eigen::VectorXd& theta, const Data& d,
                                    std::uint64_t seed, int sets_per_class = 200) {
-  std::mt19937_64 rng(baypr::detail::derive_seed(seed, {0x74326d6cULL}));
+  std::mt19937_64 rng(baypr::derive_seed(seed, {0x74326d6cULL}));
   std::vector<Eigen::MatrixXd> groups;
   for (const int c : meta_train_classes) {
     const auto rows = rows_of(d.train, c);
     for (int g = 0; g < sets_per_class; ++g) {
-      const auto pick = baypr::detail::sample_without_replacement(rows, task_shape().shots, rng);
-      groups.push_back(embedding.forward(theta, baypr::detail::gather_rows(d.train.x, pick)));
+      const auto pick = baypr::sample_without_replacement(rows, task_shape().shots, rng);
+      groups.push_back(embedding.forward(theta, d.train.x(pick, Eigen::all)));
     }
   }
   return baypr::fit_prior(groups);
@@ -154,7 +154,7 @@ inline meta::Calibration initial_calibration(const meta::Mlp& embedding, const E
                                              const meta::ClassTaskSampler& sampler,
                                              const baypr::NiwPrior<double>& prior,
                                              const meta::AdaptOptions& adapt, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::detail::derive_seed(seed, {0x63616cULL}));
+  std::mt19937_64 rng(baypr::derive_seed(seed, {0x63616cULL}));
   std::vector<double> scores;
   std::vector<int> labels;
   for (int i = 0; i < 32; ++i) {
@@ -203,18 +203,18 @@ inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split, c
         ep.normal_class = c;
         std::vector<Eigen::Index> support, queries;
         if (&support_split == &query_split) {  // support and normal queries from one pool: disjoint
-          const auto both = baypr::detail::sample_without_replacement(normal_pool, k + normal_queries, rng);
+          const auto both = baypr::sample_without_replacement(normal_pool, k + normal_queries, rng);
           support.assign(both.begin(), both.begin() + k);
           queries.assign(both.begin() + k, both.end());
         } else {
-          support = baypr::detail::sample_without_replacement(support_pool, k, rng);
-          queries = baypr::detail::sample_without_replacement(normal_pool, normal_queries, rng);
+          support = baypr::sample_without_replacement(support_pool, k, rng);
+          queries = baypr::sample_without_replacement(normal_pool, normal_queries, rng);
         }
         const auto anomalous =
-            baypr::detail::sample_without_replacement(anomalous_pool, anomalous_queries, rng);
+            baypr::sample_without_replacement(anomalous_pool, anomalous_queries, rng);
         queries.insert(queries.end(), anomalous.begin(), anomalous.end());
-        ep.episode.support = baypr::detail::gather_rows(support_split.x, support);
-        ep.episode.queries = baypr::detail::gather_rows(query_split.x, queries);
+        ep.episode.support = support_split.x(support, Eigen::all);
+        ep.episode.queries = query_split.x(queries, Eigen::all);
         ep.episode.labels.assign(static_cast<std::size_t>(normal_queries), 0);
         ep.episode.labels.resize(static_cast<std::size_t>(normal_queries + anomalous_queries), 1);
         ep.labels = Eigen::Map<const Eigen::VectorXi>(
@@ -231,7 +231,7 @@ inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split, c
 inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
                                                     const std::vector<Eigen::Index>& shots,
                                                     int per_class, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::detail::splitmix64(seed ^ 0x65766131ULL));
+  std::mt19937_64 rng(baypr::splitmix64(seed ^ 0x65766131ULL));
   return one_class_episodes(d.train, d.test, held_out_classes, held_out_classes, shots, per_class, rng);
 }
 
@@ -239,7 +239,7 @@ inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
 // and K = 5 episodes whose normal class is a validation class, anomalies from the other
 // validation classes; support from the training split, queries from the test split.
 inline std::vector<meta::MetaEpisode> validation_episodes(const Data& d, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::detail::splitmix64(seed ^ 0x76616cULL));
+  std::mt19937_64 rng(baypr::splitmix64(seed ^ 0x76616cULL));
   std::vector<meta::MetaEpisode> out;
   for (auto& e : one_class_episodes(d.train, d.test, validation_classes, validation_classes, {1, 5},
                                     validation_per_class / 2, rng)) {

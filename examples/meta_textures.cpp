@@ -366,7 +366,7 @@ int main(int argc, char** argv) try {
     const mt::PatchTaskSampler sampler(split.train, train_types, shape);
     const mt::PatchTaskSampler validation_sampler(split.validation, train_types, shape);
     std::vector<meta::MetaEpisode> validation;
-    std::mt19937_64 vrng(baypr::detail::derive_seed(args.seed, {0x76616cULL, static_cast<std::uint64_t>(fold)}));
+    std::mt19937_64 vrng(baypr::derive_seed(args.seed, {0x76616cULL, static_cast<std::uint64_t>(fold)}));
     for (int v = 0; v < validation_tasks; ++v) validation.push_back(validation_sampler.sample(vrng));
     const auto validate_with = [&validation](const Scorer& score) {
       return [&validation, score](const Eigen::VectorXd& theta) {
@@ -383,7 +383,7 @@ int main(int argc, char** argv) try {
     options.epochs = args.epochs;
     options.steps_per_epoch = args.steps;
     options.meta_batch = settings.meta_batch;
-    options.seed = baypr::detail::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
+    options.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
     options.adam.lr = settings.lr;
     const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step, const Scorer& score) {
       std::cerr << "meta_textures: fold " << fold << " (held out " << baypr::defect_name(types[static_cast<std::size_t>(fold)])
@@ -397,7 +397,7 @@ int main(int argc, char** argv) try {
       trained.push_back(std::move(t));
     };
     {
-      std::mt19937_64 crng(baypr::detail::derive_seed(args.seed, {0x626179ULL, static_cast<std::uint64_t>(fold)}));
+      std::mt19937_64 crng(baypr::derive_seed(args.seed, {0x626179ULL, static_cast<std::uint64_t>(fold)}));
       std::vector<double> scores;
       std::vector<int> labels;
       for (int i = 0; i < 32; ++i) {
@@ -427,7 +427,7 @@ int main(int argc, char** argv) try {
         },
         maml_adapted);
     {
-      std::mt19937_64 crng(baypr::detail::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
+      std::mt19937_64 crng(baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
       std::vector<double> scores;
       std::vector<int> labels;
       for (int i = 0; i < 32; ++i) {

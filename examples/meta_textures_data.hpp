@@ -158,7 +158,7 @@ inline std::vector<Eigen::Index> defect_patches(const Eigen::VectorXd& coverage)
 }
 
 inline Eigen::MatrixXd rows_of(const Eigen::MatrixXd& x, const std::vector<Eigen::Index>& rows) {
-  return baypr::detail::gather_rows(x, rows);
+  return x(rows, Eigen::all);
 }
 
 inline std::vector<Eigen::Index> iota(Eigen::Index n) {
@@ -170,7 +170,7 @@ inline std::vector<Eigen::Index> iota(Eigen::Index n) {
 // A cut_paste source other than pattern c, drawn as the benchmark draws it.
 inline const Eigen::ArrayXXd* other_texture(const std::vector<TextureCategory>& patterns, std::size_t c,
                                             std::mt19937_64& rng) {
-  auto o = static_cast<std::size_t>(baypr::detail::uniform_below(rng, patterns.size() - 1));
+  auto o = static_cast<std::size_t>(baypr::uniform_below(rng, patterns.size() - 1));
   if (o >= c) ++o;
   return &patterns[o].texture;
 }
@@ -202,7 +202,7 @@ class PatchTaskSampler {
   }
 
   [[nodiscard]] meta::MetaEpisode sample(std::mt19937_64& rng) const {
-    const auto c = static_cast<std::size_t>(baypr::detail::uniform_below(rng, patterns_.size()));
+    const auto c = static_cast<std::size_t>(baypr::uniform_below(rng, patterns_.size()));
     const Eigen::ArrayXXd& texture = patterns_[c].texture;
     const Eigen::Index p = grid().count(), d = baypr::patch_feature_dim(features());
     Eigen::MatrixXd support_all(shape_.shots * p, d);
@@ -210,25 +210,25 @@ class PatchTaskSampler {
       support_all.middleRows(i * p, p) = baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
     std::vector<Eigen::Index> support_rows;
     for (Eigen::Index i = 0; i < shape_.shots; ++i) {
-      for (const Eigen::Index r : baypr::detail::sample_without_replacement(iota(p), shape_.support_patches, rng))
+      for (const Eigen::Index r : baypr::sample_without_replacement(iota(p), shape_.support_patches, rng))
         support_rows.push_back(i * p + r);
     }
     std::vector<Eigen::MatrixXd> parts;
     Eigen::Index normal = 0, anomalous = 0;
     for (Eigen::Index i = 0; i < shape_.normal_images; ++i) {
       const Eigen::MatrixXd f = baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
-      parts.push_back(rows_of(f, baypr::detail::sample_without_replacement(iota(p), shape_.normal_patches, rng)));
+      parts.push_back(rows_of(f, baypr::sample_without_replacement(iota(p), shape_.normal_patches, rng)));
       normal += shape_.normal_patches;
     }
     for (Eigen::Index i = 0; i < shape_.anomalous_images; ++i) {
-      const DefectType type = types_[static_cast<std::size_t>(baypr::detail::uniform_below(rng, types_.size()))];
+      const DefectType type = types_[static_cast<std::size_t>(baypr::uniform_below(rng, types_.size()))];
       const Eigen::ArrayXXd base = baypr::normal_crop(texture, image_size, rng);
       const Eigen::ArrayXXd* other = type == DefectType::cut_paste ? other_texture(patterns_, c, rng) : nullptr;
       const baypr::DefectImage defect = baypr::add_defect(base, type, rng, other);
       const auto eligible = defect_patches(patch_coverage(defect.mask, grid()));
       const Eigen::Index take = std::min<Eigen::Index>(shape_.anomalous_patches, static_cast<Eigen::Index>(eligible.size()));
       parts.push_back(rows_of(baypr::patch_features(defect.image, features()),
-                              baypr::detail::sample_without_replacement(eligible, take, rng)));
+                              baypr::sample_without_replacement(eligible, take, rng)));
       anomalous += take;
     }
     meta::MetaEpisode e;
@@ -269,7 +269,7 @@ struct ImageEpisode {
 // benchmark's categories and seed these are exactly its images.
 inline ImageEpisode image_episode(const std::vector<TextureCategory>& patterns, std::size_t c, Eigen::Index k,
                                   int e, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::detail::derive_seed(
+  std::mt19937_64 rng(baypr::derive_seed(
       seed, {static_cast<std::uint64_t>(c), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
   const Eigen::ArrayXXd& texture = patterns[c].texture;
   const auto types = baypr::all_defect_types();

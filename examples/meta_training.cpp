@@ -533,7 +533,7 @@ int main(int argc, char** argv) try {
     for (auto& v : row.auroc) v /= seeds;
   }
 
-  std::mt19937_64 bootstrap_rng(baypr::detail::derive_seed(args.seed, {0x626f6fULL}));
+  std::mt19937_64 bootstrap_rng(baypr::derive_seed(args.seed, {0x626f6fULL}));
   const auto interval = [&](const Eigen::VectorXd& v, std::size_t k) {
     return baypr::grouped_bootstrap_interval(v, groups_of_k[k], 4000, 0.95, bootstrap_rng);
   };

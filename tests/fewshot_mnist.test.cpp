@@ -220,7 +220,7 @@ TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible
   CHECK(contains(message_of([&] { (void)a.class_averaged(6, 0); }), "argument 'm' must be < 6, got 6"));
   CHECK(contains(message_of([&] { (void)a.class_averaged(0, 2); }), "argument 'k' must be < 2, got 2"));
   std::mt19937_64 draw(1);
-  CHECK(contains(message_of([&] { (void)baypr::detail::sample_without_replacement({1, 2}, 3, draw, "f", "n"); }),
+  CHECK(contains(message_of([&] { (void)baypr::sample_without_replacement(std::vector<Eigen::Index>{1, 2}, 3, draw, "f", "n"); }),
                  "f: argument 'n' asks for 3 distinct draws from 2"));
   const auto b = baypr::run_one_class_episodes(data, options, methods);
   CHECK(a.auroc == b.auroc);  // bit-identical for a fixed seed

@@ -69,13 +69,13 @@ std::vector<Episode> episodes(const Eigen::MatrixXd& x, const std::vector<int>& 
                       rows.end());
       }
       for (int e = 0; e < per_class; ++e) {
-        const auto s = baypr::detail::sample_without_replacement(first, k, rng);
-        auto q = baypr::detail::sample_without_replacement(second, 12, rng);
-        const auto a = baypr::detail::sample_without_replacement(others, 4, rng);
+        const auto s = baypr::sample_without_replacement(first, k, rng);
+        auto q = baypr::sample_without_replacement(second, 12, rng);
+        const auto a = baypr::sample_without_replacement(others, 4, rng);
         q.insert(q.end(), a.begin(), a.end());
         Episode ep{k, c, {}};
-        ep.e.support = baypr::detail::gather_rows(x, s);
-        ep.e.queries = baypr::detail::gather_rows(x, q);
+        ep.e.support = x(s, Eigen::all);
+        ep.e.queries = x(q, Eigen::all);
         ep.e.labels.assign(12, 0);
         ep.e.labels.resize(16, 1);
         out.push_back(std::move(ep));
@@ -107,7 +107,7 @@ int main(int argc, char** argv) try {
   for (std::size_t i = 0; i < y.size(); ++i) {
     if (y[i] <= 3) train_rows.push_back(static_cast<Eigen::Index>(i));
   }
-  const Eigen::MatrixXd tr = baypr::detail::gather_rows(raw, train_rows);
+  const Eigen::MatrixXd tr = raw(train_rows, Eigen::all);
   const Eigen::RowVectorXd mean = tr.colwise().mean();
   Eigen::RowVectorXd sd =
       ((tr.rowwise() - mean).colwise().squaredNorm() / static_cast<double>(tr.rows())).cwiseSqrt();
@@ -127,7 +127,7 @@ int main(int argc, char** argv) try {
       task_labels.push_back(c);
     }
   }
-  const meta::ClassTaskSampler sampler(baypr::detail::gather_rows(x, task_rows), task_labels,
+  const meta::ClassTaskSampler sampler(x(task_rows, Eigen::all), task_labels,
                                        train_classes, {5, 12, 4});
   const auto validation = episodes(x, y, validation_classes, {1, 5}, 8, 0x76616c);
   const auto evaluation = episodes(x, y, held_out, {1, 5}, 40, 0x657661);

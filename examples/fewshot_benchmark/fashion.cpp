@@ -123,7 +123,7 @@ void run_fashion_mnist(const Args& args, Report& report) {
     }
     std::mt19937_64 rng(args.seed);
     for (std::size_t i = 0; i < static_cast<std::size_t>(k); ++i) {
-      std::swap(rows[i], rows[i + static_cast<std::size_t>(baypr::detail::uniform_below(rng, rows.size() - i))]);
+      std::swap(rows[i], rows[i + static_cast<std::size_t>(baypr::uniform_below(rng, rows.size() - i))]);
     }
     rows.resize(static_cast<std::size_t>(k));
     Eigen::VectorXi labels(static_cast<Eigen::Index>(data.test_labels.size()));
@@ -133,7 +133,7 @@ void run_fashion_mnist(const Args& args, Report& report) {
     for (const auto& m : methods) {
       if (m.name.rfind("ablation", 0) == 0) continue;
       names.push_back(m.name);
-      scores.push_back(m.fit_score(baypr::detail::gather_rows(train_std, rows), test_std));
+      scores.push_back(m.fit_score(train_std(rows, Eigen::all), test_std));
     }
     md << "\nCharts: class " << c << " (" << class_names[c] << ") normal, one support of K = " << k
        << " training images, every test image as a query (pixels-784).\n\n"

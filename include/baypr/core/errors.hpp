@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "baypr/core/traits.hpp"
 
@@ -70,13 +71,25 @@ std::string format_value(const T& v) {
   throw numerical_error(msg);
 }
 
-// Every entry finite; otherwise names the first offending row and column.
+// Whether every entry of a float or double matrix is finite, in one vectorised pass: x * 0 is
+// exactly 0 for finite x and NaN for NaN or +-Inf, so the sum is 0 exactly when all entries are
+// finite. (Eigen 3.4's allFinite() tests x - x for NaN by comparing it with itself and reducing
+// with all(), a scalar loop; this sum is vectorised and several times faster on long vectors.)
+template <class Derived>
+[[nodiscard]] bool all_finite(const Eigen::DenseBase<Derived>& m) {
+  using Scalar = typename Derived::Scalar;
+  static_assert(std::is_floating_point_v<Scalar>, "baypr::detail::all_finite: float or double entries");
+  return (m.derived() * Scalar(0)).sum() == Scalar(0);
+}
+
+// Every entry finite; otherwise names the first offending row and column. The one finite check of
+// the library: floating-point matrices take all_finite's vectorised pass first, so the row-by-row
+// search below (strided) runs only to name an entry that is already known to be bad.
 template <class Derived>
 void check_finite(std::string_view function, std::string_view argument,
                   const Eigen::DenseBase<Derived>& m) {
-  // Fast path: a vectorised scan in storage order (the row-by-row search below is strided).
   if constexpr (std::is_floating_point_v<typename Derived::Scalar>) {
-    if (m.derived().allFinite()) return;
+    if (all_finite(m)) return;
   }
   for (Eigen::Index i = 0; i < m.rows(); ++i) {
     for (Eigen::Index j = 0; j < m.cols(); ++j) {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/core/random.hpp"
 #include "baypr/eval/metrics.hpp"
 #include "baypr/score/baselines.hpp"
 #include "baypr/score/bayesian.hpp"
@@ -129,50 +130,6 @@ struct OneClassResults {
   }
 };
 
-namespace detail {
-
-inline std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// The seed of one episode (or update): the run's seed mixed with each coordinate in turn (class,
-// K, episode index, ...), so every episode's draws depend on its coordinates alone.
-inline std::uint64_t derive_seed(std::uint64_t seed, std::initializer_list<std::uint64_t> coordinates) {
-  std::uint64_t s = splitmix64(seed);
-  for (const std::uint64_t c : coordinates) s = splitmix64(s ^ c);
-  return s;
-}
-
-// `count` distinct entries of `pool`, uniformly (partial Fisher-Yates on a copy). A count outside
-// [0, pool size] throws baypr::invalid_argument naming the caller's function and argument.
-inline std::vector<Eigen::Index> sample_without_replacement(std::vector<Eigen::Index> pool, Eigen::Index count,
-                                                            std::mt19937_64& rng,
-                                                            std::string_view function = "baypr::detail::sample_without_replacement",
-                                                            std::string_view argument = "count") {
-  if (count < 0 || static_cast<std::size_t>(count) > pool.size()) {
-    throw_invalid(function, argument,
-                  "asks for " + std::to_string(count) + " distinct draws from " + std::to_string(pool.size()));
-  }
-  const auto n = pool.size(), k = static_cast<std::size_t>(count);
-  for (std::size_t i = 0; i < k; ++i) {
-    const std::size_t j = i + static_cast<std::size_t>(uniform_below(rng, n - i));
-    std::swap(pool[i], pool[j]);
-  }
-  pool.resize(k);
-  return pool;
-}
-
-inline Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& x, const std::vector<Eigen::Index>& rows) {
-  Eigen::MatrixXd out(static_cast<Eigen::Index>(rows.size()), x.cols());
-  for (std::size_t i = 0; i < rows.size(); ++i) out.row(static_cast<Eigen::Index>(i)) = x.row(rows[i]);
-  return out;
-}
-
-}  // namespace detail
-
 [[nodiscard]] inline OneClassResults run_one_class_episodes(
     const FewShotData& data, const OneClassOptions& options,
     const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
@@ -246,18 +203,18 @@ inline Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& x, const std::vector<E
                          std::to_string(options.episodes) + " episodes");
       }
       for (int e = 0; e < options.episodes; ++e) {
-        std::mt19937_64 rng(detail::derive_seed(
+        std::mt19937_64 rng(derive_seed(
             options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
-        const auto support_rows = detail::sample_without_replacement(train_normal, k, rng, fn, "options.shots");
+        const auto support_rows = sample_without_replacement(train_normal, k, rng, fn, "options.shots");
         auto query_rows =
-            detail::sample_without_replacement(test_normal, options.normal_queries, rng, fn, "options.normal_queries");
-        const auto anomalous = detail::sample_without_replacement(test_anomalous, options.anomalous_queries, rng, fn,
+            sample_without_replacement(test_normal, options.normal_queries, rng, fn, "options.normal_queries");
+        const auto anomalous = sample_without_replacement(test_anomalous, options.anomalous_queries, rng, fn,
                                                                   "options.anomalous_queries");
         query_rows.insert(query_rows.end(), anomalous.begin(), anomalous.end());
         std::size_t m = 0;
         for (const auto& emb : data.embeddings) {
-          const Eigen::MatrixXd support = detail::gather_rows(emb.train, support_rows);
-          const Eigen::MatrixXd queries = detail::gather_rows(emb.test, query_rows);
+          const Eigen::MatrixXd support = emb.train(support_rows, Eigen::all);
+          const Eigen::MatrixXd queries = emb.test(query_rows, Eigen::all);
           for (const auto& method : methods) {
             out.auroc[m][ci][ki].push_back(auroc(method.fit_score(support, queries), episode_labels));
             if (options.full_test_split) {
@@ -354,8 +311,8 @@ struct TaskResults {
       options.progress("K = " + std::to_string(k) + ": " + std::to_string(options.episodes) + " episodes");
     }
     for (int e = 0; e < options.episodes; ++e) {
-      std::mt19937_64 rng(detail::derive_seed(options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
-      const auto images = detail::sample_without_replacement(pool, k, rng, fn, "options.shots");
+      std::mt19937_64 rng(derive_seed(options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
+      const auto images = sample_without_replacement(pool, k, rng, fn, "options.shots");
       Eigen::MatrixXd rows(k * p, support.cols());
       for (std::size_t i = 0; i < images.size(); ++i) {
         rows.middleRows(static_cast<Eigen::Index>(i) * p, p) = support.middleRows(images[i] * p, p);
@@ -390,20 +347,5 @@ struct PixelStandardiser {
     return (x.rowwise() - mean).array().rowwise() / scale.array();
   }
 };
-
-// A fixed random projection, in_dim x out_dim, entries N(0, 1 / in_dim) from a seeded portable
-// generator (the same matrix with any standard library): x * P keeps squared norms on average.
-[[nodiscard]] inline Eigen::MatrixXd gaussian_projection(Eigen::Index in_dim, Eigen::Index out_dim, std::uint64_t seed) {
-  constexpr std::string_view fn = "baypr::gaussian_projection";
-  if (in_dim < 1) detail::throw_invalid(fn, "in_dim", "must be >= 1, got " + std::to_string(in_dim));
-  if (out_dim < 1) detail::throw_invalid(fn, "out_dim", "must be >= 1, got " + std::to_string(out_dim));
-  detail::PortableNormal normal(seed);
-  const double sd = 1.0 / std::sqrt(static_cast<double>(in_dim));
-  Eigen::MatrixXd p(in_dim, out_dim);
-  for (Eigen::Index i = 0; i < in_dim; ++i) {
-    for (Eigen::Index j = 0; j < out_dim; ++j) p(i, j) = sd * normal();
-  }
-  return p;
-}
 
 }  // namespace baypr

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/core/random.hpp"
 #include "baypr/core/special.hpp"
 #include "baypr/core/traits.hpp"
 
@@ -261,16 +262,6 @@ double finite_value(std::string_view function, const V& values, Eigen::Index k) 
   return x;
 }
 
-// Unbiased integer in [0, bound) from 64 random bits: rejection of the short top range, so the
-// draws are the same with every standard library (std::uniform_int_distribution's algorithm is
-// implementation-defined, which would make seeded intervals differ between platforms).
-inline std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
-  const std::uint64_t reject_below = (0U - bound) % bound;  // 2^64 mod bound
-  std::uint64_t r = rng();
-  while (r < reject_below) r = rng();
-  return r % bound;
-}
-
 // The q-quantile of sorted values, linear between order statistics (NumPy's default).
 inline double sorted_quantile(const std::vector<double>& sorted, double q) {
   const double h = q * static_cast<double>(sorted.size() - 1);
@@ -462,11 +453,11 @@ requires std::invocable<Metric&, const Eigen::VectorXd&, const Eigen::VectorXi&>
   std::vector<double> values(static_cast<std::size_t>(resamples));
   for (auto& value : values) {
     for (Eigen::Index i = 0; i < data.positives; ++i) {
-      resampled(i) = positive_scores[detail::uniform_below(rng, positive_scores.size())];
+      resampled(i) = positive_scores[uniform_below(rng, positive_scores.size())];
     }
     for (Eigen::Index i = 0; i < data.negatives; ++i) {
       resampled(data.positives + i) =
-          negative_scores[detail::uniform_below(rng, negative_scores.size())];
+          negative_scores[uniform_below(rng, negative_scores.size())];
     }
     value = evaluate(resampled, resampled_labels, "a resample");
   }
@@ -571,9 +562,9 @@ template <class D>
     double total = 0.0;
     std::size_t count = 0;
     for (std::size_t g = 0; g < members.size(); ++g) {
-      const auto& group = members[detail::uniform_below(rng, members.size())];
+      const auto& group = members[uniform_below(rng, members.size())];
       for (std::size_t i = 0; i < group.size(); ++i) {
-        total += group[detail::uniform_below(rng, group.size())];
+        total += group[uniform_below(rng, group.size())];
       }
       count += group.size();
     }

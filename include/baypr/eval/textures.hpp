@@ -15,10 +15,10 @@
 // Textures are Eigen::ArrayXXd, rows = y, values in [0, 1], at least 2 x 2. GIMP patterns tile
 // seamlessly, so every read of a texture wraps around (periodic) and is bilinear between pixels.
 //
-// Randomness: only std::mt19937_64 (its output is fixed by the standard) read through our own
-// uniform (53 random bits), Box-Muller normal and detail::uniform_below integer draws, never a
-// std::*_distribution (their algorithms differ between standard libraries), so a seed gives the
-// same random draws everywhere (the pixel geometry goes through libm's sin, cos, atan2 and sqrt,
+// Randomness: only std::mt19937_64 (its output is fixed by the standard) read through
+// core/random.hpp's uniform01, standard_normal and uniform_below, never a std::*_distribution
+// (their algorithms differ between standard libraries), so a seed gives the same random draws
+// everywhere (the pixel geometry goes through libm's sin, cos, atan2 and sqrt,
 // which can differ in the last bit between C libraries; bit-identical images are promised only
 // for the same build).
 //
@@ -63,7 +63,7 @@
 // each pixel the mean score of the patches covering it.
 //
 // Episodes: for category index c, shot K and episode e, a std::mt19937_64 seeded from (seed, c, K,
-// e) through detail::splitmix64 (as run_one_class_episodes) draws, in this order: the K support
+// e) through derive_seed (as run_one_class_episodes) draws, in this order: the K support
 // crops; normal_queries normal crops; then for every defect type in options.defect_types,
 // anomalous_per_type defect images, each a fresh normal crop with add_defect applied (for
 // cut_paste the source is another category's texture, chosen uniformly by the same rng, so
@@ -97,6 +97,7 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/core/random.hpp"
 #include "baypr/eval/episodes.hpp"
 #include "baypr/eval/metrics.hpp"
 #include "baypr/score/baselines.hpp"
@@ -159,20 +160,8 @@ struct PatchGrid {
 
 namespace detail {
 
-// Uniform in [0, 1) from the top 53 bits.
-inline double uniform01(std::mt19937_64& rng) {
-  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
-}
-
 inline double uniform_in(std::mt19937_64& rng, double lo, double hi) {
   return lo + (hi - lo) * uniform01(rng);
-}
-
-// Standard normal by Box-Muller (one value per two draws; no cached spare, so no hidden state).
-inline double standard_normal(std::mt19937_64& rng) {
-  const double u1 = static_cast<double>((rng() >> 11) + 1) * 0x1.0p-53;  // (0, 1]
-  const double u2 = uniform01(rng);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
 inline bool coin(std::mt19937_64& rng, double p_true) {
@@ -400,9 +389,9 @@ inline Eigen::ArrayXXd draw_defect(const Eigen::ArrayXXd& img, DefectType type,
   if (size < 1) detail::throw_invalid(fn, "size", "must be >= 1, got " + std::to_string(size));
   detail::check_nuisance(fn, nuisance);
   const double oy = detail::as_double(static_cast<Eigen::Index>(
-      detail::uniform_below(rng, static_cast<std::uint64_t>(texture.rows()))));
+      uniform_below(rng, static_cast<std::uint64_t>(texture.rows()))));
   const double ox = detail::as_double(static_cast<Eigen::Index>(
-      detail::uniform_below(rng, static_cast<std::uint64_t>(texture.cols()))));
+      uniform_below(rng, static_cast<std::uint64_t>(texture.cols()))));
   const double max_angle = nuisance.rotation_degrees * std::numbers::pi / 180.0;
   const double angle = detail::uniform_in(rng, -max_angle, max_angle);
   const double scale = detail::uniform_in(rng, nuisance.scale_min, nuisance.scale_max);
@@ -861,7 +850,7 @@ inline PixelAurocs pixel_aurocs(const std::vector<Eigen::ArrayXXd>& maps,
                          std::to_string(options.episodes) + " episodes");
       }
       for (int e = 0; e < options.episodes; ++e) {
-        std::mt19937_64 rng(detail::derive_seed(
+        std::mt19937_64 rng(derive_seed(
             options.seed, {static_cast<std::uint64_t>(ci), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
 
         std::vector<Eigen::ArrayXXd> support, queries;
@@ -878,7 +867,7 @@ inline PixelAurocs pixel_aurocs(const std::vector<Eigen::ArrayXXd>& maps,
                 normal_crop(texture, options.image_size, rng, options.nuisance);
             const Eigen::ArrayXXd* other = nullptr;
             if (type == DefectType::cut_paste) {
-              auto oc = static_cast<std::size_t>(detail::uniform_below(rng, categories.size() - 1));
+              auto oc = static_cast<std::size_t>(uniform_below(rng, categories.size() - 1));
               if (oc >= ci) ++oc;
               other = &categories[oc].texture;
             }

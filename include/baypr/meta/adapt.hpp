@@ -228,12 +228,12 @@ inline void check_outer_options(const char* fn, const OuterOptions& o) {
 
 inline void check_parameters(const char* fn, const char* arg, const Eigen::VectorXd& theta, Eigen::Index expected) {
   baypr::detail::check_size(fn, arg, "size", theta.size(), expected);
-  if (!all_finite(theta)) baypr::detail::check_finite(fn, arg, theta);
+  baypr::detail::check_finite(fn, arg, theta);
 }
 
 // Divergent inner steps (a step size far too large) are a numerical failure, not bad input.
 inline void check_adapted(const char* fn, const Eigen::VectorXd& theta) {
-  if (!all_finite(theta)) {
+  if (!baypr::detail::all_finite(theta)) {
     baypr::detail::throw_numerical(fn, "the adapted parameters are not finite (inner step size too large?)");
   }
 }
@@ -242,7 +242,7 @@ template <class E>
 void check_inputs(const char* fn, const char* arg, const E& embedding, const Eigen::MatrixXd& x) {
   baypr::detail::check_nonempty(fn, arg, x.rows());
   baypr::detail::check_size(fn, arg, "columns", x.cols(), embedding.input_dim());
-  if (!all_finite(x)) baypr::detail::check_finite(fn, arg, x);
+  baypr::detail::check_finite(fn, arg, x);
 }
 
 template <class E>
@@ -977,14 +977,14 @@ inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vec
     const double f = loss(x, &g, &h);
     h.diagonal().array() += 1e-12 * (1.0 + h.diagonal().array().abs());
     Eigen::Vector2d step = h.ldlt().solve(g);
-    if (!step.allFinite()) break;
+    if (!baypr::detail::all_finite(step)) break;
     double t = 1.0;  // backtracking: the loss never rises
     while (t > 1e-10 && !(loss(x - t * step, nullptr, nullptr) <= f)) t /= 2;
     if (t <= 1e-10) break;
     x -= t * step;
     if ((t * step).norm() <= 1e-12 * (1.0 + x.norm())) break;
   }
-  if (!(x(0) > 0.0) || !x.allFinite()) x = Eigen::Vector2d(alpha0, -alpha0 * mid);
+  if (!(x(0) > 0.0) || !baypr::detail::all_finite(x)) x = Eigen::Vector2d(alpha0, -alpha0 * mid);
   return Calibration{std::log(x(0)), x(1)};
 }
 

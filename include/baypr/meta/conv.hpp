@@ -142,12 +142,12 @@ class Conv {
     for (const Layer& L : layers_) {
       const double bound = 1.0 / std::sqrt(static_cast<double>(9 * L.in_c));
       for (Eigen::Index i = 0; i < L.out_c * 9 * L.in_c + L.out_c; ++i) {
-        theta(L.offset + i) = detail::uniform_symmetric(rng, bound);
+        theta(L.offset + i) = baypr::uniform_symmetric(rng, bound);
       }
     }
     const double bound = 1.0 / std::sqrt(static_cast<double>(opt_.channels.back()));
     for (Eigen::Index i = head_offset_; i < parameter_count_; ++i)
-      theta(i) = detail::uniform_symmetric(rng, bound);
+      theta(i) = baypr::uniform_symmetric(rng, bound);
     return theta;
   }
 

@@ -48,6 +48,7 @@
 #include <type_traits>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/core/random.hpp"
 
 namespace baypr::meta {
 
@@ -110,14 +111,6 @@ concept RowIndependentEmbedding = DifferentiableEmbedding<E> && requires {
 
 namespace detail {
 
-// Whether every entry is finite, in one vectorised pass: x - x is exactly 0 for finite x and NaN
-// otherwise (several times faster than allFinite on parameter-sized vectors). Callers fall back
-// to baypr::detail::check_finite for the message naming the entry.
-template <class Derived>
-bool all_finite(const Eigen::MatrixBase<Derived>& m) {
-  return (m.derived().array() - m.derived().array()).sum() == 0.0;
-}
-
 // Checks of the tape calls after forward_with_tape: theta (and v) sizes, X's shape matching the
 // taped rows, dZ's shape. X's values were checked by forward_with_tape.
 inline void check_tape_call(const char* fn, Eigen::Index parameter_count, Eigen::Index input_dim,
@@ -140,14 +133,7 @@ void check_embedding_call(const char* fn, Eigen::Index parameter_count, Eigen::I
                           const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) {
   baypr::detail::check_size(fn, "theta", "size", theta.size(), parameter_count);
   baypr::detail::check_size(fn, "inputs", "columns", x.cols(), input_dim);
-  if (!all_finite(x)) baypr::detail::check_finite(fn, "inputs", x);
-}
-
-// Uniform in [-bound, bound) from the top 53 bits of one draw, so seeded initial parameters are the
-// same with every standard library (std::uniform_real_distribution need not be).
-inline double uniform_symmetric(std::mt19937_64& rng, double bound) {
-  const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;  // [0, 1)
-  return bound * (2.0 * u - 1.0);
+  baypr::detail::check_finite(fn, "inputs", x);
 }
 
 template <class Scalar, class DG>
@@ -177,7 +163,7 @@ class Linear {
     std::mt19937_64 rng(seed);
     const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
     Eigen::VectorXd theta(parameter_count());
-    for (Eigen::Index i = 0; i < theta.size(); ++i) theta(i) = detail::uniform_symmetric(rng, bound);
+    for (Eigen::Index i = 0; i < theta.size(); ++i) theta(i) = baypr::uniform_symmetric(rng, bound);
     return theta;
   }
 

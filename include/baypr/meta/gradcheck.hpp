@@ -16,10 +16,11 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "baypr/core/errors.hpp"
-#include "baypr/eval/metrics.hpp"
+#include "baypr/core/random.hpp"
 #include "baypr/meta/embedding.hpp"
 
 namespace baypr::meta {
@@ -106,16 +107,12 @@ template <DifferentiableEmbedding E>
     return z.cwiseProduct(dz).sum();
   };
 
-  // Which coordinates: all, or a partial Fisher-Yates shuffle's first max_parameters, sorted.
+  // Which coordinates: all, or max_parameters of them drawn without replacement, sorted.
   const Eigen::Index p = theta.size();
   std::vector<Eigen::Index> coords(static_cast<std::size_t>(p));
   for (Eigen::Index i = 0; i < p; ++i) coords[static_cast<std::size_t>(i)] = i;
   if (p > max_parameters) {
-    for (std::size_t i = 0; i < static_cast<std::size_t>(max_parameters); ++i) {
-      const std::size_t j = i + baypr::detail::uniform_below(rng, coords.size() - i);
-      std::swap(coords[i], coords[j]);
-    }
-    coords.resize(static_cast<std::size_t>(max_parameters));
+    coords = baypr::sample_without_replacement(std::move(coords), max_parameters, rng);
     std::sort(coords.begin(), coords.end());
   }
 

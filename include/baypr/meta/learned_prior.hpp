@@ -147,7 +147,7 @@ template <class DZ, class DQ>
   step.gradient.tail(2) = dcal;
   step.calibration_gradient = dcal;
   step.anomaly_weights = std::move(ds);
-  if (!step.gradient.allFinite() || !std::isfinite(value)) {
+  if (!baypr::detail::all_finite(step.gradient) || !std::isfinite(value)) {
     baypr::detail::throw_numerical(fn, "the loss or its gradient is not finite at this joint vector");
   }
   return step;

@@ -159,7 +159,7 @@ class Mlp {
       const double bound = 1.0 / std::sqrt(static_cast<double>(widths_[l]));
       const Eigen::Index count = widths_[l + 1] * widths_[l] + widths_[l + 1];
       for (Eigen::Index i = 0; i < count; ++i)
-        theta(offsets_[l] + i) = detail::uniform_symmetric(rng, bound);
+        theta(offsets_[l] + i) = baypr::uniform_symmetric(rng, bound);
     }
     theta.segment(gamma_offset(), output_dim()).setOnes();
     theta.segment(beta_offset(), output_dim()).setZero();

@@ -43,7 +43,7 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
-#include "baypr/eval/episodes.hpp"
+#include "baypr/core/random.hpp"
 #include "baypr/io/npy.hpp"
 #include "baypr/meta/adapt.hpp"
 
@@ -99,22 +99,22 @@ class ClassTaskSampler {
   }
 
   [[nodiscard]] MetaEpisode sample(std::mt19937_64& rng) const {
-    const std::size_t c = static_cast<std::size_t>(baypr::detail::uniform_below(rng, classes_.size()));
+    const std::size_t c = static_cast<std::size_t>(baypr::uniform_below(rng, classes_.size()));
     constexpr std::string_view fn = "baypr::meta::ClassTaskSampler::sample";
-    auto normal = baypr::detail::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries, rng, fn,
+    auto normal = baypr::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries, rng, fn,
                                                             "shape.shots + shape.normal_queries");
     std::vector<Eigen::Index> others;
     for (std::size_t o = 0; o < classes_.size(); ++o) {
       if (o != c) others.insert(others.end(), rows_[o].begin(), rows_[o].end());
     }
     const auto anomalous =
-        baypr::detail::sample_without_replacement(std::move(others), shape_.anomalous_queries, rng, fn,
+        baypr::sample_without_replacement(std::move(others), shape_.anomalous_queries, rng, fn,
                                                   "shape.anomalous_queries");
     MetaEpisode e;
-    e.support = baypr::detail::gather_rows(inputs_, {normal.begin(), normal.begin() + shape_.shots});
+    e.support = inputs_(std::vector<Eigen::Index>(normal.begin(), normal.begin() + shape_.shots), Eigen::all);
     std::vector<Eigen::Index> queries(normal.begin() + shape_.shots, normal.end());
     queries.insert(queries.end(), anomalous.begin(), anomalous.end());
-    e.queries = baypr::detail::gather_rows(inputs_, queries);
+    e.queries = inputs_(queries, Eigen::all);
     e.labels.assign(static_cast<std::size_t>(shape_.normal_queries), 0);
     e.labels.resize(queries.size(), 1);
     return e;
@@ -342,7 +342,7 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     rec.epoch = epoch + 1;
     for (int u = 0; u < options.steps_per_epoch; ++u) {
       std::mt19937_64 rng(
-          baypr::detail::derive_seed(options.seed, {static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(u)}));
+          baypr::derive_seed(options.seed, {static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(u)}));
       Eigen::VectorXd gradient = Eigen::VectorXd::Zero(out.theta.size());
       for (int b = 0; b < options.meta_batch; ++b) {
         const MetaEpisode episode = sampler.sample(rng);

@@ -231,15 +231,6 @@ inline void knn_scan(const Scalar* g, Eigen::Index len, Eigen::Index base, Scala
   }
 }
 
-// check_finite with a vectorised fast path: x * 0 is 0 for every finite x and NaN otherwise, so
-// the sum is 0 exactly when all entries are finite (Eigen's allFinite is a scalar loop).
-template <class Derived>
-void knn_check_finite(std::string_view fn, std::string_view argument, const Eigen::MatrixBase<Derived>& x) {
-  using Scalar = typename Derived::Scalar;
-  if ((x.derived().array() * Scalar(0)).sum() == Scalar(0)) return;
-  check_finite(fn, argument, x);
-}
-
 // Lets knn_search run KnnIndex's checks under its own function name.
 struct KnnAccess {
   template <class Scalar, class Derived>
@@ -309,12 +300,12 @@ class KnnIndex {
                   "baypr::KnnIndex: the bank's scalar type must be the index's");
     detail::check_nonempty(fn, "bank", bank.rows());
     if (bank.cols() < 1) detail::throw_invalid(fn, "bank", "must have at least one column, got 0");
-    detail::knn_check_finite(fn, "bank", bank);
+    detail::check_finite(fn, "bank", bank);
     const Eigen::Index n = bank.rows(), d = bank.cols();
     Rows aug(n, d + 1);
     aug.leftCols(d) = bank;
     aug.col(d) = aug.leftCols(d).rowwise().squaredNorm();
-    if (!aug.col(d).allFinite()) {
+    if (!detail::all_finite(aug.col(d))) {
       Eigen::Index row = 0;
       while (row < n && std::isfinite(aug(row, d))) ++row;
       detail::throw_invalid(fn, "bank", "has row " + std::to_string(row) +
@@ -341,7 +332,7 @@ class KnnIndex {
                                                 std::to_string(blocking.query_block) + ", depth_block " +
                                                 std::to_string(blocking.depth_block));
     }
-    detail::knn_check_finite(fn, "queries", queries);
+    detail::check_finite(fn, "queries", queries);
     // Expressions (products, casts) are evaluated once, not once per coefficient access.
     if constexpr ((Derived::Flags & Eigen::DirectAccessBit) != 0) {
       run(queries.derived(), k, out, blocking);

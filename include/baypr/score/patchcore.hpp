@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/core/random.hpp"
 #include "baypr/score/knn.hpp"
 
 namespace baypr {
@@ -61,32 +62,6 @@ struct CoresetOptions {
 };
 
 namespace detail {
-
-// Standard normal variates from std::mt19937_64 (whose output the standard fixes) by Box-Muller,
-// so that seeded results agree across standard libraries (std::normal_distribution's do not).
-class PortableNormal {
- public:
-  explicit PortableNormal(std::uint64_t seed) : rng_(seed) {}
-  double operator()() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    const double u1 = static_cast<double>((rng_() >> 11) + 1) * 0x1.0p-53;  // (0, 1]
-    const double u2 = static_cast<double>(rng_() >> 11) * 0x1.0p-53;        // [0, 1)
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    const double t = 2.0 * std::numbers::pi * u2;
-    spare_ = r * std::sin(t);
-    has_spare_ = true;
-    return r * std::cos(t);
-  }
-  std::uint64_t bits() { return rng_(); }
-
- private:
-  std::mt19937_64 rng_;
-  double spare_ = 0.0;
-  bool has_spare_ = false;
-};
 
 // The coreset size and projection arguments, under the caller's argument names.
 struct CoresetArgumentNames {
@@ -188,7 +163,7 @@ template <class Derived>
                                                    std::to_string(rows.rows()) + ", got " +
                                                    std::to_string(options.count));
   }
-  detail::knn_check_finite(fn, "rows", rows);
+  detail::check_finite(fn, "rows", rows);
   const Eigen::Index count = options.count > 0 ? options.count : detail::coreset_size(options.ratio, rows.rows());
   return detail::greedy_coreset_impl<Scalar>(rows, count, options.projection_dim, options.seed);
 }
@@ -255,7 +230,7 @@ class PatchCoreScorer {
     if (support_rows.cols() < 1) detail::throw_invalid(fn, "support_rows", "must have at least one column, got 0");
     // Checked after the conversion, so that a double too large for a float scorer is caught too.
     const Matrix support = support_rows.template cast<Scalar>();
-    detail::knn_check_finite(fn, "support_rows", support);
+    detail::check_finite(fn, "support_rows", support);
     const Eigen::Index n = support.rows(), d = support.cols();
     const Eigen::Index floor_size = std::min(n, std::max(options_.min_memory, options_.neighbours + 1));
     const Eigen::Index count = options_.coreset_count > 0
@@ -294,7 +269,7 @@ class PatchCoreScorer {
     detail::check_size(fn, "query_rows", "columns", query_rows.cols(), dim());
     const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> q =
         query_rows.template cast<Scalar>();
-    detail::knn_check_finite(fn, "query_rows", q);
+    detail::check_finite(fn, "query_rows", q);
     const Eigen::Index m = q.rows();
     const Eigen::Index k = std::min(options_.neighbours, index_.size());
     Details out;

@@ -158,7 +158,7 @@ class PooledEvidence {
 
   // True when every log coordinate is within the bounds and the mean finite.
   [[nodiscard]] bool admissible(const Eigen::VectorXd& x) const {
-    if (!x.allFinite()) return false;
+    if (!detail::all_finite(x)) return false;
     const Eigen::Index start = options_.learn_mean ? d_ : 0;
     return (x.tail(x.size() - start).array().abs() <= log_bound).all();
   }
