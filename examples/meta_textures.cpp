@@ -56,6 +56,7 @@
 #include <baypr/meta/baselines.hpp>
 #include <baypr/meta/learned_prior.hpp>
 #include <baypr/meta/mlp.hpp>
+#include <baypr/meta/progress.hpp>
 #include <baypr/meta/trainer.hpp>
 
 #include <algorithm>
@@ -385,6 +386,7 @@ int main(int argc, char** argv) try {
     options.meta_batch = settings.meta_batch;
     options.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
     options.adam.lr = settings.lr;
+    options.observer = meta::progress_bar();
     const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step, const Scorer& score) {
       std::cerr << "meta_textures: fold " << fold << " (held out " << baypr::defect_name(types[static_cast<std::size_t>(fold)])
                 << "): training " << name << "\n";

@@ -48,6 +48,7 @@
 #include <baypr/meta/learned_anomaly.hpp>
 #include <baypr/meta/learned_prior.hpp>
 #include <baypr/meta/mlp.hpp>
+#include <baypr/meta/progress.hpp>
 #include <baypr/meta/trainer.hpp>
 
 #include <algorithm>
@@ -480,6 +481,7 @@ int main(int argc, char** argv) try {
       if (!args.checkpoints.empty()) options.checkpoint_dir = std::filesystem::path(args.checkpoints) / tag;
       options.resume = args.resume;
       options.patience = args.patience;
+      options.observer = meta::progress_bar();
       std::cerr << "meta_training: seed " << current_seed << ", training " << method.name << "\n";
       const auto t0 = Clock::now();
       const Scorer& score = method.score;

@@ -62,7 +62,6 @@ TEST_CASE("BayPrAnoMeta meta-training on Fashion-MNIST: the default objective he
   options.meta_batch = settings.meta_batch;
   options.seed = seed;
   options.adam.lr = settings.lr;
-  options.progress = meta::TrainerOptions::Progress::never;
   const auto result = meta::train(
       meta::with_calibration(theta0, start),
       [&, stepper = meta::MetaStepper(embedding)](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) mutable {

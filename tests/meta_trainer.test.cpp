@@ -2,7 +2,9 @@
 // logs and checkpoints. The loop is tested with a known objective here; training a real embedding
 // through meta_step on Fashion-MNIST is tests/meta_fashion.test.cpp.
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "baypr/meta/progress.hpp"
 #include "baypr/meta/trainer.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
@@ -132,7 +135,6 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
   options.steps_per_epoch = 6;
   options.meta_batch = 3;
   options.adam.lr = 0.05;
-  options.progress = meta::TrainerOptions::Progress::never;
   auto validate = [](const Eigen::VectorXd& theta) { return -(theta.array() - 1.05).abs().sum(); };
   const Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(4);
 
@@ -168,6 +170,9 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
   CHECK(lines == 4);
   CHECK(baypr::read_npy_matrix<double>(options.checkpoint_dir / "theta-4.npy").reshaped() == straight.theta);
   CHECK(!std::filesystem::exists(options.checkpoint_dir / "theta-2.npy"));  // the older epoch's files are gone
+  for (const auto& entry : std::filesystem::directory_iterator(options.checkpoint_dir)) {
+    CHECK(!contains(entry.path().filename().string(), ".tmp"));  // no temporary file left behind
+  }
 
   // A corrupt checkpoint is an io_error naming it; a missing one starts from theta0.
   std::ofstream(options.checkpoint_dir / "state.txt") << "epochs banana\n";
@@ -175,6 +180,19 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
                  "state.txt' is malformed"));
   options.checkpoint_dir = dir / "none";
   CHECK(meta::train(theta0, quadratic_step, sampler, validate, options).start_epoch == 0);
+  // A checkpoint directory that cannot be created (a file is in the way) is an io_error naming
+  // the trainer and the path, not a std::filesystem::filesystem_error.
+  std::ofstream(dir / "a-file") << "x";
+  options.checkpoint_dir = dir / "a-file" / "ckpt";
+  options.resume = false;
+  bool io_error = false;
+  try {
+    (void)meta::train(theta0, quadratic_step, sampler, validate, options);
+  } catch (const baypr::io_error& e) {
+    io_error = contains(e.what(), "baypr::meta::train: checkpoint '") && contains(e.what(), "a-file");
+  }
+  CHECK(io_error);
+  options.resume = true;
   std::filesystem::remove_all(dir);
 
   // A step whose gradient has the wrong size is named, not accumulated out of bounds.
@@ -193,6 +211,56 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
                  "steps_per_epoch"));
 }
 
+TEST_CASE("train: the observer sees every update and every epoch's record", "[meta][trainer]") {
+  const PointSampler sampler{2};
+  meta::TrainerOptions options;
+  options.epochs = 3;
+  options.steps_per_epoch = 4;
+  options.meta_batch = 1;
+  options.adam.lr = 0.05;
+  std::vector<meta::TrainProgress> seen;
+  std::vector<meta::EpochRecord> records;
+  options.observer = [&](const meta::TrainProgress& p) {
+    seen.push_back(p);
+    if (p.epoch_end != nullptr) records.push_back(*p.epoch_end);
+  };
+  auto validate = [](const Eigen::VectorXd& theta) { return -theta.squaredNorm(); };
+  const auto result = meta::train(Eigen::VectorXd::Zero(2), quadratic_step, sampler, validate, options);
+  REQUIRE(seen.size() == 3 * (4 + 1));
+  int updates = 0;
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    const auto& p = seen[i];
+    const bool end = i % 5 == 4;
+    CHECK((p.epoch_end != nullptr) == end);
+    if (!end) ++updates;
+    CHECK(p.epoch == static_cast<int>(i / 5) + 1);
+    CHECK(p.update == (end ? 4 : static_cast<int>(i % 5) + 1));
+    CHECK(p.updates_done == updates);
+    CHECK((p.epochs == 3 && p.steps_per_epoch == 4 && p.total_updates == 12));
+    CHECK(p.seconds >= 0.0);
+    if (i > 0) CHECK(p.seconds >= seen[i - 1].seconds);
+  }
+  REQUIRE(records.size() == result.history.size());
+  for (std::size_t e = 0; e < records.size(); ++e) {
+    CHECK(records[e].epoch == result.history[e].epoch);
+    CHECK(records[e].validation == result.history[e].validation);
+    CHECK(records[e].outer_loss == result.history[e].outer_loss);
+  }
+  // The library's progress bar is an observer too: "never" is none; "always" draws to the stream.
+  CHECK(!meta::progress_bar(stderr, meta::ProgressBar::never));
+  std::FILE* sink = std::tmpfile();
+  REQUIRE(sink != nullptr);
+  options.observer = meta::progress_bar(sink, meta::ProgressBar::always);
+  REQUIRE(options.observer);
+  (void)meta::train(Eigen::VectorXd::Zero(2), quadratic_step, sampler, validate, options);
+  std::rewind(sink);
+  std::string drawn;
+  for (int ch = std::fgetc(sink); ch != EOF; ch = std::fgetc(sink)) drawn.push_back(static_cast<char>(ch));
+  std::fclose(sink);
+  CHECK(contains(drawn, "epoch 3/3  update 4/4"));
+  CHECK(std::count(drawn.begin(), drawn.end(), '\n') == 3);  // one finished line per epoch
+}
+
 TEST_CASE("train: returns the best-validation parameters, stops on patience, keeps the best across a resume",
           "[meta][trainer]") {
   // Validation rewards closeness to 0.3 while training pulls theta towards ~1.05: the best
@@ -203,7 +271,6 @@ TEST_CASE("train: returns the best-validation parameters, stops on patience, kee
   options.steps_per_epoch = 5;
   options.meta_batch = 2;
   options.adam.lr = 0.05;
-  options.progress = meta::TrainerOptions::Progress::never;
   auto validate = [](const Eigen::VectorXd& theta) { return -(theta.array() - 0.3).abs().sum(); };
   const Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(3);
 

@@ -168,7 +168,6 @@ int main(int argc, char** argv) try {
     o.seed = seed;
     o.adam.lr = 1e-3;
     o.patience = 10;
-    o.progress = meta::TrainerOptions::Progress::never;
     const auto result = meta::train(
         meta::with_calibration(theta0, cal),
         [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {

@@ -30,6 +30,7 @@
 #include "baypr/meta/learned_anomaly.hpp"
 #include "baypr/meta/learned_prior.hpp"
 #include "baypr/meta/mlp.hpp"
+#include "baypr/meta/progress.hpp"
 #include "baypr/meta/trainer.hpp"
 #include "support/catch.hpp"
 #include "support/finite_differences.hpp"

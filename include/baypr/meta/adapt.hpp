@@ -55,6 +55,7 @@
 #include "baypr/core/errors.hpp"
 #include "baypr/core/special.hpp"
 #include "baypr/meta/embedding.hpp"
+#include "baypr/meta/episode.hpp"
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/predictive_vjp.hpp"
 
@@ -147,12 +148,6 @@ template <class E>
 inline constexpr MetaGradient default_meta_gradient =
     TwiceDifferentiableEmbedding<E> ? MetaGradient::second_order : MetaGradient::first_order;
 
-// One support/query episode: inputs one per row; labels 0 (normal) or 1 (anomalous), one per query.
-struct MetaEpisode {
-  Eigen::MatrixXd support, queries;
-  std::vector<int> labels;
-};
-
 struct LossAndGradient {
   double value = 0.0;
   Eigen::VectorXd gradient;
@@ -168,18 +163,6 @@ struct Adaptation {
   Eigen::VectorXd params;               // theta'
   NiwPosterior<double> posterior;       // posterior of f_theta'(support) under the prior
   std::vector<double> inner_losses;     // L_in(theta_0), ..., L_in(theta_T): T + 1 values
-};
-
-struct MetaStep {
-  double outer_loss = 0.0;   // L_out(theta') (SupCon term included when on)
-  double inner_loss = 0.0;   // L_in(theta), before adaptation
-  Eigen::VectorXd gradient;  // d L_out(theta'(theta)) / d theta, theta the initial parameters
-  Eigen::VectorXd adapted;   // theta'
-  // d L_out / d (rho, beta) of the calibration (zero for the generative objective).
-  Eigen::Vector2d calibration_gradient = Eigen::Vector2d::Zero();
-  // d L_out / d log p_a(q_j), one per query: how the loss depends on the anomaly model (its
-  // parameters' gradient, meta/learned_anomaly.hpp, is this times d log p_a(q_j) / d parameters).
-  Eigen::VectorXd anomaly_weights;
 };
 
 namespace detail {
