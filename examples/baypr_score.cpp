@@ -207,18 +207,18 @@ int main_impl(int argc, char** argv) {
     if (opt.empirical_psi_scale) std::fprintf(stderr, "baypr-score: bayes psi scale (auto) = %.6g\n", scorer.psi_scale());
   } else if (method == "patchcore") {
     baypr::PatchCoreOptions opt;
-    opt.coreset_ratio = args.number("--coreset", opt.coreset_ratio);
+    opt.coreset.ratio = args.number("--coreset", opt.coreset.ratio);
     const double k = args.number("--neighbors", 1.0);
     if (!(k >= 1.0) || k != static_cast<double>(static_cast<Eigen::Index>(k))) {
       throw UsageError("--neighbors must be a whole number >= 1");
     }
     opt.neighbours = static_cast<Eigen::Index>(k);
-    opt.seed = static_cast<std::uint64_t>(args.number("--seed", 0.0));
+    opt.coreset.seed = static_cast<std::uint64_t>(args.number("--seed", 0.0));
     baypr::PatchCoreScorer<double> scorer(opt);
     flat = run(scorer, support, query, "patchcore");
     std::fprintf(stderr, "baypr-score: patchcore memory bank keeps %lld of %lld support rows (coreset %g, at least %lld)\n",
                  static_cast<long long>(scorer.memory_size()), static_cast<long long>(support.rows.rows()),
-                 opt.coreset_ratio, static_cast<long long>(opt.min_memory));
+                 opt.coreset.ratio, static_cast<long long>(opt.min_memory));
   } else if (method == "proto") {
     baypr::PrototypeScorer scorer;
     flat = run(scorer, support, query, "proto");

@@ -319,7 +319,7 @@ int main(int argc, char** argv) try {
   // PatchCore, memory bank = every support patch embedding (no coreset reduction).
   const Scorer patchcore = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
     baypr::PatchCoreOptions o;
-    o.coreset_ratio = 1.0;
+    o.coreset.ratio = 1.0;
     baypr::PatchCoreScorer<double> scorer(o);
     scorer.fit(embedding.forward(theta, s));
     return Eigen::VectorXd(scorer.score(embedding.forward(theta, q)));

@@ -289,7 +289,7 @@ int main(int argc, char** argv) try {
     return [&embedding, calibrated](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
       const Eigen::VectorXd theta = calibrated ? meta::split_calibration(params).first : params;
       baypr::PatchCoreOptions o;
-      o.coreset_ratio = 1.0;
+      o.coreset.ratio = 1.0;
       baypr::PatchCoreScorer<double> scorer(o);
       scorer.fit(embedding.forward(theta, e.support));
       return Eigen::VectorXd(scorer.score(embedding.forward(theta, e.queries)));

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   baypr::BayesianScorerOptions tail_empirical = llr_empirical;
   tail_empirical.score = baypr::BayesScore::tail;
   baypr::PatchCoreOptions all_rows;
-  all_rows.coreset_ratio = 1.0;
+  all_rows.coreset.ratio = 1.0;
   const std::vector<Method> methods = {
       method("bayes llr (default prior: Psi0 = I, kappa0 = 1e-4)", baypr::BayesianScorer(llr_default)),
       method("bayes llr (authors' prior, Psi0 = I, kappa0 = 0.01)", baypr::BayesianScorer(llr_authors)),

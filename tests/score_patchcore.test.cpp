@@ -1,6 +1,7 @@
 // Exact k-NN search against a brute-force loop, greedy k-centre coreset properties, and the
 // PatchCore scorer (nearest distance, neighbour re-weighting, bad input, strong guarantee).
 #include <Eigen/Core>
+#include <concepts>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -316,7 +317,7 @@ TEST_CASE("PatchCore: support rows score 0 with the full bank; far queries score
   std::mt19937_64 rng(7);
   const Eigen::MatrixXd support = gaussian<double>(200, 24, rng, 3.0);
   baypr::PatchCoreOptions opt;
-  opt.coreset_ratio = 1.0;
+  opt.coreset.ratio = 1.0;
   baypr::PatchCoreScorer<double> scorer(opt);
   scorer.fit(support);
   CHECK(scorer.memory_size() == 200);
@@ -331,7 +332,7 @@ TEST_CASE("PatchCore: support rows score 0 with the full bank; far queries score
   }
 
   // Along a ray away from the data the score increases.
-  baypr::PatchCoreScorer<double> coreset_scorer(baypr::PatchCoreOptions{0.1, 0, 128, 1, false, 3});
+  baypr::PatchCoreScorer<double> coreset_scorer(baypr::PatchCoreOptions{{0.1, 0, 128, 3}, 1, false});
   coreset_scorer.fit(support);
   CHECK(coreset_scorer.memory_size() == 20);
   const Eigen::RowVectorXd centre = support.colwise().mean();
@@ -352,7 +353,7 @@ TEST_CASE("PatchCore: k > 1 without re-weighting averages the k nearest distance
   std::mt19937_64 rng(8);
   const Eigen::MatrixXd support = gaussian<double>(60, 5, rng);
   const Eigen::MatrixXd queries = gaussian<double>(10, 5, rng);
-  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{1.0, 0, 128, 3, false, 0});
+  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{{1.0, 0, 128, 0}, 3, false});
   scorer.fit(support);
   const auto details = scorer.score_details(queries);
   for (Index q = 0; q < queries.rows(); ++q) {
@@ -370,7 +371,7 @@ TEST_CASE("PatchCore re-weighting: the paper's formula on a hand-worked case", "
   // w = 1 - e^2 / (e^2 + e^4).
   Eigen::MatrixXd support(3, 1);
   support << 0.0, 1.0, 3.0;
-  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{1.0, 0, 128, 2, true, 0});
+  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{{1.0, 0, 128, 0}, 2, true});
   scorer.fit(support);
   Eigen::MatrixXd q(1, 1);
   q << 5.0;
@@ -391,8 +392,8 @@ TEST_CASE("PatchCore re-weighting keeps the order of increasingly distant querie
   std::mt19937_64 rng(9);
   const Eigen::MatrixXd support = gaussian<double>(300, 8, rng);
   const Index k = 3;
-  baypr::PatchCoreScorer<double> plain(baypr::PatchCoreOptions{0.2, 0, 128, 1, false, 5});
-  baypr::PatchCoreScorer<double> weighted(baypr::PatchCoreOptions{0.2, 0, 128, k, true, 5});
+  baypr::PatchCoreScorer<double> plain(baypr::PatchCoreOptions{{0.2, 0, 128, 5}, 1, false});
+  baypr::PatchCoreScorer<double> weighted(baypr::PatchCoreOptions{{0.2, 0, 128, 5}, k, true});
   plain.fit(support);
   weighted.fit(support);
   CHECK(weighted.coreset_indices() == plain.coreset_indices());
@@ -419,12 +420,12 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
           "[patchcore][errors]") {
   auto construct = [](baypr::PatchCoreOptions o) { return message_of([&] { baypr::PatchCoreScorer<double> s(o); }); };
   baypr::PatchCoreOptions o;
-  o.coreset_ratio = 0.0;
+  o.coreset.ratio = 0.0;
   CHECK(contains(construct(o),
-                 "baypr::PatchCoreScorer::PatchCoreScorer: argument 'options.coreset_ratio' must be in (0, 1], got 0"));
-  o.coreset_ratio = std::numeric_limits<double>::quiet_NaN();
-  CHECK(contains(construct(o), "'options.coreset_ratio' must be in (0, 1], got nan"));
-  o.coreset_ratio = 1.01;
+                 "baypr::PatchCoreScorer::PatchCoreScorer: argument 'options.coreset.ratio' must be in (0, 1], got 0"));
+  o.coreset.ratio = std::numeric_limits<double>::quiet_NaN();
+  CHECK(contains(construct(o), "'options.coreset.ratio' must be in (0, 1], got nan"));
+  o.coreset.ratio = 1.01;
   CHECK(contains(construct(o), "got 1.01"));
   o = {};
   o.neighbours = 0;
@@ -433,16 +434,16 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
   o.reweight = true;
   CHECK(contains(construct(o), "'options.neighbours' must be >= 2 when options.reweight is set"));
   o = {};
-  o.coreset_count = -3;
-  CHECK(contains(construct(o), "'options.coreset_count' must be >= 0"));
-  o.coreset_count = 0;
+  o.coreset.count = -3;
+  CHECK(contains(construct(o), "'options.coreset.count' must be >= 0"));
+  o.coreset.count = 0;
   o.min_memory = 0;
   CHECK(contains(construct(o), "'options.min_memory' must be >= 1, got 0"));
   o = {};
-  o.projection_dim = 0;
-  CHECK(contains(construct(o), "'options.projection_dim' must be >= 1, got 0"));
+  o.coreset.projection_dim = 0;
+  CHECK(contains(construct(o), "'options.coreset.projection_dim' must be >= 1, got 0"));
 
-  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{0.5, 0, 128, 2, true, 0});
+  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{{0.5, 0, 128, 0}, 2, true});
   const Eigen::MatrixXd q = Eigen::MatrixXd::Random(4, 6);
   CHECK(contains(message_of([&] { (void)scorer.score(q); }),
                  "baypr::PatchCoreScorer::score: argument 'this' is not fitted"));
@@ -479,12 +480,16 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
   CHECK(!narrow.fitted());
 
   // An absolute coreset size larger than the support is capped at the support size.
-  baypr::PatchCoreScorer<double> capped(baypr::PatchCoreOptions{0.1, 1000, 128, 1, false, 0});
+  baypr::PatchCoreScorer<double> capped(baypr::PatchCoreOptions{{0.1, 1000, 128, 0}, 1, false});
   capped.fit(support);
   CHECK(capped.memory_size() == 40);
 }
 
 static_assert(baypr::Scorer<baypr::PatchCoreScorer<double>>);
+static_assert(requires(const baypr::PatchCoreScorer<float>& s) {
+  { s.fitted() } -> std::same_as<bool>;
+  { s.dim() } -> std::same_as<Eigen::Index>;
+});  // as every scorer (tests/score_scorers.test.cpp)
 
 TEST_CASE("PatchCore through the patch layer: a defective patch flags its image", "[patchcore][patches]") {
   std::mt19937_64 rng(10);
@@ -492,7 +497,7 @@ TEST_CASE("PatchCore through the patch layer: a defective patch flags its image"
   const Eigen::MatrixXd support = gaussian<double>(8 * patches, d, rng);  // 8 normal images
   Eigen::MatrixXd queries = gaussian<double>(4 * patches, d, rng);       // 4 query images
   queries.row(2 * patches + 5).array() += 6.0;                             // image 2, patch 5
-  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{0.25, 0, 128, 1, false, 0});
+  baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{{0.25, 0, 128, 0}, 1, false});
   const auto out = baypr::score_patches(scorer, support, queries, patches);
   REQUIRE(out.image.size() == 4);
   Index worst = 0;
@@ -519,7 +524,7 @@ TEST_CASE("PatchCore: a ratio-sized memory bank never degenerates on a small sup
   wide.fit(forty);
   CHECK(wide.memory_size() == 21);  // neighbours + 1
   o.neighbours = 1;
-  o.coreset_count = 3;  // explicit: kept as given
+  o.coreset.count = 3;  // explicit: kept as given
   baypr::PatchCoreScorer<double> explicit_count(o);
   explicit_count.fit(forty);
   CHECK(explicit_count.memory_size() == 3);

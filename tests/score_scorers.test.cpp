@@ -1,5 +1,6 @@
 // Bayesian, prototype and Gaussian scorers, the patch layer, and Ledoit-Wolf against scikit-learn.
 #include <Eigen/Core>
+#include <concepts>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -20,6 +21,17 @@ using baypr::test::relative_error;
 static_assert(baypr::Scorer<baypr::BayesianScorer>);
 static_assert(baypr::Scorer<baypr::PrototypeScorer>);
 static_assert(baypr::Scorer<baypr::GaussianScorer>);
+
+namespace {
+// Every scorer of the library says whether it is fitted and on how many columns.
+template <class S>
+concept Inspectable = requires(const S& s) {
+  { s.fitted() } -> std::same_as<bool>;
+  { s.dim() } -> std::same_as<Eigen::Index>;
+};
+}  // namespace
+static_assert(Inspectable<baypr::BayesianScorer> && Inspectable<baypr::PrototypeScorer> &&
+              Inspectable<baypr::GaussianScorer>);  // PatchCoreScorer: tests/score_patchcore.test.cpp
 
 namespace {
 
@@ -232,4 +244,19 @@ TEST_CASE("Scorer errors name function and argument; a failed fit keeps the old 
   CHECK_THROWS_AS(proto.fit(Eigen::MatrixXd(0, 3)), std::invalid_argument);
   baypr::GaussianScorer gauss;
   CHECK_THROWS_AS(gauss.score(Q), std::invalid_argument);
+  CHECK(contains(message_of([&] { (void)gauss.score(Q); }),
+                 "baypr::GaussianScorer::score: argument 'this' is not fitted: call fit(support) first"));
+  CHECK(contains(message_of([&] { (void)proto.prototype(); }),
+                 "baypr::PrototypeScorer::prototype: argument 'this' is not fitted: call fit(support) first"));
+  CHECK(contains(message_of([] { baypr::GaussianScorer g(baypr::GaussianScorerOptions{-0.5}); }),
+                 "baypr::GaussianScorer::GaussianScorer: argument 'options.ridge' must be finite and >= 0, got -0.5"));
+
+  // fitted() / dim() on every scorer: false / 0 before fit, true / d after, unchanged by a failed fit.
+  CHECK((!proto.fitted() && proto.dim() == 0 && !gauss.fitted() && gauss.dim() == 0));
+  proto.fit(S);
+  gauss.fit(S);
+  CHECK((proto.fitted() && proto.dim() == 3 && gauss.fitted() && gauss.dim() == 3 && bayes.fitted() && bayes.dim() == 3));
+  CHECK_THROWS_AS(gauss.fit(bad), std::invalid_argument);
+  CHECK((gauss.fitted() && gauss.dim() == 3));
+  CHECK(baypr::GaussianScorer(baypr::GaussianScorerOptions{0.5}).options().ridge == 0.5);
 }

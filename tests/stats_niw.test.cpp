@@ -290,6 +290,36 @@ TEST_CASE("d = 2048, n = 5: dense and low-rank paths agree", "[niw][lowrank][lar
   CHECK(max_elementwise_relative_error(a, b) <= 1e-10);
 }
 
+TEST_CASE("DiagPlusLowRank: the dense matrix, its solves and log-determinant; bad input named", "[lowrank]") {
+  std::mt19937_64 rng(31);
+  std::normal_distribution<double> normal;
+  const Eigen::Index d = 7;
+  const Eigen::VectorXd diag = Eigen::VectorXd::NullaryExpr(d, [&] { return 0.5 + std::abs(normal(rng)); });
+  const Eigen::MatrixXd W = Eigen::MatrixXd::NullaryExpr(3, d, [&] { return normal(rng); });
+  const baypr::DiagPlusLowRank<double> a(diag, W, 2.5);
+  Eigen::MatrixXd dense = W.transpose() * W;
+  dense.diagonal() += diag;
+  dense *= 2.5;
+  CHECK((a.dense() - dense).norm() <= 1e-12 * dense.norm());
+  CHECK(relative_error(a.log_det(), std::log(dense.determinant())) <= 1e-12);
+  const Eigen::MatrixXd U = Eigen::MatrixXd::NullaryExpr(d, 2, [&] { return normal(rng); });
+  CHECK((a.solve(U) - dense.llt().solve(U)).norm() <= 1e-12 * U.norm() * dense.inverse().norm());
+  CHECK((a.inverse_diagonal() - dense.inverse().diagonal()).norm() <= 1e-12 * dense.inverse().norm());
+  using LR = baypr::DiagPlusLowRank<double>;
+  Eigen::VectorXd bad = diag;
+  bad(4) = 0.0;
+  CHECK(contains(message_of([&] { (void)LR(bad, W, 1.0); }),
+                 "baypr::DiagPlusLowRank::DiagPlusLowRank: argument 'diag' must be finite and > 0, got 0 at index 4"));
+  CHECK(contains(message_of([&] { (void)LR(diag, Eigen::MatrixXd(W.leftCols(6)), 1.0); }),
+                 "argument 'W' has columns 6, expected 7"));
+  Eigen::MatrixXd w_nan = W;
+  w_nan(2, 3) = std::nan("");
+  CHECK(contains(message_of([&] { (void)LR(diag, w_nan, 1.0); }), "argument 'W' must be finite, got nan at row 2, column 3"));
+  CHECK(contains(message_of([&] { (void)LR(diag, W, -1.0); }), "argument 'c' must be finite and > 0, got -1"));
+  CHECK(contains(message_of([&] { (void)LR(Eigen::VectorXd(0), Eigen::MatrixXd(0, 0), 1.0); }),
+                 "argument 'diag' must have at least one entry, got 0"));
+}
+
 TEST_CASE("bad input throws naming function, argument and value; objects unchanged", "[niw][errors]") {
   const Eigen::Index d = 3;
   const Eigen::VectorXd mu0 = Eigen::VectorXd::Zero(d);

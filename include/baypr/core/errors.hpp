@@ -127,6 +127,11 @@ inline void check_size(std::string_view function, std::string_view argument,
   }
 }
 
+// A scorer (or other fitted model) used before fit: names the call that fits it.
+inline void check_fitted(std::string_view function, bool fitted, std::string_view fit_call) {
+  if (!fitted) throw_invalid(function, "this", "is not fitted: call " + std::string(fit_call) + " first");
+}
+
 // An index into a container of `size` entries.
 inline void check_index(std::string_view function, std::string_view argument, std::size_t index,
                         std::size_t size) {

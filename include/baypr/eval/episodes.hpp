@@ -78,7 +78,7 @@ template <class S>
   BayesianScorerOptions eb = llr;
   eb.empirical_psi_scale = true;
   PatchCoreOptions all_rows;
-  all_rows.coreset_ratio = 1.0;
+  all_rows.coreset.ratio = 1.0;
   return {make_episode_method("bayes llr", BayesianScorer(llr)),
           make_episode_method("bayes nll", BayesianScorer(nll)),
           make_episode_method("bayes llr (EB Psi0)", BayesianScorer(eb)),

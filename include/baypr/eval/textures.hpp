@@ -672,8 +672,8 @@ struct TextureResults {
   nll.score = BayesScore::nll;
   tail.score = BayesScore::tail;
   PatchCoreOptions tenth, all_rows;
-  tenth.coreset_ratio = 0.1;
-  all_rows.coreset_ratio = 1.0;
+  tenth.coreset.ratio = 0.1;
+  all_rows.coreset.ratio = 1.0;
   return {make_episode_method("bayes llr (EB Psi0)", BayesianScorer(llr)),
           make_episode_method("bayes nll (EB Psi0)", BayesianScorer(nll)),
           make_episode_method("bayes tail (EB Psi0)", BayesianScorer(tail)),

@@ -31,14 +31,16 @@ class PrototypeScorer {
   template <class Derived>
   [[nodiscard]] Eigen::VectorXd score(const Eigen::MatrixBase<Derived>& queries) const {
     constexpr const char* fn = "baypr::PrototypeScorer::score";
-    if (!prototype_) detail::throw_invalid(fn, "this", "is not fitted: call fit(support) first");
+    detail::check_fitted(fn, fitted(), "fit(support)");
     detail::check_size(fn, "queries", "columns", queries.cols(), prototype_->size());
     detail::check_finite(fn, "queries", queries);
     return (queries.template cast<double>().rowwise() - prototype_->transpose()).rowwise().squaredNorm();
   }
 
+  [[nodiscard]] bool fitted() const { return prototype_.has_value(); }
+  [[nodiscard]] Eigen::Index dim() const { return prototype_ ? prototype_->size() : 0; }
   [[nodiscard]] const Eigen::VectorXd& prototype() const {
-    if (!prototype_) detail::throw_invalid("baypr::PrototypeScorer::prototype", "this", "is not fitted");
+    detail::check_fitted("baypr::PrototypeScorer::prototype", fitted(), "fit(support)");
     return *prototype_;
   }
 
@@ -81,15 +83,21 @@ LedoitWolf ledoit_wolf(const Eigen::MatrixBase<Derived>& X) {
   return out;
 }
 
+struct GaussianScorerOptions {
+  // Added to the shrunk covariance as ridge * (tr(S) / d) I. PaDiM adds 0.01 I; relative to the
+  // mean variance the same idea is scale-free. It matters for tiny supports: with n = 2 the
+  // Ledoit-Wolf shrinkage is exactly 0 and the covariance has rank 1.
+  double ridge = 0.01;
+};
+
 class GaussianScorer {
  public:
-  // ridge: added to the shrunk covariance as ridge * (tr(S) / d) I. PaDiM adds 0.01 I; relative to
-  // the mean variance the same idea is scale-free. It matters for tiny supports: with n = 2 the
-  // Ledoit-Wolf shrinkage is exactly 0 and the covariance has rank 1.
-  explicit GaussianScorer(double ridge = 0.01) : ridge_(ridge) {
-    if (!(ridge >= 0.0) || !std::isfinite(ridge)) {
-      detail::throw_invalid("baypr::GaussianScorer::GaussianScorer", "ridge",
-                            "must be finite and >= 0, got " + detail::format_value(ridge));
+  using Options = GaussianScorerOptions;
+
+  explicit GaussianScorer(const Options& options = {}) : options_(options) {
+    if (!(options.ridge >= 0.0) || !std::isfinite(options.ridge)) {
+      detail::throw_invalid("baypr::GaussianScorer::GaussianScorer", "options.ridge",
+                            "must be finite and >= 0, got " + detail::format_value(options.ridge));
     }
   }
 
@@ -103,7 +111,7 @@ class GaussianScorer {
     const Eigen::Index d = support.cols();
     Eigen::MatrixXd cov = lw.covariance;
     const double mean_variance = cov.trace() / static_cast<double>(d);
-    cov.diagonal().array() += ridge_ * mean_variance;
+    cov.diagonal().array() += options_.ridge * mean_variance;
     if (!(cov.diagonal().maxCoeff() > 0.0)) cov = Eigen::MatrixXd::Identity(d, d);
     Eigen::LLT<Eigen::MatrixXd> llt(cov);
     if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
@@ -118,7 +126,7 @@ class GaussianScorer {
   template <class Derived>
   [[nodiscard]] Eigen::VectorXd score(const Eigen::MatrixBase<Derived>& queries) const {
     constexpr const char* fn = "baypr::GaussianScorer::score";
-    if (!mean_) detail::throw_invalid(fn, "this", "is not fitted: call fit(support) first");
+    detail::check_fitted(fn, fitted(), "fit(support)");
     detail::check_size(fn, "queries", "columns", queries.cols(), mean_->size());
     detail::check_finite(fn, "queries", queries);
     Eigen::MatrixXd R = queries.template cast<double>().rowwise() - mean_->transpose();
@@ -126,10 +134,14 @@ class GaussianScorer {
     return R.rowwise().squaredNorm();
   }
 
+  [[nodiscard]] bool fitted() const { return mean_.has_value(); }
+  [[nodiscard]] Eigen::Index dim() const { return mean_ ? mean_->size() : 0; }
+  [[nodiscard]] const Options& options() const { return options_; }
+  // The Ledoit-Wolf shrinkage delta of the last fit (0 before).
   [[nodiscard]] double shrinkage() const { return shrinkage_; }
 
  private:
-  double ridge_ = 0.01;
+  Options options_;
   std::optional<Eigen::VectorXd> mean_;
   Eigen::MatrixXd chol_;
   double shrinkage_ = 0.0;

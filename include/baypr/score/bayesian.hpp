@@ -164,9 +164,7 @@ class BayesianScorer {
     }
   }
 
-  void require_fitted(const char* fn) const {
-    if (!predictive_) detail::throw_invalid(fn, "this", "is not fitted: call fit(support) first");
-  }
+  void require_fitted(const char* fn) const { detail::check_fitted(fn, fitted(), "fit(support)"); }
 
   NiwPrior<double> make_prior(Eigen::Index d, double s) const {
     return NiwPrior<double>::isotropic(d, options_.kappa0, static_cast<double>(d) + options_.nu0_offset, s);

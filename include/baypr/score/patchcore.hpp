@@ -63,21 +63,17 @@ struct CoresetOptions {
 
 namespace detail {
 
-// The coreset size and projection arguments, under the caller's argument names.
-struct CoresetArgumentNames {
-  std::string_view ratio, count, projection_dim;
-};
-
-inline void check_coreset_options(std::string_view fn, const CoresetArgumentNames& names, double ratio,
-                                  Eigen::Index count, Eigen::Index projection_dim) {
-  if (!(ratio > 0.0 && ratio <= 1.0)) {
-    throw_invalid(fn, names.ratio, "must be in (0, 1], got " + format_value(ratio));
+// The coreset options, named as the caller's argument `name` (e.g. "options" or "options.coreset").
+inline void check_coreset_options(std::string_view fn, std::string_view name, const CoresetOptions& o) {
+  const std::string prefix = std::string(name) + ".";
+  if (!(o.ratio > 0.0 && o.ratio <= 1.0)) {
+    throw_invalid(fn, prefix + "ratio", "must be in (0, 1], got " + format_value(o.ratio));
   }
-  if (count < 0) {
-    throw_invalid(fn, names.count, "must be >= 0 (0: use the ratio), got " + std::to_string(count));
+  if (o.count < 0) {
+    throw_invalid(fn, prefix + "count", "must be >= 0 (0: use the ratio), got " + std::to_string(o.count));
   }
-  if (projection_dim < 1) {
-    throw_invalid(fn, names.projection_dim, "must be >= 1, got " + std::to_string(projection_dim));
+  if (o.projection_dim < 1) {
+    throw_invalid(fn, prefix + "projection_dim", "must be >= 1, got " + std::to_string(o.projection_dim));
   }
 }
 
@@ -154,8 +150,7 @@ template <class Derived>
   using Scalar = typename Derived::Scalar;
   static_assert(std::is_floating_point_v<Scalar>, "baypr::greedy_coreset: rows must be float or double");
   constexpr std::string_view fn = "baypr::greedy_coreset";
-  detail::check_coreset_options(fn, {"options.ratio", "options.count", "options.projection_dim"}, options.ratio,
-                                options.count, options.projection_dim);
+  detail::check_coreset_options(fn, "options", options);
   detail::check_nonempty(fn, "rows", rows.rows());
   if (rows.cols() < 1) detail::throw_invalid(fn, "rows", "must have at least one column, got 0");
   if (options.count > rows.rows()) {
@@ -169,17 +164,16 @@ template <class Derived>
 }
 
 struct PatchCoreOptions {
-  double coreset_ratio = 0.1;         // memory bank = this fraction of the support rows, in (0, 1]
-  Eigen::Index coreset_count = 0;     // > 0: this many rows instead (capped at the support size)
-  Eigen::Index projection_dim = 128;  // coreset selection's random projection
-  Eigen::Index neighbours = 1;        // k: averaged distances, or |N_b(m*)| when re-weighting
-  bool reweight = false;              // the paper's eq. 7 (needs neighbours >= 2)
-  std::uint64_t seed = 0;
+  // The memory bank: the greedy coreset of the support rows, coreset.ratio of them (in (0, 1]) or
+  // coreset.count rows when > 0 (capped at the support size); its projection and seed.
+  CoresetOptions coreset{};
+  Eigen::Index neighbours = 1;  // k: averaged distances, or |N_b(m*)| when re-weighting
+  bool reweight = false;        // the paper's eq. 7 (needs neighbours >= 2)
   // A ratio-sized bank keeps at least min(n, max(min_memory, neighbours + 1)) of the n support
   // rows: the coreset bounds the cost of large patch banks, and below a few dozen rows it saves
   // nothing while every dropped row is normal data lost (10% of 5 image embeddings is one row:
   // measured on a digit set at K = 5, AUROC 0.759 against 0.859 with the whole bank). An explicit
-  // coreset_count is kept as given.
+  // coreset.count is kept as given.
   Eigen::Index min_memory = 16;
 };
 
@@ -206,8 +200,7 @@ class PatchCoreScorer {
 
   explicit PatchCoreScorer(const Options& options) : options_(options) {
     constexpr std::string_view fn = "baypr::PatchCoreScorer::PatchCoreScorer";
-    detail::check_coreset_options(fn, {"options.coreset_ratio", "options.coreset_count", "options.projection_dim"},
-                                  options.coreset_ratio, options.coreset_count, options.projection_dim);
+    detail::check_coreset_options(fn, "options.coreset", options.coreset);
     if (options.min_memory < 1) {
       detail::throw_invalid(fn, "options.min_memory", "must be >= 1, got " + std::to_string(options.min_memory));
     }
@@ -233,11 +226,10 @@ class PatchCoreScorer {
     detail::check_finite(fn, "support_rows", support);
     const Eigen::Index n = support.rows(), d = support.cols();
     const Eigen::Index floor_size = std::min(n, std::max(options_.min_memory, options_.neighbours + 1));
-    const Eigen::Index count = options_.coreset_count > 0
-                                   ? std::min(options_.coreset_count, n)
-                                   : std::max(detail::coreset_size(options_.coreset_ratio, n), floor_size);
-    std::vector<Eigen::Index> coreset =
-        detail::greedy_coreset_impl<Scalar>(support, count, options_.projection_dim, options_.seed);
+    const CoresetOptions& c = options_.coreset;
+    const Eigen::Index count =
+        c.count > 0 ? std::min(c.count, n) : std::max(detail::coreset_size(c.ratio, n), floor_size);
+    std::vector<Eigen::Index> coreset = detail::greedy_coreset_impl<Scalar>(support, count, c.projection_dim, c.seed);
     Matrix bank(static_cast<Eigen::Index>(coreset.size()), d);
     for (std::size_t i = 0; i < coreset.size(); ++i) bank.row(static_cast<Eigen::Index>(i)) = support.row(coreset[i]);
     KnnIndex<Scalar> index;
@@ -265,7 +257,7 @@ class PatchCoreScorer {
  private:
   template <class Derived>
   [[nodiscard]] Details details_of(const Eigen::MatrixBase<Derived>& query_rows, std::string_view fn) const {
-    if (!fitted()) detail::throw_invalid(fn, "this", "is not fitted: call fit(support_rows) first");
+    detail::check_fitted(fn, fitted(), "fit(support_rows)");
     detail::check_size(fn, "query_rows", "columns", query_rows.cols(), dim());
     const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> q =
         query_rows.template cast<Scalar>();

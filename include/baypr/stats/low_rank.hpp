@@ -13,6 +13,9 @@
 // Both terms of the quadratic form are sums of squares computed from an explicit projection, so
 // there is none of the cancellation of the textbook Woodbury form x^T D^{-1} x - (...). Building
 // costs O(d r^2); each quadratic form O(d k); a batch of m is two GEMMs of m x d x k.
+//
+// Public because it is the scale of a few-shot posterior and predictive
+// (NiwPosterior::LowRank, StudentT::LowRankScale, StudentT::from_low_rank).
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -23,7 +26,7 @@
 #include "baypr/core/errors.hpp"
 #include "baypr/core/traits.hpp"
 
-namespace baypr::detail {
+namespace baypr {
 
 template <class Scalar, int Dim = Eigen::Dynamic>
 class DiagPlusLowRank {
@@ -36,11 +39,23 @@ class DiagPlusLowRank {
 
   DiagPlusLowRank() = default;
 
-  // A = c (diag(diag) + W^T W). diag must be positive; W may be rank deficient (e.g. zero rows).
-  DiagPlusLowRank(const Vector& diag, const Rows& W, const Scalar& c, const char* fn)
+  // A = c (diag(diag) + W^T W): diag finite and > 0 (d >= 1 entries), W r x d finite (r >= 0; it may
+  // be rank deficient, e.g. zero rows), c finite and > 0. Errors name `fn` (the caller's function).
+  DiagPlusLowRank(const Vector& diag, const Rows& W, const Scalar& c,
+                  const char* fn = "baypr::DiagPlusLowRank::DiagPlusLowRank")
       : diag_(diag), c_(c) {
     using std::log;
     using std::sqrt;
+    if (diag.size() < 1) detail::throw_invalid(fn, "diag", "must have at least one entry, got 0");
+    for (Eigen::Index i = 0; i < diag.size(); ++i) {
+      if (!(value_of(diag(i)) > 0.0) || !std::isfinite(value_of(diag(i)))) {
+        detail::throw_invalid(fn, "diag", "must be finite and > 0, got " + detail::format_value(diag(i)) +
+                                              " at index " + std::to_string(i));
+      }
+    }
+    detail::check_size(fn, "W", "columns", W.cols(), diag.size());
+    detail::check_finite(fn, "W", W);
+    detail::check_positive(fn, "c", c);
     inv_sqrt_diag_ = diag.array().rsqrt().matrix();
     const Eigen::Index d = diag.size();
     const Eigen::Index k = std::min<Eigen::Index>(d, W.rows());
@@ -56,8 +71,8 @@ class DiagPlusLowRank {
     }
     const Small M = Small::Identity(k, k) + rrt_;
     const Eigen::LLT<Small> llt(M);
-    if (llt.info() != Eigen::Success || !cholesky_pivots_positive(llt.matrixLLT())) {
-      throw_numerical(fn, "low-rank capacitance matrix is not numerically positive definite");
+    if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
+      detail::throw_numerical(fn, "low-rank capacitance matrix is not numerically positive definite");
     }
     lm_ = llt.matrixL();
     log_det_unscaled_ = diag.array().log().sum() + Scalar(2) * lm_.diagonal().array().log().sum();
@@ -128,4 +143,4 @@ class DiagPlusLowRank {
   Scalar log_det_unscaled_{};
 };
 
-}  // namespace baypr::detail
+}  // namespace baypr

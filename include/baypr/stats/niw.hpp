@@ -154,7 +154,7 @@ class NiwPosterior {
   using Vector = typename Prior::Vector;
   using Matrix = typename Prior::Matrix;
   using Rows = Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>;
-  using LowRank = detail::DiagPlusLowRank<Scalar, Dim>;
+  using LowRank = DiagPlusLowRank<Scalar, Dim>;
 
   // The posterior with no samples: equal to the prior.
   explicit NiwPosterior(const Prior& prior, Path path = Path::automatic)

@@ -50,7 +50,7 @@ class StudentT {
   using Rows = Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>;
   using Values = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   using Gradient = StudentTGradient<Scalar, Dim>;
-  using LowRankScale = detail::DiagPlusLowRank<Scalar, Dim>;
+  using LowRankScale = DiagPlusLowRank<Scalar, Dim>;
 
   // Validates every argument: finite location, symmetric positive definite scale, dof > 0.
   StudentT(const Vector& location, const Matrix& scale, const Scalar& dof)
