@@ -49,7 +49,8 @@ constexpr Index side = 28, pixels = side * side, dim = 64;
 constexpr Index support_rows = 5, normal_queries = 12, anomalous_queries = 4;
 
 Eigen::MatrixXd uniform_rows(Index n, Index cols, std::mt19937_64& rng) {
-  return Eigen::MatrixXd::NullaryExpr(n, cols, [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; });
+  return Eigen::MatrixXd::NullaryExpr(n, cols,
+                                      [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; });
 }
 
 meta::MetaEpisode episode(std::uint64_t seed) {
@@ -62,8 +63,12 @@ meta::MetaEpisode episode(std::uint64_t seed) {
   return e;
 }
 
-meta::Mlp make_mlp() { return meta::Mlp::paper_head(pixels, dim); }
-meta::Conv make_conv() { return meta::Conv(meta::ConvOptions{side, side, {1, 16, 32}, {2, 2}, dim}); }
+meta::Mlp make_mlp() {
+  return meta::Mlp::paper_head(pixels, dim);
+}
+meta::Conv make_conv() {
+  return meta::Conv(meta::ConvOptions{side, side, {1, 16, 32}, {2, 2}, dim});
+}
 
 meta::AdaptOptions options(baypr::Path path) {
   meta::AdaptOptions o;
@@ -74,8 +79,8 @@ meta::AdaptOptions options(baypr::Path path) {
 }
 
 template <class E>
-void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGradient order, baypr::Path path,
-                     bool fresh, meta::Objective objective) {
+void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGradient order,
+                     baypr::Path path, bool fresh, meta::Objective objective) {
   const Eigen::VectorXd theta = embedding.initial_parameters(7);
   const meta::MetaEpisode e = episode(11);
   const auto prior = baypr::NiwPrior<double>::method_default(dim);
@@ -97,7 +102,9 @@ void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGrad
   state.counters["params"] = static_cast<double>(embedding.parameter_count());
 }
 
-Eigen::MatrixXd scalar(double v) { return Eigen::MatrixXd::Constant(1, 1, v); }
+Eigen::MatrixXd scalar(double v) {
+  return Eigen::MatrixXd::Constant(1, 1, v);
+}
 
 // Parameters, episode, and baypr's step for each order and path, for meta_step_peer.py --check.
 template <class E>
@@ -115,16 +122,18 @@ void export_case(const std::filesystem::path& dir, const std::string& name, cons
   baypr::write_npy(out / "labels.npy", labels);
   for (const auto& [order, order_name] : {std::pair{meta::MetaGradient::first_order, "first"},
                                           std::pair{meta::MetaGradient::second_order, "second"}}) {
-    for (const auto& [path, path_name] : {std::pair{baypr::Path::automatic, "automatic"},
-                                          std::pair{baypr::Path::dense, "dense"}}) {
-      const meta::MetaStep s = meta::meta_step(embedding, theta, e, prior, {}, options(path), order);
+    for (const auto& [path, path_name] :
+         {std::pair{baypr::Path::automatic, "automatic"}, std::pair{baypr::Path::dense, "dense"}}) {
+      const meta::MetaStep s =
+          meta::meta_step(embedding, theta, e, prior, {}, options(path), order);
       const std::string tag = std::string(order_name) + "_" + path_name;
       baypr::write_npy(out / ("outer_loss_" + tag + ".npy"), scalar(s.outer_loss));
       baypr::write_npy(out / ("inner_loss_" + tag + ".npy"), scalar(s.inner_loss));
       baypr::write_npy(out / ("gradient_" + tag + ".npy"), s.gradient);
     }
   }
-  std::cout << "meta.bench: wrote " << out.string() << " (" << embedding.parameter_count() << " parameters)\n";
+  std::cout << "meta.bench: wrote " << out.string() << " (" << embedding.parameter_count()
+            << " parameters)\n";
 }
 
 }  // namespace
@@ -148,7 +157,8 @@ int main(int argc, char** argv) {
     for (const std::string emb : {"mlp", "conv"}) {
       const std::string base = "BM_MetaStep/" + emb + "/" + order_name;
       const std::string fresh_name = "BM_MetaStepFresh/" + emb + "/" + order_name + "/dense";
-      const std::string generative_name = "BM_MetaStepGenerative/" + emb + "/" + order_name + "/dense";
+      const std::string generative_name =
+          "BM_MetaStepGenerative/" + emb + "/" + order_name + "/dense";
       constexpr auto discriminative = meta::Objective::discriminative;
       for (const auto& [name, path, fresh, objective] :
            {std::tuple{base, baypr::Path::automatic, false, discriminative},
@@ -169,12 +179,13 @@ int main(int argc, char** argv) {
           })->Unit(benchmark::kMicrosecond);
         }
       }
-      ratios.push_back({"episodes/s: discriminative / generative objective, dense", emb + " " + order_name,
-                        base + "/dense", generative_name, "items_per_second"});
-      ratios.push_back({"episodes/s: MetaStepper (buffers kept) / meta_step (allocating), dense", emb + " " + order_name,
-                        base + "/dense", fresh_name, "items_per_second"});
-      ratios.push_back({"episodes/s: Path::automatic (low-rank) / Path::dense", emb + " " + order_name, base,
-                        base + "/dense", "items_per_second"});
+      ratios.push_back({"episodes/s: discriminative / generative objective, dense",
+                        emb + " " + order_name, base + "/dense", generative_name,
+                        "items_per_second"});
+      ratios.push_back({"episodes/s: MetaStepper (buffers kept) / meta_step (allocating), dense",
+                        emb + " " + order_name, base + "/dense", fresh_name, "items_per_second"});
+      ratios.push_back({"episodes/s: Path::automatic (low-rank) / Path::dense",
+                        emb + " " + order_name, base, base + "/dense", "items_per_second"});
       ratios.push_back({"episodes/s: second order / first order", emb + " " + order_name, base,
                         "BM_MetaStep/" + emb + "/first", "items_per_second"});
     }
@@ -182,7 +193,8 @@ int main(int argc, char** argv) {
   // The second/first lines for "first" are 1 by construction: drop them.
   std::erase_if(ratios, [](const baypr_bench::Ratio& r) { return r.numerator == r.denominator; });
   const std::vector<std::string> notes = {
-      "the PyTorch peer and its ratios: python3 benchmarks/meta_step_peer.py --compare <this binary>"};
+      "the PyTorch peer and its ratios: python3 benchmarks/meta_step_peer.py --compare <this "
+      "binary>"};
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   baypr_bench::run_with_summary("meta.bench", format, {std::move(ratios), notes, {24, 10}});

@@ -60,9 +60,13 @@ constexpr Index kQueries = 4096;
 constexpr Index kQueriesLargest = 1024;  // N 50000 x d 1024
 constexpr double kFaissSecondsPerIteration = 2.0;
 
-Index queries_for(Index n, Index d) { return (n >= 50000 && d >= 1024) ? kQueriesLargest : kQueries; }
+Index queries_for(Index n, Index d) {
+  return (n >= 50000 && d >= 1024) ? kQueriesLargest : kQueries;
+}
 
-Counter rate(double per_iteration) { return Counter(per_iteration, Counter::kIsIterationInvariantRate); }
+Counter rate(double per_iteration) {
+  return Counter(per_iteration, Counter::kIsIterationInvariantRate);
+}
 
 // Gaussian rows from the library's seeded portable normal draws (both halves of each Box-Muller
 // pair): reproducible, and fast enough to fill 50000 x 1024 in about a second.
@@ -130,7 +134,8 @@ void bm_baypr(benchmark::State& state, Index n, Index d, Index k) {
   }
   const double md = static_cast<double>(m);
   state.counters["queries"] = rate(md);
-  state.counters["GFLOPS"] = rate(2.0 * static_cast<double>(n) * md * static_cast<double>(d) * 1e-9);
+  state.counters["GFLOPS"] =
+      rate(2.0 * static_cast<double>(n) * md * static_cast<double>(d) * 1e-9);
   state.counters["batch"] = md;
 }
 
@@ -151,7 +156,8 @@ void bm_faiss(benchmark::State& state, Index n, Index d, Index k) {
     const auto t0 = std::chrono::steady_clock::now();
     w.faiss->search(probe, w.queries.data(), k, dist.data(), labels.data());
     const double per_query =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(probe);
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+        static_cast<double>(probe);
     // A 64-query probe underestimates an optimised BLAS's efficiency on the full batch by up to
     // ~2x; the reference BLAS is ~30x slower, so 10 s separates the two cleanly.
     if (per_query * static_cast<double>(m) > 10.0) {
@@ -167,7 +173,8 @@ void bm_faiss(benchmark::State& state, Index n, Index d, Index k) {
   }
   const double md = static_cast<double>(m);
   state.counters["queries"] = rate(md);
-  state.counters["GFLOPS"] = rate(2.0 * static_cast<double>(n) * md * static_cast<double>(d) * 1e-9);
+  state.counters["GFLOPS"] =
+      rate(2.0 * static_cast<double>(n) * md * static_cast<double>(d) * 1e-9);
   state.counters["batch"] = md;
 }
 #endif
@@ -188,14 +195,17 @@ void bm_coreset(benchmark::State& state, Index n, Index d) {
   const double p = 128.0, nn = static_cast<double>(n);
   state.counters["centres"] = rate(static_cast<double>(count));
   // Projection GEMM (2 N d p) plus one GEMV over the projected rows per centre (2 N p).
-  state.counters["GFLOPS"] = rate((2.0 * nn * static_cast<double>(d) * p + 2.0 * static_cast<double>(count) * nn * p) * 1e-9);
+  state.counters["GFLOPS"] = rate(
+      (2.0 * nn * static_cast<double>(d) * p + 2.0 * static_cast<double>(count) * nn * p) * 1e-9);
 }
 
 // ---- Ratio summary (benchmarks/summary_reporter.hpp) -------------------------------------------
 
 using baypr_bench::Ratio;
 
-std::string arg(const char* key, Index value) { return std::string(key) + ":" + std::to_string(value); }
+std::string arg(const char* key, Index value) {
+  return std::string(key) + ":" + std::to_string(value);
+}
 
 std::vector<Ratio> register_all() {
   std::vector<Ratio> ratios;
@@ -206,35 +216,40 @@ std::vector<Ratio> register_all() {
         const std::string tail = arg("N", n) + "/" + arg("d", d) + "/" + arg("k", k);
         const std::string label = arg("N", n) + " " + arg("d", d) + " " + arg("k", k);
         const std::string ours = "knn/baypr/" + tail;
-        benchmark::RegisterBenchmark(ours.c_str(), [n, d, k](benchmark::State& s) { bm_baypr<float>(s, n, d, k); })
-            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(ours.c_str(), [n, d, k](benchmark::State& s) {
+          bm_baypr<float>(s, n, d, k);
+        })->Unit(benchmark::kMillisecond);
 #if defined(BAYPR_HAVE_FAISS)
         const std::string peer = "knn/faiss/" + tail;
-        benchmark::RegisterBenchmark(peer.c_str(), [n, d, k](benchmark::State& s) { bm_faiss(s, n, d, k); })
-            ->Unit(benchmark::kMillisecond);
-        ratios.push_back({"exact k-NN, float, 1 thread: baypr queries/s / faiss IndexFlatL2 queries/s", label, ours,
-                          peer, "queries", 0.8});
+        benchmark::RegisterBenchmark(peer.c_str(), [n, d, k](benchmark::State& s) {
+          bm_faiss(s, n, d, k);
+        })->Unit(benchmark::kMillisecond);
+        ratios.push_back(
+            {"exact k-NN, float, 1 thread: baypr queries/s / faiss IndexFlatL2 queries/s", label,
+             ours, peer, "queries", 0.8});
         ratios.push_back({"faiss IndexFlatL2 GFLOP/s", label, peer, "", "GFLOPS", 0});
 #endif
         ratios.push_back({"baypr KnnIndex<float> GFLOP/s", label, ours, "", "GFLOPS", 0});
         if (n == 10000) {
           const std::string dbl = "knn/baypr_double/" + tail;
-          benchmark::RegisterBenchmark(dbl.c_str(), [n, d, k](benchmark::State& s) { bm_baypr<double>(s, n, d, k); })
-              ->Unit(benchmark::kMillisecond);
+          benchmark::RegisterBenchmark(dbl.c_str(), [n, d, k](benchmark::State& s) {
+            bm_baypr<double>(s, n, d, k);
+          })->Unit(benchmark::kMillisecond);
           ratios.push_back({"baypr KnnIndex<double> GFLOP/s", label, dbl, "", "GFLOPS", 0});
         }
       }
       if (d == coreset_d) {
         const std::string name = "coreset/" + arg("N", n) + "/" + arg("d", d);
-        benchmark::RegisterBenchmark(name.c_str(), [n, d](benchmark::State& s) { bm_coreset(s, n, d); })
-            ->Unit(benchmark::kMillisecond);
-        ratios.push_back({"greedy coreset (ratio 0.1, projection 128, float): seconds", arg("N", n) + " " + arg("d", d),
-                          name, "", "", 0});
+        benchmark::RegisterBenchmark(name.c_str(), [n, d](benchmark::State& s) {
+          bm_coreset(s, n, d);
+        })->Unit(benchmark::kMillisecond);
+        ratios.push_back({"greedy coreset (ratio 0.1, projection 128, float): seconds",
+                          arg("N", n) + " " + arg("d", d), name, "", "", 0});
       }
     }
   }
-  ratios.push_back({"greedy coreset: time(N 50000) / time(N 10000)  (O(N^2): 25 expected)", "d:1024",
-                    "coreset/N:50000/d:1024", "coreset/N:10000/d:1024", "", 0});
+  ratios.push_back({"greedy coreset: time(N 50000) / time(N 10000)  (O(N^2): 25 expected)",
+                    "d:1024", "coreset/N:50000/d:1024", "coreset/N:10000/d:1024", "", 0});
   return ratios;
 }
 
@@ -243,7 +258,8 @@ std::vector<Ratio> register_all() {
 std::string blas_library() {
   void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
   Dl_info info{};
-  if (sym == nullptr || dladdr(sym, &info) == 0 || info.dli_fname == nullptr) return "(none loaded)";
+  if (sym == nullptr || dladdr(sym, &info) == 0 || info.dli_fname == nullptr)
+    return "(none loaded)";
   std::error_code ec;
   const auto path = std::filesystem::canonical(info.dli_fname, ec);
   return ec ? std::string(info.dli_fname) : path.string();
@@ -255,16 +271,20 @@ std::string blas_library() {
 int main(int argc, char** argv) {
   Eigen::setNbThreads(1);  // a no-op without OpenMP, which baypr's targets do not enable
   std::vector<std::string> notes;
-  notes.push_back("N 50000 x d 1024 uses 1024 queries (4096 would be 420 GFLOP per search); rates are per query");
+  notes.push_back(
+      "N 50000 x d 1024 uses 1024 queries (4096 would be 420 GFLOP per search); rates are per "
+      "query");
 #if defined(BAYPR_HAVE_FAISS)
   omp_set_num_threads(1);
   using SetThreads = void (*)(int);
   if (void* f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) reinterpret_cast<SetThreads>(f)(1);
   const std::string blas = blas_library();
-  const bool optimised = blas.find("openblas") != std::string::npos || blas.find("blis") != std::string::npos ||
-                         blas.find("mkl") != std::string::npos || blas.find("atlas") != std::string::npos;
+  const bool optimised =
+      blas.find("openblas") != std::string::npos || blas.find("blis") != std::string::npos ||
+      blas.find("mkl") != std::string::npos || blas.find("atlas") != std::string::npos;
   if (!optimised) {
-    notes.push_back("faiss runs on " + blas + ", not an optimised BLAS: its rows measure that BLAS. "
+    notes.push_back("faiss runs on " + blas +
+                    ", not an optimised BLAS: its rows measure that BLAS. "
                     "Install one (scripts/deps bench installs OpenBLAS) for a fair peer");
   }
 #else
@@ -277,7 +297,8 @@ int main(int argc, char** argv) {
 #if defined(BAYPR_HAVE_FAISS)
   benchmark::AddCustomContext("faiss_blas", blas);
 #endif
-  baypr_bench::run_with_summary("patchcore.bench", format, {register_all(), std::move(notes), {28, 10}});
+  baypr_bench::run_with_summary("patchcore.bench", format,
+                                {register_all(), std::move(notes), {28, 10}});
   benchmark::Shutdown();
   return 0;
 }

@@ -29,7 +29,9 @@ Eigen::MatrixXd rows(Index n, Index d, std::uint64_t seed) {
   return Eigen::MatrixXd::NullaryExpr(n, d, [&] { return normal(rng); });
 }
 
-double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+double mib(double bytes) {
+  return bytes / (1024.0 * 1024.0);
+}
 
 double model_bytes(const baypr::BayesianScorer& s) {
   const auto d = static_cast<double>(s.dim());
@@ -62,7 +64,8 @@ void bayes_score(benchmark::State& state, Index n, Index d) {
     Eigen::VectorXd s = scorer.score(Q);
     benchmark::DoNotOptimize(s.data());
   }
-  state.counters["queries"] = benchmark::Counter(static_cast<double>(queries), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["queries"] = benchmark::Counter(static_cast<double>(queries),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
   state.counters["model_MiB"] = mib(model_bytes(scorer));
 }
 
@@ -84,7 +87,8 @@ void patchcore_score(benchmark::State& state, Index n, Index d) {
     auto s = scorer.score(Q);
     benchmark::DoNotOptimize(s.data());
   }
-  state.counters["queries"] = benchmark::Counter(static_cast<double>(queries), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["queries"] = benchmark::Counter(static_cast<double>(queries),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
   state.counters["model_MiB"] = mib(model_bytes(scorer, n, d, 0.1));
 }
 
@@ -97,18 +101,23 @@ int main(int argc, char** argv) {
     for (const Index d : {128, 512}) {
       const std::string tail = "/N:" + std::to_string(n) + "/d:" + std::to_string(d);
       const std::string label = "N:" + std::to_string(n) + " d:" + std::to_string(d);
-      benchmark::RegisterBenchmark(("scorers/bayes/fit" + tail).c_str(), [n, d](benchmark::State& s) { bayes_fit(s, n, d); })
+      benchmark::RegisterBenchmark(("scorers/bayes/fit" + tail).c_str(), [n,
+                                                                          d](benchmark::State& s) {
+        bayes_fit(s, n, d);
+      })->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("scorers/bayes/score" + tail).c_str(),
+                                   [n, d](benchmark::State& s) { bayes_score(s, n, d); })
           ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(("scorers/bayes/score" + tail).c_str(), [n, d](benchmark::State& s) { bayes_score(s, n, d); })
+      benchmark::RegisterBenchmark(("scorers/patchcore/fit" + tail).c_str(),
+                                   [n, d](benchmark::State& s) { patchcore_fit(s, n, d); })
           ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(("scorers/patchcore/fit" + tail).c_str(), [n, d](benchmark::State& s) { patchcore_fit(s, n, d); })
+      benchmark::RegisterBenchmark(("scorers/patchcore/score" + tail).c_str(),
+                                   [n, d](benchmark::State& s) { patchcore_score(s, n, d); })
           ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(("scorers/patchcore/score" + tail).c_str(), [n, d](benchmark::State& s) { patchcore_score(s, n, d); })
-          ->Unit(benchmark::kMillisecond);
-      ratios.push_back({"score: Bayesian queries/s / PatchCore queries/s", label, "scorers/bayes/score" + tail,
-                        "scorers/patchcore/score" + tail, "queries"});
-      ratios.push_back({"model memory: Bayesian MiB / PatchCore MiB", label, "scorers/bayes/fit" + tail,
-                        "scorers/patchcore/fit" + tail, "model_MiB"});
+      ratios.push_back({"score: Bayesian queries/s / PatchCore queries/s", label,
+                        "scorers/bayes/score" + tail, "scorers/patchcore/score" + tail, "queries"});
+      ratios.push_back({"model memory: Bayesian MiB / PatchCore MiB", label,
+                        "scorers/bayes/fit" + tail, "scorers/patchcore/fit" + tail, "model_MiB"});
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -53,7 +53,9 @@ const char* type_name() {
   return sizeof(Scalar) == sizeof(float) ? "float" : "double";
 }
 
-const char* path_name(baypr::Path p) { return p == baypr::Path::dense ? "dense" : "low_rank"; }
+const char* path_name(baypr::Path p) {
+  return p == baypr::Path::dense ? "dense" : "low_rank";
+}
 
 // Seeded standard-normal matrix: reproducible inputs, generated outside the timed loops.
 template <class Scalar>
@@ -185,7 +187,8 @@ struct GradInputs {
 };
 
 GradInputs grad_inputs(Index d, Index n, Index m, std::uint64_t seed) {
-  return {isotropic_prior(d), random_normal<double>(n, d, seed), random_normal<double>(m, d, seed + 1),
+  return {isotropic_prior(d), random_normal<double>(n, d, seed),
+          random_normal<double>(m, d, seed + 1),
           Vec<double>::Constant(m, -1.0 / static_cast<double>(m))};
 }
 
@@ -238,17 +241,21 @@ std::string name_of(std::initializer_list<std::string> parts) {
   return s;
 }
 
-std::string arg(const char* key, Index value) { return std::string(key) + ":" + std::to_string(value); }
+std::string arg(const char* key, Index value) {
+  return std::string(key) + ":" + std::to_string(value);
+}
 
 template <class Scalar>
 void register_log_pdf(std::vector<Ratio>& ratios) {
   for (const Index d : {16, 64, 128, 512, 1024}) {
     const std::string lp = name_of({"log_pdf", type_name<Scalar>(), arg("d", d)});
     const std::string mm = name_of({"gemm", type_name<Scalar>(), arg("d", d)});
-    benchmark::RegisterBenchmark(lp.c_str(), [d](benchmark::State& s) { bm_log_pdf<Scalar>(s, d); })
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(mm.c_str(), [d](benchmark::State& s) { bm_gemm<Scalar>(s, d); })
-        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(lp.c_str(), [d](benchmark::State& s) {
+      bm_log_pdf<Scalar>(s, d);
+    })->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(mm.c_str(), [d](benchmark::State& s) {
+      bm_gemm<Scalar>(s, d);
+    })->Unit(benchmark::kMillisecond);
     ratios.push_back({"log_pdf GFLOPS / GEMM GFLOPS (N = 16384)",
                       std::string(type_name<Scalar>()) + " " + arg("d", d), lp, mm, "GFLOPS",
                       d >= 128 ? 0.6 : 0.0, true});
@@ -268,44 +275,53 @@ std::vector<Ratio> register_all() {
       for (const Path p : {Path::dense, Path::low_rank}) {
         fit[k] = name_of({"fit", path_name(p), arg("n", n), arg("d", d)});
         query[k] = name_of({"query", path_name(p), arg("n", n), arg("d", d)});
-        benchmark::RegisterBenchmark(fit[k].c_str(), [p, n, d](benchmark::State& s) { bm_fit(s, p, n, d); })
-            ->Unit(benchmark::kMicrosecond);
-        benchmark::RegisterBenchmark(query[k].c_str(), [p, n, d](benchmark::State& s) { bm_query(s, p, n, d); })
-            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(fit[k].c_str(), [p, n, d](benchmark::State& s) {
+          bm_fit(s, p, n, d);
+        })->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(query[k].c_str(), [p, n, d](benchmark::State& s) {
+          bm_query(s, p, n, d);
+        })->Unit(benchmark::kMillisecond);
         ++k;
       }
       const std::string label = arg("n", n) + " " + arg("d", d);
-      ratios.push_back({"fit + predictive: dense time / low-rank time (speedup)", label, fit[0], fit[1],
-                        "", (d == 1024 && n == 5) ? 20.0 : 0.0, true});
+      ratios.push_back({"fit + predictive: dense time / low-rank time (speedup)", label, fit[0],
+                        fit[1], "", (d == 1024 && n == 5) ? 20.0 : 0.0, true});
       ratios.push_back({"log_pdf per query: low-rank queries/s / dense queries/s", label, query[1],
                         query[0], "queries", 0.0, true});
-      ratios.push_back({"log_pdf per query: low-rank queries/s", label, query[1], "", "queries", 0.0, true});
+      ratios.push_back(
+          {"log_pdf per query: low-rank queries/s", label, query[1], "", "queries", 0.0, true});
     }
   }
 
-  benchmark::RegisterBenchmark("update/add_remove/n:600/d:512", bm_add_remove)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("update/add_remove/n:600/d:512", bm_add_remove)
+      ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("update/refit/n:601/d:512", bm_refit)->Unit(benchmark::kMicrosecond);
-  ratios.push_back({"add()+remove() vs refit, d = 512, n = 600 (dense)", "refit time / (add+remove) time",
-                    "update/refit/n:601/d:512", "update/add_remove/n:600/d:512", "", 0.0, true});
+  ratios.push_back({"add()+remove() vs refit, d = 512, n = 600 (dense)",
+                    "refit time / (add+remove) time", "update/refit/n:601/d:512",
+                    "update/add_remove/n:600/d:512", "", 0.0, true});
 
   for (const Index d : {64, 256}) {
     for (const Index n : {Index{5}, 2 * d}) {
       for (const Path p : {Path::dense, Path::low_rank}) {
         if (p == Path::low_rank && n + 1 >= d) continue;  // low rank only pays when n + 1 < d
-        const std::string tail = name_of({path_name(p), arg("d", d), arg("n", n), arg("m", kGradQueries)});
+        const std::string tail =
+            name_of({path_name(p), arg("d", d), arg("n", n), arg("m", kGradQueries)});
         const std::string vjp = "grad/vjp/" + tail, value = "grad/value/" + tail;
-        benchmark::RegisterBenchmark(vjp.c_str(), [p, d, n](benchmark::State& s) { bm_vjp(s, p, d, n); })
-            ->Unit(benchmark::kMicrosecond);
-        benchmark::RegisterBenchmark(value.c_str(), [p, d, n](benchmark::State& s) { bm_value(s, p, d, n); })
-            ->Unit(benchmark::kMicrosecond);
-        ratios.push_back({"value + all gradients / value alone (time)", tail, vjp, value, "", 3.0, false});
+        benchmark::RegisterBenchmark(vjp.c_str(), [p, d, n](benchmark::State& s) {
+          bm_vjp(s, p, d, n);
+        })->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(value.c_str(), [p, d, n](benchmark::State& s) {
+          bm_value(s, p, d, n);
+        })->Unit(benchmark::kMicrosecond);
+        ratios.push_back(
+            {"value + all gradients / value alone (time)", tail, vjp, value, "", 3.0, false});
         // Without the d x d Psi0 gradient (PriorScatterGradient::skip): what adaptation pays.
         const std::string data = "grad/vjp_data/" + tail;
         benchmark::RegisterBenchmark(data.c_str(), [p, d, n](benchmark::State& s) {
           bm_vjp(s, p, d, n, baypr::PriorScatterGradient::skip);
         })->Unit(benchmark::kMicrosecond);
-        ratios.push_back({"value + data gradients (no Psi0 gradient) / value alone (time)", tail, data,
-                          value, "", 3.0, false});
+        ratios.push_back({"value + data gradients (no Psi0 gradient) / value alone (time)", tail,
+                          data, value, "", 3.0, false});
       }
     }
   }
@@ -313,14 +329,16 @@ std::vector<Ratio> register_all() {
   for (const Index d : {128, 512}) {
     for (const Path p : {Path::dense, Path::low_rank}) {
       const std::string ep = name_of({"episode", path_name(p), arg("d", d)});
-      benchmark::RegisterBenchmark(ep.c_str(), [p, d](benchmark::State& s) { bm_episode(s, p, d); })
-          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(ep.c_str(), [p, d](benchmark::State& s) {
+        bm_episode(s, p, d);
+      })->Unit(benchmark::kMicrosecond);
       ratios.push_back({"episode head (K = 5, 16 queries, value + gradients): episodes/s",
-                        std::string(path_name(p)) + " " + arg("d", d), ep, "", "episodes", 0.0, true});
+                        std::string(path_name(p)) + " " + arg("d", d), ep, "", "episodes", 0.0,
+                        true});
     }
     ratios.push_back({"episode head: low-rank speedup over dense", arg("d", d),
-                      name_of({"episode", "dense", arg("d", d)}), name_of({"episode", "low_rank", arg("d", d)}),
-                      "", 0.0, true});
+                      name_of({"episode", "dense", arg("d", d)}),
+                      name_of({"episode", "low_rank", arg("d", d)}), "", 0.0, true});
   }
   return ratios;
 }

@@ -62,7 +62,8 @@ struct Summary {
 
 class SummaryReporter : public benchmark::BenchmarkReporter {
  public:
-  SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner, std::ostream& out, Summary summary)
+  SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner, std::ostream& out,
+                  Summary summary)
       : inner_(std::move(inner)), out_(out), summary_(std::move(summary)) {}
 
   bool ReportContext(const Context& context) override { return inner_->ReportContext(context); }
@@ -109,7 +110,8 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
     const std::vector<Ratio>& ratios = summary_.ratios;
     std::vector<std::string> sections;
     for (const Ratio& r : ratios) {
-      if (std::find(sections.begin(), sections.end(), r.section) == sections.end()) sections.push_back(r.section);
+      if (std::find(sections.begin(), sections.end(), r.section) == sections.end())
+        sections.push_back(r.section);
     }
     std::vector<const Ratio*> ordered;
     for (const std::string& s : sections) {
@@ -136,7 +138,8 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
       out_ << line(r.label, value);
       if (r.target > 0) {
         const bool met = r.at_least ? value >= r.target : value <= r.target;
-        out_ << (met ? "  met" : "  MISSED") << " (target " << (r.at_least ? ">= " : "<= ") << r.target << ")";
+        out_ << (met ? "  met" : "  MISSED") << " (target " << (r.at_least ? ">= " : "<= ")
+             << r.target << ")";
       }
       out_ << "\n";
     }
@@ -148,10 +151,12 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
 
   std::string line(const std::string& label, double value) const {
     const SummaryLayout& l = summary_.layout;
-    const int n = std::snprintf(nullptr, 0, "  %-*s %*.4g", l.label_width, label.c_str(), l.value_width, value);
+    const int n = std::snprintf(nullptr, 0, "  %-*s %*.4g", l.label_width, label.c_str(),
+                                l.value_width, value);
     if (n <= 0) return {};
     std::string s(static_cast<std::size_t>(n) + 1, '\0');
-    std::snprintf(s.data(), s.size(), "  %-*s %*.4g", l.label_width, label.c_str(), l.value_width, value);
+    std::snprintf(s.data(), s.size(), "  %-*s %*.4g", l.label_width, label.c_str(), l.value_width,
+                  value);
     s.resize(static_cast<std::size_t>(n));
     return s;
   }
@@ -181,9 +186,9 @@ inline void run_with_summary(std::string_view program, const std::string& format
   std::unique_ptr<benchmark::BenchmarkReporter> inner;
   std::ostream* summary_out = &std::cout;
   if (format == "console") {
-    inner = std::make_unique<benchmark::ConsoleReporter>(isatty(fileno(stdout)) != 0
-                                                             ? benchmark::ConsoleReporter::OO_ColorTabular
-                                                             : benchmark::ConsoleReporter::OO_Tabular);
+    inner = std::make_unique<benchmark::ConsoleReporter>(
+        isatty(fileno(stdout)) != 0 ? benchmark::ConsoleReporter::OO_ColorTabular
+                                    : benchmark::ConsoleReporter::OO_Tabular);
   } else if (format == "json") {
     inner = std::make_unique<benchmark::JSONReporter>();
     summary_out = &std::cerr;

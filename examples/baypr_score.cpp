@@ -1,10 +1,10 @@
 // baypr-score: score query embeddings against support embeddings with one of baypr's scorers,
 // from .npy files (numpy.save), so that methods can be compared on embeddings exported from
 // PyTorch. See --help.
+#include <sys/resource.h>
 #include <baypr/baypr.hpp>
 #include <baypr/io/npy.hpp>
 #include <baypr/score/patchcore.hpp>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -19,7 +19,8 @@
 
 namespace {
 
-constexpr const char* usage = R"(usage: baypr-score --method bayes|patchcore|proto|gaussian --support S.npy --query Q.npy --out scores.npy
+constexpr const char* usage =
+    R"(usage: baypr-score --method bayes|patchcore|proto|gaussian --support S.npy --query Q.npy --out scores.npy
                    [--score nll|llr|pvalue] [--kappa0 K] [--nu0 N] [--psi-scale S|auto]
                    [--coreset R] [--neighbors K] [--seed N]
                    [--aggregate max|mean|topk:K] [--patch-out P.npy]
@@ -70,8 +71,8 @@ struct Args {
 
   static Args parse(int argc, char** argv) {
     static const std::vector<std::string> known = {
-        "--method", "--support", "--query", "--out",  "--score", "--kappa0", "--nu0", "--psi-scale",
-        "--coreset", "--neighbors", "--seed", "--aggregate", "--patch-out"};
+        "--method",    "--support", "--query",     "--out",  "--score",     "--kappa0",   "--nu0",
+        "--psi-scale", "--coreset", "--neighbors", "--seed", "--aggregate", "--patch-out"};
     Args a;
     for (int i = 1; i < argc; ++i) {
       const std::string flag = argv[i];
@@ -83,10 +84,12 @@ struct Args {
         throw UsageError("unknown option '" + flag + "' (see --help)");
       }
       if (i + 1 >= argc) throw UsageError("option " + flag + " needs a value");
-      if (!a.values.emplace(flag, argv[++i]).second) throw UsageError("option " + flag + " given twice");
+      if (!a.values.emplace(flag, argv[++i]).second)
+        throw UsageError("option " + flag + " given twice");
     }
     for (const char* required : {"--method", "--support", "--query", "--out"}) {
-      if (!a.values.contains(required)) throw UsageError(std::string("missing ") + required + " (see --help)");
+      if (!a.values.contains(required))
+        throw UsageError(std::string("missing ") + required + " (see --help)");
     }
     return a;
   }
@@ -107,7 +110,8 @@ struct Args {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != v->size() || v->empty()) throw UsageError("option " + flag + " needs a number, got '" + *v + "'");
+    if (used != v->size() || v->empty())
+      throw UsageError("option " + flag + " needs a number, got '" + *v + "'");
     return x;
   }
 };
@@ -141,8 +145,8 @@ Embeddings load(const std::string& path, const char* what) {
     e.patches = p.p;
     e.rows = std::move(p.embeddings);
   } else {
-    throw UsageError(std::string(what) + " '" + path + "' must have shape (n, d) or (n, p, d), got rank " +
-                     std::to_string(a.rank()));
+    throw UsageError(std::string(what) + " '" + path +
+                     "' must have shape (n, d) or (n, p, d), got rank " + std::to_string(a.rank()));
   }
   if (e.rows.rows() == 0 || e.rows.cols() == 0) {
     throw UsageError(std::string(what) + " '" + path + "' is empty");
@@ -151,18 +155,20 @@ Embeddings load(const std::string& path, const char* what) {
 }
 
 template <class S>
-Eigen::VectorXd run(S& scorer, const Embeddings& support, const Embeddings& query, const char* name) {
+Eigen::VectorXd run(S& scorer, const Embeddings& support, const Embeddings& query,
+                    const char* name) {
   auto t0 = std::chrono::steady_clock::now();
   scorer.fit(support.rows);
   std::fprintf(stderr, "baypr-score: %s fit on %lld rows x %lld dims: %.3f s\n", name,
-               static_cast<long long>(support.rows.rows()), static_cast<long long>(support.rows.cols()),
-               seconds_since(t0));
+               static_cast<long long>(support.rows.rows()),
+               static_cast<long long>(support.rows.cols()), seconds_since(t0));
   t0 = std::chrono::steady_clock::now();
   Eigen::VectorXd s = scorer.score(query.rows);
   const double dt = seconds_since(t0);
-  std::fprintf(stderr, "baypr-score: %s scored %lld rows: %.3f s (%.0f rows/s), peak memory %.1f MiB\n", name,
-               static_cast<long long>(query.rows.rows()), dt, static_cast<double>(query.rows.rows()) / dt,
-               peak_rss_mib());
+  std::fprintf(stderr,
+               "baypr-score: %s scored %lld rows: %.3f s (%.0f rows/s), peak memory %.1f MiB\n",
+               name, static_cast<long long>(query.rows.rows()), dt,
+               static_cast<double>(query.rows.rows()) / dt, peak_rss_mib());
   return s;
 }
 
@@ -172,13 +178,15 @@ int main_impl(int argc, char** argv) {
   const Embeddings support = load(*args.get("--support"), "--support");
   const Embeddings query = load(*args.get("--query"), "--query");
   if (support.rows.cols() != query.rows.cols()) {
-    throw UsageError("--support has d = " + std::to_string(support.rows.cols()) + " but --query has d = " +
-                     std::to_string(query.rows.cols()));
+    throw UsageError("--support has d = " + std::to_string(support.rows.cols()) +
+                     " but --query has d = " + std::to_string(query.rows.cols()));
   }
   // Patch counts may differ between support and query (scorers work on rows), layouts may not.
-  if (support.rank != query.rank) throw UsageError("--support and --query must both be (n, d) or both be (n, p, d)");
+  if (support.rank != query.rank)
+    throw UsageError("--support and --query must both be (n, d) or both be (n, p, d)");
   const bool patch_mode = query.rank == 3;
-  if (args.get("--patch-out") && !patch_mode) throw UsageError("--patch-out needs (n, p, d) patch inputs");
+  if (args.get("--patch-out") && !patch_mode)
+    throw UsageError("--patch-out needs (n, p, d) patch inputs");
   const baypr::Aggregation how = baypr::Aggregation::parse(args.get("--aggregate").value_or("max"));
   const auto d = static_cast<double>(support.rows.cols());
 
@@ -204,7 +212,8 @@ int main_impl(int argc, char** argv) {
     }
     baypr::BayesianScorer scorer(opt);
     flat = run(scorer, support, query, "bayes");
-    if (opt.empirical_psi_scale) std::fprintf(stderr, "baypr-score: bayes psi scale (auto) = %.6g\n", scorer.psi_scale());
+    if (opt.empirical_psi_scale)
+      std::fprintf(stderr, "baypr-score: bayes psi scale (auto) = %.6g\n", scorer.psi_scale());
   } else if (method == "patchcore") {
     baypr::PatchCoreOptions opt;
     opt.coreset.ratio = args.number("--coreset", opt.coreset.ratio);
@@ -216,9 +225,12 @@ int main_impl(int argc, char** argv) {
     opt.coreset.seed = static_cast<std::uint64_t>(args.number("--seed", 0.0));
     baypr::PatchCoreScorer<double> scorer(opt);
     flat = run(scorer, support, query, "patchcore");
-    std::fprintf(stderr, "baypr-score: patchcore memory bank keeps %lld of %lld support rows (coreset %g, at least %lld)\n",
-                 static_cast<long long>(scorer.memory_size()), static_cast<long long>(support.rows.rows()),
-                 opt.coreset.ratio, static_cast<long long>(opt.min_memory));
+    std::fprintf(stderr,
+                 "baypr-score: patchcore memory bank keeps %lld of %lld support rows (coreset %g, "
+                 "at least %lld)\n",
+                 static_cast<long long>(scorer.memory_size()),
+                 static_cast<long long>(support.rows.rows()), opt.coreset.ratio,
+                 static_cast<long long>(opt.min_memory));
   } else if (method == "proto") {
     baypr::PrototypeScorer scorer;
     flat = run(scorer, support, query, "proto");
@@ -230,13 +242,15 @@ int main_impl(int argc, char** argv) {
   }
 
   const Eigen::Index m = query.images, p = query.patches;
-  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> map(flat.data(), m, p);
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+      map(flat.data(), m, p);
   const Eigen::VectorXd image = patch_mode ? baypr::aggregate(map, how) : flat;
   baypr::write_npy(*args.get("--out"), std::vector<double>(image.data(), image.data() + m),
                    std::vector<std::int64_t>{static_cast<std::int64_t>(m)});
   if (const auto patch_out = args.get("--patch-out")) {
-    baypr::write_npy(*patch_out, std::vector<double>(flat.data(), flat.data() + flat.size()),
-                     std::vector<std::int64_t>{static_cast<std::int64_t>(m), static_cast<std::int64_t>(p)});
+    baypr::write_npy(
+        *patch_out, std::vector<double>(flat.data(), flat.data() + flat.size()),
+        std::vector<std::int64_t>{static_cast<std::int64_t>(m), static_cast<std::int64_t>(p)});
   }
   return 0;
 }

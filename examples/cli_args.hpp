@@ -25,7 +25,8 @@ class ArgReader {
     const std::string v = value(i);
     char* end = nullptr;
     const long n = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || n < 1 || n > 1000000) usage_(name + " needs a positive integer, got '" + v + "'");
+    if (v.empty() || *end != '\0' || n < 1 || n > 1000000)
+      usage_(name + " needs a positive integer, got '" + v + "'");
     return static_cast<int>(n);
   }
 
@@ -35,7 +36,8 @@ class ArgReader {
     char* end = nullptr;
     const double x = std::strtod(v.c_str(), &end);
     if (v.empty() || *end != '\0' || !std::isfinite(x) || x < 0.0 || (x == 0.0 && !allow_zero))
-      usage_(name + " needs a " + (allow_zero ? "non-negative" : "positive") + " number, got '" + v + "'");
+      usage_(name + " needs a " + (allow_zero ? "non-negative" : "positive") + " number, got '" +
+             v + "'");
     return x;
   }
 

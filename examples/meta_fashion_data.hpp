@@ -133,8 +133,8 @@ inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {
 // likelihood prior (mu0, kappa0, nu0, diagonal Psi0) over `sets_per_class` support sets of 5
 // training images of each meta-train class (the training task's K), embedded at theta, drawn from
 // an engine derived from seed.
-inline baypr::PriorFit type2_prior(const meta::Mlp& embedding, const Eigen::VectorXd& theta, const Data& d,
-                                   std::uint64_t seed, int sets_per_class = 200) {
+inline baypr::PriorFit type2_prior(const meta::Mlp& embedding, const Eigen::VectorXd& theta,
+                                   const Data& d, std::uint64_t seed, int sets_per_class = 200) {
   std::mt19937_64 rng(baypr::derive_seed(seed, {0x74326d6cULL}));
   std::vector<Eigen::MatrixXd> groups;
   for (const int c : meta_train_classes) {
@@ -150,7 +150,8 @@ inline baypr::PriorFit type2_prior(const meta::Mlp& embedding, const Eigen::Vect
 // The calibration's start for the discriminative objective: meta::fit_calibration of the Bayesian
 // llr scores (after the inner steps; the authors' anomaly model) of 32 training episodes at
 // theta0, drawn from an engine derived from seed.
-inline meta::Calibration initial_calibration(const meta::Mlp& embedding, const Eigen::VectorXd& theta0,
+inline meta::Calibration initial_calibration(const meta::Mlp& embedding,
+                                             const Eigen::VectorXd& theta0,
                                              const meta::ClassTaskSampler& sampler,
                                              const baypr::NiwPrior<double>& prior,
                                              const meta::AdaptOptions& adapt, std::uint64_t seed) {
@@ -169,7 +170,6 @@ inline meta::Calibration initial_calibration(const meta::Mlp& embedding, const E
       labels);
 }
 
-
 struct EvalEpisode {
   Eigen::Index shots = 0;
   int normal_class = 0;
@@ -181,11 +181,12 @@ struct EvalEpisode {
 // c in normal_classes, K support images of c from `support_split`, 12 normal (c) + 4 anomalous
 // (anomaly_classes other than c) queries from `query_split`. A prefix of `shots` gives a prefix
 // of the episodes.
-inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split, const Split& query_split,
+inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split,
+                                                   const Split& query_split,
                                                    const std::vector<int>& normal_classes,
                                                    const std::vector<int>& anomaly_classes,
-                                                   const std::vector<Eigen::Index>& shots, int per_class,
-                                                   std::mt19937_64& rng) {
+                                                   const std::vector<Eigen::Index>& shots,
+                                                   int per_class, std::mt19937_64& rng) {
   std::vector<EvalEpisode> out;
   for (const Eigen::Index k : shots) {
     for (const int c : normal_classes) {
@@ -232,7 +233,8 @@ inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
                                                     const std::vector<Eigen::Index>& shots,
                                                     int per_class, std::uint64_t seed) {
   std::mt19937_64 rng(baypr::splitmix64(seed ^ 0x65766131ULL));
-  return one_class_episodes(d.train, d.test, held_out_classes, held_out_classes, shots, per_class, rng);
+  return one_class_episodes(d.train, d.test, held_out_classes, held_out_classes, shots, per_class,
+                            rng);
 }
 
 // Validation (all that may guide a choice), the held-out protocol on the validation classes: K = 1

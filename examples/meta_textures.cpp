@@ -110,12 +110,14 @@ struct Args {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::cerr << "meta_textures: " << why << "\n"
-            << "usage: meta_textures [--quick] [--out DIR] [--folds all|0,1,..] [--epochs N] [--steps S]\n"
-            << "                     [--episodes E] [--seed S] [--lr A] [--inner-lr B] [--meta-batch M]\n"
-            << "                     [--order first|second] [--supcon W] [--train-patterns N] [--tune]\n"
-            << "                     [--patterns DIR]\n"
-            << "  folds: 0 cut_paste, 1 scratch, 2 blotch, 3 hole (the held-out defect type)\n";
+  std::cerr
+      << "meta_textures: " << why << "\n"
+      << "usage: meta_textures [--quick] [--out DIR] [--folds all|0,1,..] [--epochs N] [--steps "
+         "S]\n"
+      << "                     [--episodes E] [--seed S] [--lr A] [--inner-lr B] [--meta-batch M]\n"
+      << "                     [--order first|second] [--supcon W] [--train-patterns N] [--tune]\n"
+      << "                     [--patterns DIR]\n"
+      << "  folds: 0 cut_paste, 1 scratch, 2 blotch, 3 hole (the held-out defect type)\n";
   std::exit(2);
 }
 
@@ -151,9 +153,11 @@ Args parse(int argc, char** argv) {
         std::stringstream ss(v);
         std::string item;
         while (std::getline(ss, item, ',')) {
-          if (item.size() != 1 || item[0] < '0' || item[0] > '3') usage("--folds needs 'all' or indices 0-3, got '" + v + "'");
+          if (item.size() != 1 || item[0] < '0' || item[0] > '3')
+            usage("--folds needs 'all' or indices 0-3, got '" + v + "'");
           const int f = item[0] - '0';
-          if (std::find(a.folds.begin(), a.folds.end(), f) != a.folds.end()) usage("--folds lists " + item + " twice");
+          if (std::find(a.folds.begin(), a.folds.end(), f) != a.folds.end())
+            usage("--folds lists " + item + " twice");
           a.folds.push_back(f);
         }
         if (a.folds.empty()) usage("--folds needs 'all' or indices 0-3");
@@ -201,7 +205,8 @@ std::string fixed(double v, int digits = 3) {
 
 std::string cell(const baypr::MeanInterval& m, bool sign = false) {
   char buf[80];
-  std::snprintf(buf, sizeof buf, sign ? "%+.3f [%+.3f, %+.3f]" : "%.3f [%.3f, %.3f]", m.mean, m.lower, m.upper);
+  std::snprintf(buf, sizeof buf, sign ? "%+.3f [%+.3f, %+.3f]" : "%.3f [%.3f, %.3f]", m.mean,
+                m.lower, m.upper);
   return buf;
 }
 
@@ -216,8 +221,8 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 }
 
 // Patch scores of every query row given parameters and the (standardised) support rows.
-using Scorer = std::function<Eigen::VectorXd(const Eigen::VectorXd& theta, const Eigen::MatrixXd& support,
-                                             const Eigen::MatrixXd& queries)>;
+using Scorer = std::function<Eigen::VectorXd(
+    const Eigen::VectorXd& theta, const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries)>;
 
 struct Trained {
   int fold = 0;
@@ -238,7 +243,8 @@ struct Row {
 
 // Image and pixel AUROC of the queries whose type passes `keep` (normal queries always kept).
 template <class Keep>
-std::pair<double, double> aurocs(const Eigen::VectorXd& patch_scores, const mt::ImageEpisode& ep, Keep keep) {
+std::pair<double, double> aurocs(const Eigen::VectorXd& patch_scores, const mt::ImageEpisode& ep,
+                                 Keep keep) {
   const baypr::PatchGrid g = mt::grid();
   const Eigen::Index p = g.count();
   std::vector<double> image;
@@ -254,7 +260,8 @@ std::pair<double, double> aurocs(const Eigen::VectorXd& patch_scores, const mt::
     maps.push_back(baypr::patch_scores_to_map(s, g));
     masks.push_back(ep.masks[q]);
   }
-  const Eigen::VectorXi y = Eigen::Map<const Eigen::VectorXi>(labels.data(), static_cast<Eigen::Index>(labels.size()));
+  const Eigen::VectorXi y =
+      Eigen::Map<const Eigen::VectorXi>(labels.data(), static_cast<Eigen::Index>(labels.size()));
   return {baypr::auroc(as_vector(image), y), baypr::pixel_auroc(maps, masks)};
 }
 
@@ -268,19 +275,22 @@ int main(int argc, char** argv) try {
   const std::size_t n_folds = args.folds.size();
 
   const auto all_patterns = mt::load_patterns(args.pattern_dir);
-  const mt::PatternSplit split = mt::split_patterns(all_patterns, static_cast<std::size_t>(args.train_patterns));
-  const std::vector<baypr::TextureCategory>& eval_patterns = args.tune ? split.validation : split.held_out;
+  const mt::PatternSplit split =
+      mt::split_patterns(all_patterns, static_cast<std::size_t>(args.train_patterns));
+  const std::vector<baypr::TextureCategory>& eval_patterns =
+      args.tune ? split.validation : split.held_out;
   const auto names = [](const std::vector<baypr::TextureCategory>& v) {
     std::string s;
     for (const auto& c : v) s += (s.empty() ? "" : ", ") + c.name;
     return s;
   };
 
-  const meta::Mlp embedding = meta::Mlp::paper_head(baypr::patch_feature_dim(mt::features()), mt::embedding_dim);
+  const meta::Mlp embedding =
+      meta::Mlp::paper_head(baypr::patch_feature_dim(mt::features()), mt::embedding_dim);
   const Eigen::VectorXd theta0 = embedding.initial_parameters(args.seed);
   const Eigen::VectorXd maml0 = meta::maml_initial_parameters(embedding, theta0);
-  const auto prior = baypr::NiwPrior<double>::isotropic(mt::embedding_dim, 0.01,
-                                                        static_cast<double>(mt::embedding_dim + 2), 1.0);
+  const auto prior = baypr::NiwPrior<double>::isotropic(
+      mt::embedding_dim, 0.01, static_cast<double>(mt::embedding_dim + 2), 1.0);
   const meta::VagueAnomalyModel anomaly;
   meta::AdaptOptions adapt_options;
   adapt_options.inner_steps = settings.inner_steps;
@@ -303,21 +313,25 @@ int main(int argc, char** argv) try {
   const Scorer bayes_adapted = bayes_after(adapt_options);
   // The same on [theta; rho; beta] (the calibration does not change the ranking).
   const auto without_calibration = [](const Scorer& score) -> Scorer {
-    return [score](const Eigen::VectorXd& joint, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
-      return score(meta::split_calibration(joint).first, s, q);
-    };
+    return
+        [score](const Eigen::VectorXd& joint, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
+          return score(meta::split_calibration(joint).first, s, q);
+        };
   };
   const Scorer bayes_calibrated = without_calibration(bayes_adapted);
-  const Scorer proto_adapted = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
+  const Scorer proto_adapted = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s,
+                                   const Eigen::MatrixXd& q) {
     const Eigen::VectorXd adapted = meta::proto_adapt(embedding, theta, s, adapt_options);
     return meta::proto_scores(embedding, adapted, s, q);
   };
-  const Scorer maml_adapted = [&](const Eigen::VectorXd& params, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
+  const Scorer maml_adapted = [&](const Eigen::VectorXd& params, const Eigen::MatrixXd& s,
+                                  const Eigen::MatrixXd& q) {
     const Eigen::VectorXd adapted = meta::maml_adapt(embedding, params, s, adapt_options);
     return meta::maml_scores(embedding, adapted, q);
   };
   // PatchCore, memory bank = every support patch embedding (no coreset reduction).
-  const Scorer patchcore = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
+  const Scorer patchcore = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s,
+                               const Eigen::MatrixXd& q) {
     baypr::PatchCoreOptions o;
     o.coreset.ratio = 1.0;
     baypr::PatchCoreScorer<double> scorer(o);
@@ -325,7 +339,8 @@ int main(int argc, char** argv) try {
     return Eigen::VectorXd(scorer.score(embedding.forward(theta, q)));
   };
   // The benchmark's "bayes llr (EB Psi0)" on the fixed 128-d descriptors (no embedding).
-  const Scorer fixed_bayes = [](const Eigen::VectorXd&, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
+  const Scorer fixed_bayes = [](const Eigen::VectorXd&, const Eigen::MatrixXd& s,
+                                const Eigen::MatrixXd& q) {
     baypr::BayesianScorerOptions o;
     o.empirical_psi_scale = true;
     o.kappa0 = 0.01;  // as the texture benchmark
@@ -336,21 +351,21 @@ int main(int argc, char** argv) try {
   // The same score on the fixed descriptors with a learned prior: params = [prior coordinates; rho;
   // beta] (meta/learned_prior.hpp), trained per fold through the discriminative loss; the
   // calibration does not change the ranking.
-  const Scorer learned_prior_bayes = [&anomaly](const Eigen::VectorXd& joint, const Eigen::MatrixXd& s,
-                                                const Eigen::MatrixXd& q) {
-    baypr::BayesianScorerOptions o;
-    o.prior = meta::split_prior_joint(joint).first;
-    o.anomaly_scale = anomaly.scale;
-    o.anomaly_dof = anomaly.dof;
-    baypr::BayesianScorer scorer(o);
-    scorer.fit(s);
-    return Eigen::VectorXd(scorer.score(q));
-  };
+  const Scorer learned_prior_bayes =
+      [&anomaly](const Eigen::VectorXd& joint, const Eigen::MatrixXd& s, const Eigen::MatrixXd& q) {
+        baypr::BayesianScorerOptions o;
+        o.prior = meta::split_prior_joint(joint).first;
+        o.anomaly_scale = anomaly.scale;
+        o.anomaly_dof = anomaly.dof;
+        baypr::BayesianScorer scorer(o);
+        scorer.fit(s);
+        return Eigen::VectorXd(scorer.score(q));
+      };
   // Its start: NIW(0, 0.01, d + 2, I) on the standardised descriptors (d = 128), calibration fitted
   // to the scores of 32 training tasks of the fold.
   const Eigen::Index descriptor_dim = baypr::patch_feature_dim(mt::features());
-  const auto descriptor_prior = baypr::NiwPrior<double>::isotropic(descriptor_dim, 0.01,
-                                                                   static_cast<double>(descriptor_dim + 2), 1.0);
+  const auto descriptor_prior = baypr::NiwPrior<double>::isotropic(
+      descriptor_dim, 0.01, static_cast<double>(descriptor_dim + 2), 1.0);
   meta::OuterOptions discriminative;
   discriminative.objective = meta::Objective::discriminative;
 
@@ -367,14 +382,16 @@ int main(int argc, char** argv) try {
     const mt::PatchTaskSampler sampler(split.train, train_types, shape);
     const mt::PatchTaskSampler validation_sampler(split.validation, train_types, shape);
     std::vector<meta::MetaEpisode> validation;
-    std::mt19937_64 vrng(baypr::derive_seed(args.seed, {0x76616cULL, static_cast<std::uint64_t>(fold)}));
-    for (int v = 0; v < validation_tasks; ++v) validation.push_back(validation_sampler.sample(vrng));
+    std::mt19937_64 vrng(
+        baypr::derive_seed(args.seed, {0x76616cULL, static_cast<std::uint64_t>(fold)}));
+    for (int v = 0; v < validation_tasks; ++v)
+      validation.push_back(validation_sampler.sample(vrng));
     const auto validate_with = [&validation](const Scorer& score) {
       return [&validation, score](const Eigen::VectorXd& theta) {
         double sum = 0.0;
         for (const auto& e : validation) {
-          const Eigen::VectorXi y =
-              Eigen::Map<const Eigen::VectorXi>(e.labels.data(), static_cast<Eigen::Index>(e.labels.size()));
+          const Eigen::VectorXi y = Eigen::Map<const Eigen::VectorXi>(
+              e.labels.data(), static_cast<Eigen::Index>(e.labels.size()));
           sum += baypr::auroc(score(theta, e.support, e.queries), y);
         }
         return sum / static_cast<double>(validation.size());
@@ -387,9 +404,11 @@ int main(int argc, char** argv) try {
     options.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
     options.adam.lr = settings.lr;
     options.observer = meta::progress_bar();
-    const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step, const Scorer& score) {
-      std::cerr << "meta_textures: fold " << fold << " (held out " << baypr::defect_name(types[static_cast<std::size_t>(fold)])
-                << "): training " << name << "\n";
+    const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step,
+                         const Scorer& score) {
+      std::cerr << "meta_textures: fold " << fold << " (held out "
+                << baypr::defect_name(types[static_cast<std::size_t>(fold)]) << "): training "
+                << name << "\n";
       const auto t0 = Clock::now();
       Trained t;
       t.fold = fold;
@@ -399,7 +418,8 @@ int main(int argc, char** argv) try {
       trained.push_back(std::move(t));
     };
     {
-      std::mt19937_64 crng(baypr::derive_seed(args.seed, {0x626179ULL, static_cast<std::uint64_t>(fold)}));
+      std::mt19937_64 crng(
+          baypr::derive_seed(args.seed, {0x626179ULL, static_cast<std::uint64_t>(fold)}));
       std::vector<double> scores;
       std::vector<int> labels;
       for (int i = 0; i < 32; ++i) {
@@ -410,9 +430,11 @@ int main(int argc, char** argv) try {
       }
       meta::MetaStepper<meta::Mlp> stepper(embedding);
       run(
-          "BayPrAnoMeta", meta::with_calibration(theta0, meta::fit_calibration(as_vector(scores), labels)),
+          "BayPrAnoMeta",
+          meta::with_calibration(theta0, meta::fit_calibration(as_vector(scores), labels)),
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
-            return meta::calibrated_meta_step(stepper, joint, e, prior, anomaly, adapt_options, settings.order, outer);
+            return meta::calibrated_meta_step(stepper, joint, e, prior, anomaly, adapt_options,
+                                              settings.order, outer);
           },
           bayes_calibrated);
     }
@@ -429,7 +451,8 @@ int main(int argc, char** argv) try {
         },
         maml_adapted);
     {
-      std::mt19937_64 crng(baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
+      std::mt19937_64 crng(
+          baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
       std::vector<double> scores;
       std::vector<int> labels;
       for (int i = 0; i < 32; ++i) {
@@ -443,9 +466,11 @@ int main(int argc, char** argv) try {
       }
       const meta::Calibration start = meta::fit_calibration(as_vector(scores), labels);
       run(
-          "learned prior (fixed descriptors)", meta::prior_joint_parameters(descriptor_prior, start),
+          "learned prior (fixed descriptors)",
+          meta::prior_joint_parameters(descriptor_prior, start),
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
-            return meta::learned_prior_step(e.support, e.queries, e.labels, joint, anomaly, discriminative);
+            return meta::learned_prior_step(e.support, e.queries, e.labels, joint, anomaly,
+                                            discriminative);
           },
           learned_prior_bayes);
     }
@@ -455,22 +480,46 @@ int main(int argc, char** argv) try {
   constexpr std::size_t methods_per_fold = 4;
   const auto per_fold = [&](std::size_t method) {
     std::vector<const Eigen::VectorXd*> v;
-    for (std::size_t fi = 0; fi < n_folds; ++fi) v.push_back(&trained[methods_per_fold * fi + method].result.theta);
+    for (std::size_t fi = 0; fi < n_folds; ++fi)
+      v.push_back(&trained[methods_per_fold * fi + method].result.theta);
     return v;
   };
   const Eigen::VectorXd unused;  // the fixed-descriptor row has no parameters
 
   std::vector<Row> rows = {
-      {"r", "fixed 128-d descriptors + Bayesian llr (EB Psi0), the benchmark's", fixed_bayes, {&unused}, {}, {}},
-      {"a", "untrained embedding + Bayesian llr (0 inner steps)", bayes_untrained, {&theta0}, {}, {}},
+      {"r",
+       "fixed 128-d descriptors + Bayesian llr (EB Psi0), the benchmark's",
+       fixed_bayes,
+       {&unused},
+       {},
+       {}},
+      {"a",
+       "untrained embedding + Bayesian llr (0 inner steps)",
+       bayes_untrained,
+       {&theta0},
+       {},
+       {}},
       {"a'", "untrained embedding + PatchCore (coreset 100%)", patchcore, {&theta0}, {}, {}},
-      {"b", "BayPrAnoMeta (discriminative; 1 inner step + Bayesian llr)", bayes_calibrated, per_fold(0), {}, {}},
+      {"b",
+       "BayPrAnoMeta (discriminative; 1 inner step + Bayesian llr)",
+       bayes_calibrated,
+       per_fold(0),
+       {},
+       {}},
       {"c", "Proto-MAML (1 inner step + prototype distance)", proto_adapted, per_fold(1), {}, {}},
       {"d", "MAML (1 inner step + linear-head logit)", maml_adapted, per_fold(2), {}, {}},
-      {"e", "BayPrAnoMeta-trained embedding + PatchCore (coreset 100%)", without_calibration(patchcore), per_fold(0),
-       {}, {}},
-      {"p", "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative)",
-       learned_prior_bayes, per_fold(3), {}, {}},
+      {"e",
+       "BayPrAnoMeta-trained embedding + PatchCore (coreset 100%)",
+       without_calibration(patchcore),
+       per_fold(0),
+       {},
+       {}},
+      {"p",
+       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative)",
+       learned_prior_bayes,
+       per_fold(3),
+       {},
+       {}},
   };
   constexpr std::size_t ref_r = 0, ref_a = 1, ref_b = 3;
   for (auto& row : rows) {
@@ -479,21 +528,24 @@ int main(int argc, char** argv) try {
   }
 
   std::cerr << "meta_textures: evaluating " << rows.size() << " rows on "
-            << eval_shots.size() * eval_patterns.size() * static_cast<std::size_t>(args.episodes) << " episodes\n";
+            << eval_shots.size() * eval_patterns.size() * static_cast<std::size_t>(args.episodes)
+            << " episodes\n";
   const auto t_eval = Clock::now();
   for (std::size_t ki = 0; ki < eval_shots.size(); ++ki) {
     for (std::size_t c = 0; c < eval_patterns.size(); ++c) {
       for (int e = 0; e < args.episodes; ++e) {
-        const mt::ImageEpisode ep = mt::image_episode(eval_patterns, c, eval_shots[ki], e, args.seed);
+        const mt::ImageEpisode ep =
+            mt::image_episode(eval_patterns, c, eval_shots[ki], e, args.seed);
         for (auto& row : rows) {
           Eigen::VectorXd shared;
           if (row.theta.size() == 1) shared = row.score(*row.theta[0], ep.support, ep.queries);
           for (std::size_t fi = 0; fi < n_folds; ++fi) {
-            const Eigen::VectorXd s = row.theta.size() == 1 ? shared : row.score(*row.theta[fi], ep.support, ep.queries);
+            const Eigen::VectorXd s =
+                row.theta.size() == 1 ? shared : row.score(*row.theta[fi], ep.support, ep.queries);
             const int fold = args.folds[fi];
-            const auto [image, pixel] =
-                args.tune ? aurocs(s, ep, [fold](int t) { return t != fold; })
-                          : aurocs(s, ep, [fold](int t) { return t == fold; });
+            const auto [image, pixel] = args.tune
+                                            ? aurocs(s, ep, [fold](int t) { return t != fold; })
+                                            : aurocs(s, ep, [fold](int t) { return t == fold; });
             row.image[fi][ki].push_back(image);
             row.pixel[fi][ki].push_back(pixel);
           }
@@ -504,7 +556,8 @@ int main(int argc, char** argv) try {
   const double eval_seconds = std::chrono::duration<double>(Clock::now() - t_eval).count();
 
   // Per-episode values averaged over the evaluated folds.
-  const auto fold_mean = [&](const std::vector<std::vector<std::vector<double>>>& v, std::size_t ki) {
+  const auto fold_mean = [&](const std::vector<std::vector<std::vector<double>>>& v,
+                             std::size_t ki) {
     Eigen::VectorXd m = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(v[0][ki].size()));
     for (std::size_t fi = 0; fi < n_folds; ++fi) m += as_vector(v[fi][ki]);
     return Eigen::VectorXd(m / static_cast<double>(n_folds));
@@ -512,42 +565,58 @@ int main(int argc, char** argv) try {
 
   std::ostringstream md, csv;
   csv << "section,metric,fold,row,method,K,mean,lower,upper,episodes\n";
-  const auto csv_line = [&](const std::string& section, const std::string& metric, const std::string& fold,
-                            const Row& row, std::size_t ki, const baypr::MeanInterval& m) {
+  const auto csv_line = [&](const std::string& section, const std::string& metric,
+                            const std::string& fold, const Row& row, std::size_t ki,
+                            const baypr::MeanInterval& m) {
     csv.precision(6);
-    csv << section << "," << metric << "," << fold << "," << row.id << ",\"" << row.name << "\"," << eval_shots[ki]
-        << "," << m.mean << "," << m.lower << "," << m.upper << "," << m.count << "\n";
+    csv << section << "," << metric << "," << fold << "," << row.id << ",\"" << row.name << "\","
+        << eval_shots[ki] << "," << m.mean << "," << m.lower << "," << m.upper << "," << m.count
+        << "\n";
   };
   std::string fold_names;
-  for (const int f : args.folds) fold_names += (fold_names.empty() ? "" : ", ") + std::string(baypr::defect_name(types[static_cast<std::size_t>(f)]));
+  for (const int f : args.folds)
+    fold_names += (fold_names.empty() ? "" : ", ") +
+                  std::string(baypr::defect_name(types[static_cast<std::size_t>(f)]));
 
   md << "## Meta-training on textures: leave one defect type out\n\n"
-     << (args.tune ? "**Tuning run (--tune): validation patterns, the folds' *training* defect types; not a result.**\n\n"
+     << (args.tune ? "**Tuning run (--tune): validation patterns, the folds' *training* defect "
+                     "types; not a result.**\n\n"
                    : std::string())
-     << "Run: " << (args.quick ? "`--quick`" : "default") << ", folds (held-out defect type): " << fold_names << "; "
-     << args.epochs << " epoch(s) x " << args.steps << " updates x " << settings.meta_batch << " tasks per fold and method; "
-     << args.episodes << " evaluation episodes per " << (args.tune ? "validation" : "held-out") << " pattern and K, seed "
-     << args.seed << ".\n\n"
-     << "Patterns (" << all_patterns.size() << " eligible): " << (args.tune ? "validation (evaluated)" : "held out")
-     << ": " << names(eval_patterns) << ". Meta-train: " << split.train.size()
+     << "Run: " << (args.quick ? "`--quick`" : "default")
+     << ", folds (held-out defect type): " << fold_names << "; " << args.epochs << " epoch(s) x "
+     << args.steps << " updates x " << settings.meta_batch << " tasks per fold and method; "
+     << args.episodes << " evaluation episodes per " << (args.tune ? "validation" : "held-out")
+     << " pattern and K, seed " << args.seed << ".\n\n"
+     << "Patterns (" << all_patterns.size()
+     << " eligible): " << (args.tune ? "validation (evaluated)" : "held out") << ": "
+     << names(eval_patterns) << ". Meta-train: " << split.train.size()
      << (args.train_patterns == 0 ? " (every other eligible pattern)" : " (evenly spaced)")
-     << ". Validation" << (args.tune ? "" : " (per-epoch patch AUROC only)") << ": " << names(split.validation)
-     << ".\n\n"
-     << "Inputs: the benchmark's fixed 128-d patch descriptors (225 patches per 64 x 64 crop), standardised per "
+     << ". Validation" << (args.tune ? "" : " (per-epoch patch AUROC only)") << ": "
+     << names(split.validation) << ".\n\n"
+     << "Inputs: the benchmark's fixed 128-d patch descriptors (225 patches per 64 x 64 crop), "
+        "standardised per "
         "episode with the support patches' statistics. Embedding: Mlp::paper_head(128, 32), "
-     << embedding.parameter_count() << " parameters, the same initial parameters (seed " << args.seed
-     << ") for every row and fold (MAML: plus a zero linear head). Prior NIW(0, 0.01, d + 2, I); anomaly model "
-        "t(0, 100 I, 2). Training tasks: 5 normal crops x 32 support patches; queries 48 normal patches + up to 16 "
+     << embedding.parameter_count() << " parameters, the same initial parameters (seed "
+     << args.seed
+     << ") for every row and fold (MAML: plus a zero linear head). Prior NIW(0, 0.01, d + 2, I); "
+        "anomaly model "
+        "t(0, 100 I, 2). Training tasks: 5 normal crops x 32 support patches; queries 48 normal "
+        "patches + up to 16 "
         "defect patches of the fold's three training types; Adam lr "
-     << settings.lr << ", inner SGD " << settings.inner_steps << " step of " << settings.inner_lr << ", "
+     << settings.lr << ", inner SGD " << settings.inner_steps << " step of " << settings.inner_lr
+     << ", "
      << (settings.order == meta::MetaGradient::second_order ? "exact second-order" : "first-order")
      << " meta-gradients, SupCon " << settings.supcon << " (BayPrAnoMeta only).\n\n"
-     << "Evaluation: the texture benchmark's episodes (K normal support crops, all their patches), fold t keeps "
+     << "Evaluation: the texture benchmark's episodes (K normal support crops, all their patches), "
+        "fold t keeps "
      << (args.tune ? "the 12 normal and the 12 training-type defect queries"
                    : "the 12 normal and the 4 type-t defect queries")
-     << "; image score = max patch score, pixel map = mean of the covering patches' scores. Every row scores the "
-        "same episodes. \"All folds\": each episode's value averaged over the folds, then mean [95% t interval] over "
-        "episodes. (r), (a), (a') see no defects, so differ between folds only through the query subset.\n\n";
+     << "; image score = max patch score, pixel map = mean of the covering patches' scores. Every "
+        "row scores the "
+        "same episodes. \"All folds\": each episode's value averaged over the folds, then mean "
+        "[95% t interval] over "
+        "episodes. (r), (a), (a') see no defects, so differ between folds only through the query "
+        "subset.\n\n";
 
   const auto metric_section = [&](const char* title, const char* metric, bool image) {
     md << "### " << title << ", all folds\n\n| row |";
@@ -583,7 +652,8 @@ int main(int argc, char** argv) try {
 
   md << "### Per fold (held-out type), image / pixel AUROC, mean over episodes\n\n| row |";
   for (const Eigen::Index k : eval_shots) {
-    for (const int f : args.folds) md << " " << baypr::defect_name(types[static_cast<std::size_t>(f)]) << ", K = " << k << " |";
+    for (const int f : args.folds)
+      md << " " << baypr::defect_name(types[static_cast<std::size_t>(f)]) << ", K = " << k << " |";
   }
   md << "\n|---|";
   for (std::size_t i = 0; i < eval_shots.size() * n_folds; ++i) md << "---|";
@@ -603,7 +673,8 @@ int main(int argc, char** argv) try {
     md << "\n";
   }
   md << "\n### Paired differences, all folds (image AUROC / pixel AUROC)\n\n| difference |";
-  for (const Eigen::Index k : eval_shots) md << " image, K = " << k << " | pixel, K = " << k << " |";
+  for (const Eigen::Index k : eval_shots)
+    md << " image, K = " << k << " | pixel, K = " << k << " |";
   md << "\n|---|";
   for (std::size_t i = 0; i < 2 * eval_shots.size(); ++i) md << "---|";
   md << "\n";
@@ -616,33 +687,38 @@ int main(int argc, char** argv) try {
         const auto& w = image ? rows[ref].image : rows[ref].pixel;
         const auto m = baypr::mean_interval(Eigen::VectorXd(fold_mean(v, ki) - fold_mean(w, ki)));
         md << " " << cell(m, true) << " |";
-        csv_line("paired_" + rows[r].id + "_vs_" + rows[ref].id, image ? "image_auroc" : "pixel_auroc", "all", rows[r],
-                 ki, m);
+        csv_line("paired_" + rows[r].id + "_vs_" + rows[ref].id,
+                 image ? "image_auroc" : "pixel_auroc", "all", rows[r], ki, m);
       }
     }
     md << "\n";
   }
 
-  md << "\n### Training\n\n| fold (held out) | method | seconds | first-epoch outer loss | last-epoch outer loss | "
+  md << "\n### Training\n\n| fold (held out) | method | seconds | first-epoch outer loss | "
+        "last-epoch outer loss | "
         "validation patch AUROC before -> best -> last |\n|---|---|---|---|---|---|\n";
   for (const auto& t : trained) {
     const auto& h = t.result.history;
     double best = t.result.initial_validation;
     for (const auto& r : h) best = std::max(best, r.validation);
-    md << "| " << baypr::defect_name(types[static_cast<std::size_t>(t.fold)]) << " | " << t.name << " | "
-       << fixed(t.seconds, 1) << " | " << (h.empty() ? std::string("-") : fixed(h.front().outer_loss, 4)) << " | "
+    md << "| " << baypr::defect_name(types[static_cast<std::size_t>(t.fold)]) << " | " << t.name
+       << " | " << fixed(t.seconds, 1) << " | "
+       << (h.empty() ? std::string("-") : fixed(h.front().outer_loss, 4)) << " | "
        << (h.empty() ? std::string("-") : fixed(h.back().outer_loss, 4)) << " | "
        << fixed(t.result.initial_validation) << " -> " << fixed(best) << " -> "
        << (h.empty() ? std::string("-") : fixed(h.back().validation)) << " |\n";
   }
-  md << "\ntrain() returns the best-validation parameters (the start included), and those are evaluated. Outer losses are not comparable across "
-        "methods (BayPrAnoMeta: discriminative + SupCon; the learned prior: discriminative; the others: logistic). "
+  md << "\ntrain() returns the best-validation parameters (the start included), and those are "
+        "evaluated. Outer losses are not comparable across "
+        "methods (BayPrAnoMeta: discriminative + SupCon; the learned prior: discriminative; the "
+        "others: logistic). "
         "Validation: "
-     << validation_tasks << " fixed patch-level tasks on the validation patterns with the fold's training types, each "
+     << validation_tasks
+     << " fixed patch-level tasks on the validation patterns with the fold's training types, each "
         "method's own score after its inner step.\n\nPatterns loaded in "
      << fixed(load_seconds, 1) << " s, training " << fixed(train_seconds, 1) << " s, evaluation "
-     << fixed(eval_seconds, 1) << " s, total " << fixed(std::chrono::duration<double>(Clock::now() - t_start).count(), 1)
-     << " s.\n";
+     << fixed(eval_seconds, 1) << " s, total "
+     << fixed(std::chrono::duration<double>(Clock::now() - t_start).count(), 1) << " s.\n";
 
   std::cout << md.str();
   if (!args.out.empty()) {

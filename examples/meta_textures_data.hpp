@@ -5,7 +5,7 @@
 // meta_textures.cpp's header comment for why each choice.
 //
 //   meta_textures::load_patterns(dir)              eligible GIMP patterns, grey, in path order
-//   meta_textures::split_patterns(all, n)          held-out (the benchmark's 4) / train / validation
+//   meta_textures::split_patterns(all, n)          held-out (the benchmark's 4), train, validation
 //   meta_textures::standardise(support, queries)   with the support's patch mean and sd
 //   meta_textures::patch_coverage(mask, grid)      fraction of each patch inside a defect mask
 //   meta_textures::defect_patches(coverage)        the patches labelled anomalous in training
@@ -42,7 +42,8 @@ inline constexpr Eigen::Index eval_normal_queries = 12, eval_anomalous_per_type 
 inline const std::string default_pattern_dir = "/usr/share/gimp/2.0/patterns";
 
 inline const baypr::PatchFeatureOptions& features() {
-  static const baypr::PatchFeatureOptions options;  // 8 x 8 patches, stride 4, 16 x 16 context: 128-d
+  static const baypr::PatchFeatureOptions
+      options;  // 8 x 8 patches, stride 4, 16 x 16 context: 128-d
   return options;
 }
 
@@ -60,7 +61,8 @@ inline std::vector<TextureCategory> load_patterns(const std::string& dir) {
     Eigen::ArrayXXd grey = baypr::pattern_to_grey(pattern);
     const double sd = std::sqrt((grey - grey.mean()).square().mean());
     if (sd < 0.02) continue;
-    all.push_back({std::filesystem::relative(path, dir).replace_extension().string(), std::move(grey)});
+    all.push_back(
+        {std::filesystem::relative(path, dir).replace_extension().string(), std::move(grey)});
   }
   return all;
 }
@@ -71,8 +73,9 @@ inline std::vector<std::size_t> evenly_spaced(std::size_t n, std::size_t count) 
   if (count == 0 || n == 0) return out;
   if (count == 1) return {0};
   for (std::size_t i = 0; i < count; ++i) {
-    out.push_back(static_cast<std::size_t>(std::lround(static_cast<double>(i) * (static_cast<double>(n) - 1.0) /
-                                                       (static_cast<double>(count) - 1.0))));
+    out.push_back(static_cast<std::size_t>(
+        std::lround(static_cast<double>(i) * (static_cast<double>(n) - 1.0) /
+                    (static_cast<double>(count) - 1.0))));
   }
   return out;
 }
@@ -84,13 +87,14 @@ struct PatternSplit {
 // Held out: the benchmark's 4 default categories (4 evenly spaced in path order). Of the rest,
 // validation_count evenly spaced ones validate and the others meta-train (train_count > 0: only
 // that many of them, evenly spaced). Fixed by rule, not by results.
-inline PatternSplit split_patterns(const std::vector<TextureCategory>& all, std::size_t train_count = 0,
-                                   std::size_t validation_count = 4) {
+inline PatternSplit split_patterns(const std::vector<TextureCategory>& all,
+                                   std::size_t train_count = 0, std::size_t validation_count = 4) {
   constexpr std::size_t held_out_count = 4;
-  const std::size_t needed = held_out_count + validation_count + std::max<std::size_t>(train_count, 2);
+  const std::size_t needed =
+      held_out_count + validation_count + std::max<std::size_t>(train_count, 2);
   if (all.size() < needed) {
-    throw std::runtime_error("meta_textures: need " + std::to_string(needed) + " usable patterns, found " +
-                             std::to_string(all.size()));
+    throw std::runtime_error("meta_textures: need " + std::to_string(needed) +
+                             " usable patterns, found " + std::to_string(all.size()));
   }
   PatternSplit s;
   std::vector<bool> taken(all.size(), false);
@@ -114,7 +118,8 @@ inline PatternSplit split_patterns(const std::vector<TextureCategory>& all, std:
   if (train_count == 0 || train_count >= train.size()) {
     s.train = std::move(train);
   } else {
-    for (const std::size_t j : evenly_spaced(train.size(), train_count)) s.train.push_back(train[j]);
+    for (const std::size_t j : evenly_spaced(train.size(), train_count))
+      s.train.push_back(train[j]);
   }
   return s;
 }
@@ -139,7 +144,8 @@ inline Eigen::VectorXd patch_coverage(const baypr::DefectMask& mask, const baypr
   for (Eigen::Index gi = 0; gi < g.rows; ++gi) {
     for (Eigen::Index gj = 0; gj < g.cols; ++gj) {
       out(gi * g.cols + gj) =
-          static_cast<double>(mask.block(gi * g.stride, gj * g.stride, g.patch, g.patch).count()) / area;
+          static_cast<double>(mask.block(gi * g.stride, gj * g.stride, g.patch, g.patch).count()) /
+          area;
     }
   }
   return out;
@@ -168,8 +174,8 @@ inline std::vector<Eigen::Index> iota(Eigen::Index n) {
 }
 
 // A cut_paste source other than pattern c, drawn as the benchmark draws it.
-inline const Eigen::ArrayXXd* other_texture(const std::vector<TextureCategory>& patterns, std::size_t c,
-                                            std::mt19937_64& rng) {
+inline const Eigen::ArrayXXd* other_texture(const std::vector<TextureCategory>& patterns,
+                                            std::size_t c, std::mt19937_64& rng) {
   auto o = static_cast<std::size_t>(baypr::uniform_below(rng, patterns.size() - 1));
   if (o >= c) ++o;
   return &patterns[o].texture;
@@ -189,14 +195,16 @@ struct PatchTaskShape {
 // Patch-level one-class tasks over some patterns and defect types (meta::train's Sampler).
 class PatchTaskSampler {
  public:
-  PatchTaskSampler(std::vector<TextureCategory> patterns, std::vector<DefectType> types, PatchTaskShape shape)
+  PatchTaskSampler(std::vector<TextureCategory> patterns, std::vector<DefectType> types,
+                   PatchTaskShape shape)
       : patterns_(std::move(patterns)), types_(std::move(types)), shape_(shape) {
-    if (patterns_.size() < 2) throw std::invalid_argument("PatchTaskSampler: needs >= 2 patterns (cut_paste)");
+    if (patterns_.size() < 2)
+      throw std::invalid_argument("PatchTaskSampler: needs >= 2 patterns (cut_paste)");
     if (types_.empty()) throw std::invalid_argument("PatchTaskSampler: needs >= 1 defect type");
     const Eigen::Index p = grid().count();
-    if (shape_.shots < 1 || shape_.support_patches < 1 || shape_.support_patches > p || shape_.normal_images < 1 ||
-        shape_.normal_patches < 1 || shape_.normal_patches > p || shape_.anomalous_images < 1 ||
-        shape_.anomalous_patches < 1) {
+    if (shape_.shots < 1 || shape_.support_patches < 1 || shape_.support_patches > p ||
+        shape_.normal_images < 1 || shape_.normal_patches < 1 || shape_.normal_patches > p ||
+        shape_.anomalous_images < 1 || shape_.anomalous_patches < 1) {
       throw std::invalid_argument("PatchTaskSampler: bad task shape");
     }
   }
@@ -207,26 +215,33 @@ class PatchTaskSampler {
     const Eigen::Index p = grid().count(), d = baypr::patch_feature_dim(features());
     Eigen::MatrixXd support_all(shape_.shots * p, d);
     for (Eigen::Index i = 0; i < shape_.shots; ++i)
-      support_all.middleRows(i * p, p) = baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
+      support_all.middleRows(i * p, p) =
+          baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
     std::vector<Eigen::Index> support_rows;
     for (Eigen::Index i = 0; i < shape_.shots; ++i) {
-      for (const Eigen::Index r : baypr::sample_without_replacement(iota(p), shape_.support_patches, rng))
+      for (const Eigen::Index r :
+           baypr::sample_without_replacement(iota(p), shape_.support_patches, rng))
         support_rows.push_back(i * p + r);
     }
     std::vector<Eigen::MatrixXd> parts;
     Eigen::Index normal = 0, anomalous = 0;
     for (Eigen::Index i = 0; i < shape_.normal_images; ++i) {
-      const Eigen::MatrixXd f = baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
-      parts.push_back(rows_of(f, baypr::sample_without_replacement(iota(p), shape_.normal_patches, rng)));
+      const Eigen::MatrixXd f =
+          baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
+      parts.push_back(
+          rows_of(f, baypr::sample_without_replacement(iota(p), shape_.normal_patches, rng)));
       normal += shape_.normal_patches;
     }
     for (Eigen::Index i = 0; i < shape_.anomalous_images; ++i) {
-      const DefectType type = types_[static_cast<std::size_t>(baypr::uniform_below(rng, types_.size()))];
+      const DefectType type =
+          types_[static_cast<std::size_t>(baypr::uniform_below(rng, types_.size()))];
       const Eigen::ArrayXXd base = baypr::normal_crop(texture, image_size, rng);
-      const Eigen::ArrayXXd* other = type == DefectType::cut_paste ? other_texture(patterns_, c, rng) : nullptr;
+      const Eigen::ArrayXXd* other =
+          type == DefectType::cut_paste ? other_texture(patterns_, c, rng) : nullptr;
       const baypr::DefectImage defect = baypr::add_defect(base, type, rng, other);
       const auto eligible = defect_patches(patch_coverage(defect.mask, grid()));
-      const Eigen::Index take = std::min<Eigen::Index>(shape_.anomalous_patches, static_cast<Eigen::Index>(eligible.size()));
+      const Eigen::Index take = std::min<Eigen::Index>(shape_.anomalous_patches,
+                                                       static_cast<Eigen::Index>(eligible.size()));
       parts.push_back(rows_of(baypr::patch_features(defect.image, features()),
                               baypr::sample_without_replacement(eligible, take, rng)));
       anomalous += take;
@@ -267,31 +282,36 @@ struct ImageEpisode {
 // TextureOptions (seed from (seed, c, K, e); K support crops; 12 normal crops; 4 defect images
 // per type in all_defect_types() order, cut_paste from another of `patterns`), so with the
 // benchmark's categories and seed these are exactly its images.
-inline ImageEpisode image_episode(const std::vector<TextureCategory>& patterns, std::size_t c, Eigen::Index k,
-                                  int e, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::derive_seed(
-      seed, {static_cast<std::uint64_t>(c), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
+inline ImageEpisode image_episode(const std::vector<TextureCategory>& patterns, std::size_t c,
+                                  Eigen::Index k, int e, std::uint64_t seed) {
+  std::mt19937_64 rng(
+      baypr::derive_seed(seed, {static_cast<std::uint64_t>(c), static_cast<std::uint64_t>(k),
+                                static_cast<std::uint64_t>(e)}));
   const Eigen::ArrayXXd& texture = patterns[c].texture;
   const auto types = baypr::all_defect_types();
   const Eigen::Index p = grid().count(), d = baypr::patch_feature_dim(features());
-  const Eigen::Index n_queries = eval_normal_queries + eval_anomalous_per_type * static_cast<Eigen::Index>(types.size());
+  const Eigen::Index n_queries =
+      eval_normal_queries + eval_anomalous_per_type * static_cast<Eigen::Index>(types.size());
   ImageEpisode ep;
   ep.pattern = c;
   ep.shots = k;
   ep.support.resize(k * p, d);
   ep.queries.resize(n_queries * p, d);
   for (Eigen::Index i = 0; i < k; ++i)
-    ep.support.middleRows(i * p, p) = baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
+    ep.support.middleRows(i * p, p) =
+        baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
   Eigen::Index q = 0;
   for (; q < eval_normal_queries; ++q) {
-    ep.queries.middleRows(q * p, p) = baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
+    ep.queries.middleRows(q * p, p) =
+        baypr::patch_features(baypr::normal_crop(texture, image_size, rng), features());
     ep.masks.push_back(baypr::DefectMask::Constant(image_size, image_size, false));
     ep.query_types.push_back(-1);
   }
   for (std::size_t t = 0; t < types.size(); ++t) {
     for (Eigen::Index i = 0; i < eval_anomalous_per_type; ++i, ++q) {
       const Eigen::ArrayXXd base = baypr::normal_crop(texture, image_size, rng);
-      const Eigen::ArrayXXd* other = types[t] == DefectType::cut_paste ? other_texture(patterns, c, rng) : nullptr;
+      const Eigen::ArrayXXd* other =
+          types[t] == DefectType::cut_paste ? other_texture(patterns, c, rng) : nullptr;
       baypr::DefectImage defect = baypr::add_defect(base, types[t], rng, other);
       ep.queries.middleRows(q * p, p) = baypr::patch_features(defect.image, features());
       ep.masks.push_back(std::move(defect.mask));

@@ -1,8 +1,8 @@
 // Meta-training on Fashion-MNIST: does BayPrAnoMeta (or Proto-MAML, or MAML) improve held-out
 // one-class few-shot AUROC over the same embedding left untrained, and which objective does?
 //
-//   meta_training [--quick] [--out DIR] [--seeds N] [--epochs N] [--patience P] [--steps S] [--eval-episodes E]
-//                 [--seed S] [--log FILE] [--checkpoints DIR] [--resume]
+//   meta_training [--quick] [--out DIR] [--seeds N] [--epochs N] [--patience P] [--steps S]
+//                 [--eval-episodes E] [--seed S] [--log FILE] [--checkpoints DIR] [--resume]
 //                 [--lr A] [--inner-lr B] [--meta-batch M] [--order first|second] [--supcon W]
 //                 [--data DIR]
 //
@@ -60,13 +60,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
-#include <tuple>
-#include <iostream>
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cli_args.hpp"
@@ -98,11 +98,14 @@ struct Args {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::cerr << "meta_training: " << why << "\n"
-            << "usage: meta_training [--quick] [--out DIR] [--seeds N] [--epochs N] [--patience P] [--steps S] "
-               "[--eval-episodes E] [--seed S]\n"
-            << "                     [--log FILE] [--checkpoints DIR] [--resume] [--lr A] [--inner-lr B]\n"
-            << "                     [--meta-batch M] [--order first|second] [--supcon W] [--data DIR]\n";
+  std::cerr
+      << "meta_training: " << why << "\n"
+      << "usage: meta_training [--quick] [--out DIR] [--seeds N] [--epochs N] [--patience P] "
+         "[--steps S] "
+         "[--eval-episodes E] [--seed S]\n"
+      << "                     [--log FILE] [--checkpoints DIR] [--resume] [--lr A] [--inner-lr "
+         "B]\n"
+      << "                     [--meta-batch M] [--order first|second] [--supcon W] [--data DIR]\n";
   std::exit(2);
 }
 
@@ -171,7 +174,8 @@ Args parse(int argc, char** argv) {
 
 // Scores of one episode's queries for parameters (a method's own layout: theta, theta + rho, beta,
 // theta + anomaly coordinates, or theta + MAML head).
-using Scorer = std::function<Eigen::VectorXd(const Eigen::VectorXd& params, const meta::MetaEpisode&)>;
+using Scorer =
+    std::function<Eigen::VectorXd(const Eigen::VectorXd& params, const meta::MetaEpisode&)>;
 using Step = std::function<meta::MetaStep(const Eigen::VectorXd& params, const meta::MetaEpisode&)>;
 
 std::filesystem::path tagged(const std::string& path, const std::string& tag) {
@@ -188,7 +192,8 @@ std::string fixed(double v, int digits = 3) {
 
 std::string cell(const baypr::MeanInterval& m, bool sign = false) {
   char buf[80];
-  std::snprintf(buf, sizeof buf, sign ? "%+.3f [%+.3f, %+.3f]" : "%.3f [%.3f, %.3f]", m.mean, m.lower, m.upper);
+  std::snprintf(buf, sizeof buf, sign ? "%+.3f [%+.3f, %+.3f]" : "%.3f [%.3f, %.3f]", m.mean,
+                m.lower, m.upper);
   return buf;
 }
 
@@ -224,7 +229,8 @@ struct Method {
   Scorer score;
   bool calibrated = false;  // params = [theta; rho; beta] (or [prior coordinates; rho; beta])
   bool learned_anomaly = false;
-  bool prior_only = false;  // params = [prior coordinates; rho; beta], the embedding frozen at theta_0
+  bool prior_only =
+      false;  // params = [prior coordinates; rho; beta], the embedding frozen at theta_0
 };
 
 struct Trained {
@@ -265,9 +271,10 @@ int main(int argc, char** argv) try {
   };
   // The same score with a per-seed type-II maximum likelihood prior (set before each evaluation).
   std::optional<baypr::NiwPrior<double>> ml_prior_untrained, ml_prior_trained;
-  const auto bayes_ml = [&](const std::optional<baypr::NiwPrior<double>>& ml, const meta::AdaptOptions& o,
-                            bool calibrated) -> Scorer {
-    return [&embedding, &ml, &anomaly, o, calibrated](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
+  const auto bayes_ml = [&](const std::optional<baypr::NiwPrior<double>>& ml,
+                            const meta::AdaptOptions& o, bool calibrated) -> Scorer {
+    return [&embedding, &ml, &anomaly, o, calibrated](const Eigen::VectorXd& params,
+                                                      const meta::MetaEpisode& e) {
       const Eigen::VectorXd theta = calibrated ? meta::split_calibration(params).first : params;
       const auto a = meta::adapt(embedding, theta, e.support, *ml, o);
       return meta::bayes_scores(embedding, a.params, e.support, e.queries, *ml, anomaly);
@@ -312,13 +319,16 @@ int main(int argc, char** argv) try {
     m.calibrated = true;
     m.start = [&](const Eigen::VectorXd& theta0) {
       return meta::with_calibration(
-          theta0, mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, current_seed));
+          theta0,
+          mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, current_seed));
     };
     const meta::OuterOptions outer = outer_for(objective);
     m.make_step = [&embedding, &prior, &anomaly, &adapt_options, &settings, outer]() -> Step {
       auto stepper = std::make_shared<meta::MetaStepper<meta::Mlp>>(embedding);
-      return [=, &prior, &anomaly, &adapt_options, &settings](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
-        return meta::calibrated_meta_step(*stepper, joint, e, prior, anomaly, adapt_options, settings.order, outer);
+      return [=, &prior, &anomaly, &adapt_options, &settings](const Eigen::VectorXd& joint,
+                                                              const meta::MetaEpisode& e) {
+        return meta::calibrated_meta_step(*stepper, joint, e, prior, anomaly, adapt_options,
+                                          settings.order, outer);
       };
     };
     m.score = bayes(adapt_options, true, false);
@@ -335,24 +345,30 @@ int main(int argc, char** argv) try {
     const meta::OuterOptions outer = outer_for(meta::Objective::generative);
     m.make_step = [&embedding, &prior, &anomaly, &adapt_options, &settings, outer]() -> Step {
       auto stepper = std::make_shared<meta::MetaStepper<meta::Mlp>>(embedding);
-      return [=, &prior, &anomaly, &adapt_options, &settings](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
+      return [=, &prior, &anomaly, &adapt_options, &settings](const Eigen::VectorXd& theta,
+                                                              const meta::MetaEpisode& e) {
         return stepper->step(theta, e, prior, anomaly, adapt_options, settings.order, outer);
       };
     };
     m.score = bayes(adapt_options, false, false);
     methods.push_back(std::move(m));
   }
-  methods.push_back(calibrated_method("ranking", "BayPrAnoMeta, ranking objective", meta::Objective::ranking));
+  methods.push_back(
+      calibrated_method("ranking", "BayPrAnoMeta, ranking objective", meta::Objective::ranking));
   {
     Method m;
     m.tag = "learned_anomaly";
     m.name = "BayPrAnoMeta (discriminative), anomaly model learned";
     m.learned_anomaly = true;
-    m.start = [&anomaly](const Eigen::VectorXd& theta0) { return meta::joint_parameters(theta0, anomaly); };
+    m.start = [&anomaly](const Eigen::VectorXd& theta0) {
+      return meta::joint_parameters(theta0, anomaly);
+    };
     const meta::OuterOptions outer = outer_for(meta::Objective::discriminative);
     m.make_step = [&embedding, &prior, &adapt_options, &settings, outer]() -> Step {
-      return [=, &embedding, &prior, &adapt_options, &settings](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
-        return meta::learned_anomaly_meta_step(embedding, joint, e, prior, adapt_options, settings.order, outer);
+      return [=, &embedding, &prior, &adapt_options, &settings](const Eigen::VectorXd& joint,
+                                                                const meta::MetaEpisode& e) {
+        return meta::learned_anomaly_meta_step(embedding, joint, e, prior, adapt_options,
+                                               settings.order, outer);
       };
     };
     m.score = bayes(adapt_options, false, true);
@@ -375,7 +391,9 @@ int main(int argc, char** argv) try {
     Method m;
     m.tag = "maml";
     m.name = "MAML";
-    m.start = [&embedding](const Eigen::VectorXd& theta0) { return meta::maml_initial_parameters(embedding, theta0); };
+    m.start = [&embedding](const Eigen::VectorXd& theta0) {
+      return meta::maml_initial_parameters(embedding, theta0);
+    };
     m.make_step = [&embedding, &adapt_options, &settings]() -> Step {
       return [&](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
         return meta::maml_step(embedding, params, e, adapt_options, settings.order);
@@ -394,16 +412,20 @@ int main(int argc, char** argv) try {
     m.prior_only = true;
     m.start = [&](const Eigen::VectorXd& theta0) {
       return meta::prior_joint_parameters(
-          prior, mf::initial_calibration(embedding, theta0, sampler, prior, no_adaptation, current_seed));
+          prior,
+          mf::initial_calibration(embedding, theta0, sampler, prior, no_adaptation, current_seed));
     };
     const meta::OuterOptions outer = outer_for(meta::Objective::discriminative);
     m.make_step = [&embedding, &anomaly, &current_theta0, outer]() -> Step {
-      return [&embedding, &anomaly, &current_theta0, outer](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+      return [&embedding, &anomaly, &current_theta0, outer](const Eigen::VectorXd& joint,
+                                                            const meta::MetaEpisode& e) {
         return meta::learned_prior_step(embedding.forward(current_theta0, e.support),
-                                        embedding.forward(current_theta0, e.queries), e.labels, joint, anomaly, outer);
+                                        embedding.forward(current_theta0, e.queries), e.labels,
+                                        joint, anomaly, outer);
       };
     };
-    m.score = [&embedding, &anomaly, &current_theta0](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+    m.score = [&embedding, &anomaly, &current_theta0](const Eigen::VectorXd& joint,
+                                                      const meta::MetaEpisode& e) {
       const auto learned = meta::split_prior_joint(joint).first;
       return meta::bayes_scores(embedding, current_theta0, e.support, e.queries, learned, anomaly);
     };
@@ -417,7 +439,8 @@ int main(int argc, char** argv) try {
     Scorer score;
     int method = -1;  // index into methods (-1: untrained theta_0)
     std::vector<Eigen::VectorXd> auroc;
-    bool calibrated = false;  // the score is the calibrated llr: report the ECE of its probabilities
+    bool calibrated =
+        false;  // the score is the calibrated llr: report the ECE of its probabilities
   };
   std::vector<Row> rows = {
       {"a", "untrained + Bayesian llr (0 inner steps)", bayes(no_adaptation, false, false), -1, {}},
@@ -426,13 +449,25 @@ int main(int argc, char** argv) try {
   };
   const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml", "lp"};
   for (std::size_t m = 0; m < methods.size(); ++m) {
-    rows.push_back({ids[m], methods[m].name, methods[m].score, static_cast<int>(m), {}, methods[m].calibrated});
+    rows.push_back({ids[m],
+                    methods[m].name,
+                    methods[m].score,
+                    static_cast<int>(m),
+                    {},
+                    methods[m].calibrated});
   }
-  rows.push_back({"e", "(b)'s embedding + PatchCore (coreset 100%, no inner step)", patchcore(true), 0, {}});
-  rows.push_back({"ml", "untrained + Bayesian llr, type-II ML prior (fit_prior, meta-train support sets)",
-                  bayes_ml(ml_prior_untrained, no_adaptation, false), -1, {}});
-  rows.push_back({"b-ml", "(b) with its prior refitted by type-II ML on its own embedding",
-                  bayes_ml(ml_prior_trained, adapt_options, true), 0, {}});
+  rows.push_back(
+      {"e", "(b)'s embedding + PatchCore (coreset 100%, no inner step)", patchcore(true), 0, {}});
+  rows.push_back({"ml",
+                  "untrained + Bayesian llr, type-II ML prior (fit_prior, meta-train support sets)",
+                  bayes_ml(ml_prior_untrained, no_adaptation, false),
+                  -1,
+                  {}});
+  rows.push_back({"b-ml",
+                  "(b) with its prior refitted by type-II ML on its own embedding",
+                  bayes_ml(ml_prior_trained, adapt_options, true),
+                  0,
+                  {}});
   std::vector<std::size_t> k_count(eval_shots.size(), 0);
   std::vector<int> groups_of_k[2];
   for (std::size_t k = 0; k < eval_shots.size(); ++k) {
@@ -448,10 +483,12 @@ int main(int argc, char** argv) try {
     }
   }
   // Calibration of the calibrated rows: probabilities and labels of every held-out query.
-  std::vector<std::vector<double>> ece_sum(methods.size(), std::vector<double>(eval_shots.size(), 0.0));
+  std::vector<std::vector<double>> ece_sum(methods.size(),
+                                           std::vector<double>(eval_shots.size(), 0.0));
 
   struct Summary {
-    double seconds = 0, initial_validation = 0, best_validation = 0, best_epoch = 0, last_validation = 0;
+    double seconds = 0, initial_validation = 0, best_validation = 0, best_epoch = 0,
+           last_validation = 0;
     double gamma_rms = 0;
     std::vector<meta::VagueAnomalyModel> learned;
     std::vector<meta::Calibration> calibrations;
@@ -478,7 +515,8 @@ int main(int argc, char** argv) try {
       options.seed = current_seed;
       options.adam.lr = settings.lr;
       options.log_path = tagged(args.log, tag);
-      if (!args.checkpoints.empty()) options.checkpoint_dir = std::filesystem::path(args.checkpoints) / tag;
+      if (!args.checkpoints.empty())
+        options.checkpoint_dir = std::filesystem::path(args.checkpoints) / tag;
       options.resume = args.resume;
       options.patience = args.patience;
       options.observer = meta::progress_bar();
@@ -498,18 +536,23 @@ int main(int argc, char** argv) try {
       s.initial_validation += result.initial_validation;
       s.best_validation += result.best_validation;
       s.best_epoch += result.best_epoch;
-      s.last_validation += result.history.empty() ? result.initial_validation : result.history.back().validation;
+      s.last_validation +=
+          result.history.empty() ? result.initial_validation : result.history.back().validation;
       s.gamma_rms += gamma_rms(method.prior_only ? theta0 : result.theta);
-      if (method.learned_anomaly) s.learned.push_back(meta::split_joint_parameters(result.theta).second);
+      if (method.learned_anomaly)
+        s.learned.push_back(meta::split_joint_parameters(result.theta).second);
       if (method.calibrated) s.calibrations.push_back(meta::split_calibration(result.theta).second);
       trained[m] = result.theta;
     }
     ml_prior_untrained = mf::type2_prior(embedding, theta0, data, current_seed).prior;
-    ml_prior_trained = mf::type2_prior(embedding, meta::split_calibration(trained[0]).first, data, current_seed).prior;
-    std::cerr << "meta_training: seed " << current_seed << ", evaluating " << rows.size() << " rows on "
-              << evaluation.size() << " episodes\n";
+    ml_prior_trained =
+        mf::type2_prior(embedding, meta::split_calibration(trained[0]).first, data, current_seed)
+            .prior;
+    std::cerr << "meta_training: seed " << current_seed << ", evaluating " << rows.size()
+              << " rows on " << evaluation.size() << " episodes\n";
     for (auto& row : rows) {
-      const Eigen::VectorXd& params = row.method < 0 ? theta0 : trained[static_cast<std::size_t>(row.method)];
+      const Eigen::VectorXd& params =
+          row.method < 0 ? theta0 : trained[static_cast<std::size_t>(row.method)];
       for (std::size_t k = 0; k < eval_shots.size(); ++k) {
         Eigen::Index i = 0;
         std::vector<double> probabilities;
@@ -519,13 +562,15 @@ int main(int argc, char** argv) try {
           const Eigen::VectorXd s = row.score(params, e.episode);
           row.auroc[k](i++) += baypr::auroc(s, e.labels);
           if (row.calibrated) {
-            const Eigen::VectorXd p = meta::anomaly_probability(s, meta::split_calibration(params).second);
+            const Eigen::VectorXd p =
+                meta::anomaly_probability(s, meta::split_calibration(params).second);
             probabilities.insert(probabilities.end(), p.data(), p.data() + p.size());
             labels.insert(labels.end(), e.episode.labels.begin(), e.episode.labels.end());
           }
         }
         if (!probabilities.empty()) {
-          ece_sum[static_cast<std::size_t>(row.method)][k] += expected_calibration_error(probabilities, labels);
+          ece_sum[static_cast<std::size_t>(row.method)][k] +=
+              expected_calibration_error(probabilities, labels);
         }
       }
     }
@@ -542,31 +587,39 @@ int main(int argc, char** argv) try {
 
   std::ostringstream md, csv;
   csv << "section,row,method,K,mean,lower,upper,episodes\n";
-  const auto csv_line = [&](const std::string& section, const Row& row, std::size_t k, const baypr::MeanInterval& m) {
+  const auto csv_line = [&](const std::string& section, const Row& row, std::size_t k,
+                            const baypr::MeanInterval& m) {
     std::ostringstream s;
     s.precision(6);
-    s << section << "," << row.id << ",\"" << row.name << "\"," << eval_shots[k] << "," << m.mean << "," << m.lower
-      << "," << m.upper << "," << m.count << "\n";
+    s << section << "," << row.id << ",\"" << row.name << "\"," << eval_shots[k] << "," << m.mean
+      << "," << m.lower << "," << m.upper << "," << m.count << "\n";
     csv << s.str();
   };
   const int per_k = static_cast<int>(mf::held_out_classes.size()) * args.eval_episodes;
   md << "## Meta-training on Fashion-MNIST: held-out one-class few-shot AUROC\n\n"
-     << "Run: " << (args.quick ? "`--quick`" : "default") << ", " << args.seeds << " training seed(s) ("
-     << args.seed << ".." << args.seed + static_cast<std::uint64_t>(args.seeds - 1) << ") x " << args.epochs
-     << " epoch(s) (stopping after " << args.patience << " without a new best validation) x " << args.steps
-     << " updates x " << settings.meta_batch << " episodes per method; "
+     << "Run: " << (args.quick ? "`--quick`" : "default") << ", " << args.seeds
+     << " training seed(s) (" << args.seed << ".."
+     << args.seed + static_cast<std::uint64_t>(args.seeds - 1) << ") x " << args.epochs
+     << " epoch(s) (stopping after " << args.patience << " without a new best validation) x "
+     << args.steps << " updates x " << settings.meta_batch << " episodes per method; "
      << args.eval_episodes << " evaluation episodes per held-out class and K.\n\n"
      << "Inputs: standardised pixels projected 784 -> " << mf::projected_dim
-     << " (fixed Gaussian, seed 1); no pretrained network. Embedding: Mlp::paper_head(" << mf::projected_dim << ", "
-     << mf::embedding_dim << "), " << embedding.parameter_count()
-     << " parameters, the same initial parameters for every method of a seed. Meta-train classes 0-2 (training "
-        "split); validation classes 3-5 (held-out protocol, classes never trained on: picks each run's best epoch); "
+     << " (fixed Gaussian, seed 1); no pretrained network. Embedding: Mlp::paper_head("
+     << mf::projected_dim << ", " << mf::embedding_dim << "), " << embedding.parameter_count()
+     << " parameters, the same initial parameters for every method of a seed. Meta-train classes "
+        "0-2 (training "
+        "split); validation classes 3-5 (held-out protocol, classes never trained on: picks each "
+        "run's best epoch); "
         "held-out classes 6-9. Prior NIW(0, 0.01, d + 2, I); anomaly model t(0, 100 I, 2). Adam lr "
-     << settings.lr << ", inner SGD " << settings.inner_steps << " step of " << settings.inner_lr << ", "
+     << settings.lr << ", inner SGD " << settings.inner_steps << " step of " << settings.inner_lr
+     << ", "
      << (settings.order == meta::MetaGradient::second_order ? "exact second-order" : "first-order")
-     << " meta-gradients, SupCon " << fixed(settings.supcon, 2) << " for the BayPrAnoMeta rows. Evaluation: "
-     << per_k << " episodes per K, K normal training images + 12 normal / 4 anomalous held-out test images, the "
-        "same episodes for every row and seed; per-episode AUROC averaged over seeds; mean [95% two-level "
+     << " meta-gradients, SupCon " << fixed(settings.supcon, 2)
+     << " for the BayPrAnoMeta rows. Evaluation: " << per_k
+     << " episodes per K, K normal training images + 12 normal / 4 anomalous held-out test images, "
+        "the "
+        "same episodes for every row and seed; per-episode AUROC averaged over seeds; mean [95% "
+        "two-level "
         "bootstrap interval: classes, then episodes].\n\n";
   const auto header = [&](const std::string& first) {
     md << "| " << first << " |";
@@ -599,10 +652,12 @@ int main(int argc, char** argv) try {
   md << "\n(b) - Proto-MAML, paired:";
   for (std::size_t k = 0; k < eval_shots.size(); ++k) {
     const auto m = interval(Eigen::VectorXd(rows[row_b].auroc[k] - rows[row_proto].auroc[k]), k);
-    md << " K = " << eval_shots[k] << " " << cell(m, true) << (k + 1 < eval_shots.size() ? ";" : ".");
+    md << " K = " << eval_shots[k] << " " << cell(m, true)
+       << (k + 1 < eval_shots.size() ? ";" : ".");
     csv_line("paired_vs_proto_maml", rows[row_b], k, m);
   }
-  md << "\n\n(a'') and (e): the memory bank is every support embedding; at K = 1 this ranks queries exactly as "
+  md << "\n\n(a'') and (e): the memory bank is every support embedding; at K = 1 this ranks "
+        "queries exactly as "
         "the prototype distance.\n\n";
 
   md << "### Calibration and learned parameters\n\n"
@@ -611,7 +666,8 @@ int main(int argc, char** argv) try {
     if (!methods[m].calibrated && !methods[m].learned_anomaly) continue;
     md << "| " << methods[m].name << " |";
     for (std::size_t k = 0; k < eval_shots.size(); ++k) {
-      md << " " << (methods[m].calibrated ? fixed(ece_sum[m][k] / seeds) : std::string("-")) << " |";
+      md << " " << (methods[m].calibrated ? fixed(ece_sum[m][k] / seeds) : std::string("-"))
+         << " |";
     }
     double a = 0, b = 0;
     for (const auto& c : summaries[m].calibrations) {
@@ -626,12 +682,14 @@ int main(int argc, char** argv) try {
     }
     md << " "
        << (methods[m].calibrated ? "alpha " + fixed(a, 4) + ", beta " + fixed(b, 3)
-                                 : "p_a location " + fixed(loc, 3) + ", scale " + fixed(scale, 3) + ", dof " +
-                                       fixed(dof, 3))
+                                 : "p_a location " + fixed(loc, 3) + ", scale " + fixed(scale, 3) +
+                                       ", dof " + fixed(dof, 3))
        << " |\n";
   }
-  md << "\nECE: expected calibration error (10 equal-width bins) of sigma(alpha s + beta), the probability "
-        "that a query is anomalous, over every held-out query (12 normal, 4 anomalous per episode).\n\n";
+  md << "\nECE: expected calibration error (10 equal-width bins) of sigma(alpha s + beta), the "
+        "probability "
+        "that a query is anomalous, over every held-out query (12 normal, 4 anomalous per "
+        "episode).\n\n";
 
   md << "### Training (means over seeds)\n\n"
      << "| training | seconds | validation: start -> best (epoch) -> last | LayerNorm gamma RMS |\n"
@@ -643,8 +701,10 @@ int main(int argc, char** argv) try {
        << fixed(s.best_epoch / seeds, 1) << ") -> " << fixed(s.last_validation / seeds) << " | "
        << fixed(s.gamma_rms / seeds) << " |\n";
   }
-  md << "\nValidation: mean AUROC of each method's own score on 24 K = 1 and 24 K = 5 episodes of the validation "
-        "classes. train() returns the best-validation parameters (the start included), and those are "
+  md << "\nValidation: mean AUROC of each method's own score on 24 K = 1 and 24 K = 5 episodes of "
+        "the validation "
+        "classes. train() returns the best-validation parameters (the start included), and those "
+        "are "
         "evaluated.\n\nData loading "
      << fixed(load_seconds, 1) << " s, total "
      << fixed(std::chrono::duration<double>(Clock::now() - t_start).count(), 1) << " s.\n";
@@ -655,8 +715,8 @@ int main(int argc, char** argv) try {
     std::filesystem::create_directories(dir);
     write_file(dir / "meta.md", md.str());
     write_file(dir / "meta.csv", csv.str());
-    std::cerr << "meta_training: wrote " << (dir / "meta.md").string() << " and " << (dir / "meta.csv").string()
-              << "\n";
+    std::cerr << "meta_training: wrote " << (dir / "meta.md").string() << " and "
+              << (dir / "meta.csv").string() << "\n";
   }
   return 0;
 } catch (const std::exception& e) {

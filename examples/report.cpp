@@ -50,7 +50,9 @@ constexpr std::array<Knot, 6> knots{{{0.00, 0, 0, 0},
                                      {0.85, 255, 210, 80},
                                      {1.00, 255, 255, 255}}};
 
-double clamp01(double t) { return std::clamp(t, 0.0, 1.0); }
+double clamp01(double t) {
+  return std::clamp(t, 0.0, 1.0);
+}
 
 std::array<double, 3> colour_map_exact(double t) {
   t = clamp01(t);
@@ -248,7 +250,8 @@ std::ostringstream number_stream() {
 
 void write_text(std::string_view function, const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail_io(function, path, "cannot create it (does the directory exist and is it writable?)");
+  if (!out)
+    fail_io(function, path, "cannot create it (does the directory exist and is it writable?)");
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   out.close();
   if (out.fail()) fail_io(function, path, "write error (disk full?)");
@@ -412,8 +415,8 @@ RgbImage mask_image(const BoolArray& mask) {
 void outline_mask(RgbImage& image, const BoolArray& mask, Rgb colour) {
   constexpr std::string_view fn = "baypr::report::outline_mask";
   check_image(fn, "image", image);
-  const auto [fy, fx] = grid_factors(fn, "mask", mask.rows(), mask.cols(), image.height,
-                                     image.width);
+  const auto [fy, fx] =
+      grid_factors(fn, "mask", mask.rows(), mask.cols(), image.height, image.width);
   const auto inside = [&, fy = fy, fx = fx](int x, int y) {
     return x >= 0 && y >= 0 && x < image.width && y < image.height && mask(y / fy, x / fx);
   };
@@ -436,8 +439,8 @@ RgbImage upscale(const RgbImage& image, int factor) {
   if (factor < 1 || factor > 4096) {
     throw_invalid(fn, "factor", "must be in 1..4096, got " + std::to_string(factor));
   }
-  const std::size_t new_pixels = pixel_count(image) * static_cast<std::size_t>(factor) *
-                                 static_cast<std::size_t>(factor);
+  const std::size_t new_pixels =
+      pixel_count(image) * static_cast<std::size_t>(factor) * static_cast<std::size_t>(factor);
   if (new_pixels > max_image_bytes / 3) {
     throw_invalid(fn, "factor", "makes the image too large, got " + std::to_string(factor));
   }
@@ -511,8 +514,9 @@ RgbImage colour_bar(int width, int height) {
     throw_invalid(fn, "height", "must be in 1..65535, got " + std::to_string(height));
   }
   if (static_cast<std::size_t>(width) * static_cast<std::size_t>(height) > max_image_bytes / 3) {
-    throw_invalid(fn, "width", "makes the strip too large, got " + std::to_string(width) + " x " +
-                                   std::to_string(height));
+    throw_invalid(
+        fn, "width",
+        "makes the strip too large, got " + std::to_string(width) + " x " + std::to_string(height));
   }
   const bool horizontal = width >= height;
   const int length = horizontal ? width : height;
@@ -543,7 +547,9 @@ void write_png(const std::filesystem::path& path, const RgbImage& image) {
 
 // ---- charts ----------------------------------------------------------------------------------
 
-bool gnuplot_available() { return find_gnuplot().has_value(); }
+bool gnuplot_available() {
+  return find_gnuplot().has_value();
+}
 
 bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
                      const std::vector<Curve>& curves) {
@@ -574,8 +580,8 @@ bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
   }
 
   std::ostringstream gp;
-  gp << script_header("ROC curves", f) << terminal_block(640, 600, f)
-     << "set title " << gp_quote(title) << "\n"
+  gp << script_header("ROC curves", f) << terminal_block(640, 600, f) << "set title "
+     << gp_quote(title) << "\n"
      << "set xlabel 'False positive rate'\nset ylabel 'True positive rate'\n"
      << "set xrange [0:1]\nset yrange [0:1]\nset size square\nset grid\n"
      << "set key bottom right box opaque\n"
@@ -638,8 +644,8 @@ bool plot_score_histograms(const std::filesystem::path& png, const std::string& 
     if (m > 0) dat << "\n\n";
     dat << "# method " << m << ": " << comment_text(s.label) << "\n";
     for (std::size_t i = 0; i < nbins; ++i) {
-      dat << lo + (static_cast<double>(i) + 0.5) * width << ' ' << normal[i] << ' '
-          << anomalous[i] << ' ' << width << '\n';
+      dat << lo + (static_cast<double>(i) + 0.5) * width << ' ' << normal[i] << ' ' << anomalous[i]
+          << ' ' << width << '\n';
     }
   }
 

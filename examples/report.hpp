@@ -60,7 +60,8 @@ RgbImage upscale(const RgbImage& image, int factor);
 // A grid figure: rows of images, each image placed top-left in its cell, `padding` pixels of
 // `background` around and between images. A row is as tall as its tallest image; the figure is as
 // wide as its widest row. Every row must hold at least one image.
-RgbImage tile(const std::vector<std::vector<RgbImage>>& rows_of_images, int padding, Rgb background);
+RgbImage tile(const std::vector<std::vector<RgbImage>>& rows_of_images, int padding,
+              Rgb background);
 
 // The colour map as a legend strip: t = 0..1 left to right when width >= height, bottom to top
 // otherwise (each pixel's t = its index / (length - 1)).
@@ -87,7 +88,7 @@ struct Curve {
 };
 
 struct ScoreSample {
-  std::string label;                     // the method, the panel's title
+  std::string label;                      // the method, the panel's title
   std::vector<double> normal, anomalous;  // its scores on each class, both non-empty
 };
 

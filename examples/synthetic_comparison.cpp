@@ -49,7 +49,8 @@ struct Method {
 
 template <class S>
 Method method(std::string name, S scorer) {
-  return {std::move(name), [scorer](const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries) mutable {
+  return {std::move(name),
+          [scorer](const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries) mutable {
             scorer.fit(support);
             return Eigen::VectorXd(scorer.score(queries));
           }};
@@ -74,8 +75,10 @@ int main(int argc, char** argv) {
   baypr::PatchCoreOptions all_rows;
   all_rows.coreset.ratio = 1.0;
   const std::vector<Method> methods = {
-      method("bayes llr (default prior: Psi0 = I, kappa0 = 1e-4)", baypr::BayesianScorer(llr_default)),
-      method("bayes llr (authors' prior, Psi0 = I, kappa0 = 0.01)", baypr::BayesianScorer(llr_authors)),
+      method("bayes llr (default prior: Psi0 = I, kappa0 = 1e-4)",
+             baypr::BayesianScorer(llr_default)),
+      method("bayes llr (authors' prior, Psi0 = I, kappa0 = 0.01)",
+             baypr::BayesianScorer(llr_authors)),
       method("bayes llr (empirical-Bayes Psi0)", baypr::BayesianScorer(llr_empirical)),
       method("bayes nll (empirical-Bayes Psi0)", baypr::BayesianScorer(nll_empirical)),
       method("bayes tail (empirical-Bayes Psi0)", baypr::BayesianScorer(tail_empirical)),
@@ -89,12 +92,15 @@ int main(int argc, char** argv) {
               static_cast<long long>(queries_per_class));
   std::printf("%-40s", "method");
   const std::vector<Eigen::Index> shots = {1, 2, 5, 10};
-  for (const Eigen::Index k : shots) std::printf("   K = %-2lld AUROC [95%% CI] ", static_cast<long long>(k));
+  for (const Eigen::Index k : shots)
+    std::printf("   K = %-2lld AUROC [95%% CI] ", static_cast<long long>(k));
   std::printf("\n");
-  std::vector<std::vector<std::vector<double>>> auc(methods.size(), std::vector<std::vector<double>>(shots.size()));
+  std::vector<std::vector<std::vector<double>>> auc(methods.size(),
+                                                    std::vector<std::vector<double>>(shots.size()));
   for (std::size_t s = 0; s < shots.size(); ++s) {
     for (int e = 0; e < episodes; ++e) {
-      const std::uint64_t seed = static_cast<std::uint64_t>(e) * 1000003U + static_cast<std::uint64_t>(shots[s]);
+      const std::uint64_t seed =
+          static_cast<std::uint64_t>(e) * 1000003U + static_cast<std::uint64_t>(shots[s]);
       std::mt19937_64 rng(seed);
       const Eigen::MatrixXd support = world.normal_rows(shots[s], rng);
       Eigen::MatrixXd queries(2 * queries_per_class, d);

@@ -29,7 +29,8 @@ struct Run {
 // Runs baypr-score with the given arguments in `dir`, capturing stderr.
 Run run_cli(const fs::path& dir, const std::string& arguments) {
   const fs::path err = dir / "stderr.txt";
-  const std::string cmd = std::string("'") + BAYPR_SCORE_EXE + "' " + arguments + " > /dev/null 2> '" + err.string() + "'";
+  const std::string cmd = std::string("'") + BAYPR_SCORE_EXE + "' " + arguments +
+                          " > /dev/null 2> '" + err.string() + "'";
   const int status = std::system(cmd.c_str());
   std::ifstream in(err);
   std::stringstream ss;
@@ -72,9 +73,10 @@ TEST_CASE("bayes nll is exactly -log t(q | posterior(S)) with the given prior", 
   const Eigen::MatrixXd Q = random_rows(9, d, rng, 0.5);
   baypr::write_npy(dir.file("S.npy"), S);
   baypr::write_npy(dir.file("Q.npy"), Q.cast<float>().eval());  // float32 queries are fine too
-  const Run r = run_cli(dir.path, "--method bayes --score nll --kappa0 0.5 --nu0 20 --psi-scale 2 --support " +
-                                      dir.file("S.npy") + " --query " + dir.file("Q.npy") + " --out " +
-                                      dir.file("out.npy"));
+  const Run r = run_cli(
+      dir.path, "--method bayes --score nll --kappa0 0.5 --nu0 20 --psi-scale 2 --support " +
+                    dir.file("S.npy") + " --query " + dir.file("Q.npy") + " --out " +
+                    dir.file("out.npy"));
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK(r.err.find("bayes fit on 5 rows x 12 dims") != std::string::npos);
@@ -101,9 +103,10 @@ TEST_CASE("every method runs on patch embeddings and writes image and patch scor
                    std::vector<std::int64_t>{2, p, d});
   for (const std::string method : {"bayes", "patchcore", "proto", "gaussian"}) {
     INFO("method " << method);
-    const Run r = run_cli(dir.path, "--method " + method + " --support " + dir.file("S.npy") + " --query " +
-                                        dir.file("Q.npy") + " --out " + dir.file("img.npy") + " --patch-out " +
-                                        dir.file("patch.npy") + " --aggregate max");
+    const Run r =
+        run_cli(dir.path, "--method " + method + " --support " + dir.file("S.npy") + " --query " +
+                              dir.file("Q.npy") + " --out " + dir.file("img.npy") +
+                              " --patch-out " + dir.file("patch.npy") + " --aggregate max");
     INFO(r.err);
     REQUIRE(r.code == 0);
     const auto img = baypr::read_npy_matrix<double>(dir.file("img.npy"));
@@ -116,8 +119,8 @@ TEST_CASE("every method runs on patch embeddings and writes image and patch scor
     CHECK(img(1, 0) == patch.row(1).maxCoeff());
     if (method == "patchcore") {  // the bank's size is said, and a small support is kept whole
       const auto rows = std::to_string(3 * p);
-      CHECK(r.err.find("patchcore memory bank keeps " + std::string(3 * p <= 16 ? rows : "16") + " of " + rows +
-                       " support rows") != std::string::npos);
+      CHECK(r.err.find("patchcore memory bank keeps " + std::string(3 * p <= 16 ? rows : "16") +
+                       " of " + rows + " support rows") != std::string::npos);
     }
   }
 }
@@ -132,15 +135,21 @@ TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][err
   }
   const std::string io = " --support " + dir.file("S.npy") + " --out " + dir.file("o.npy");
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--method bayes --frobnicate 1" + io + " --query " + dir.file("S.npy"), "unknown option '--frobnicate'"},
-      {"--method magic" + io + " --query " + dir.file("S.npy"), "--method must be bayes, patchcore, proto or gaussian"},
+      {"--method bayes --frobnicate 1" + io + " --query " + dir.file("S.npy"),
+       "unknown option '--frobnicate'"},
+      {"--method magic" + io + " --query " + dir.file("S.npy"),
+       "--method must be bayes, patchcore, proto or gaussian"},
       {"--method bayes" + io, "missing --query"},
-      {"--method bayes --score weird" + io + " --query " + dir.file("S.npy"), "--score must be nll, llr or pvalue"},
-      {"--method bayes --kappa0 abc" + io + " --query " + dir.file("S.npy"), "--kappa0 needs a number"},
-      {"--method bayes --nu0 1" + io + " --query " + dir.file("S.npy"), "argument 'options.nu0_offset'"},
+      {"--method bayes --score weird" + io + " --query " + dir.file("S.npy"),
+       "--score must be nll, llr or pvalue"},
+      {"--method bayes --kappa0 abc" + io + " --query " + dir.file("S.npy"),
+       "--kappa0 needs a number"},
+      {"--method bayes --nu0 1" + io + " --query " + dir.file("S.npy"),
+       "argument 'options.nu0_offset'"},
       {"--method bayes" + io + " --query " + dir.file("bad.npy"), "bad.npy"},
       {"--method bayes" + io + " --query " + dir.file("missing.npy"), "missing.npy"},
-      {"--method proto" + io + " --query " + dir.file("Q4.npy"), "--support has d = 3 but --query has d = 4"},
+      {"--method proto" + io + " --query " + dir.file("Q4.npy"),
+       "--support has d = 3 but --query has d = 4"},
       {"--method patchcore --coreset 2" + io + " --query " + dir.file("S.npy"), "coreset"},
   };
   for (const auto& [arguments, expected] : cases) {

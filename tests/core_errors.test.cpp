@@ -24,7 +24,8 @@ TEST_CASE("check_finite names the first non-finite row and column", "[core][erro
 TEST_CASE("check_positive rejects zero, negatives, NaN and infinity", "[core][errors]") {
   CHECK_THROWS_AS(baypr::detail::check_positive("g", "kappa0", 0.0), std::invalid_argument);
   CHECK_THROWS_AS(baypr::detail::check_positive("g", "kappa0", -1.5), std::invalid_argument);
-  CHECK_THROWS_AS(baypr::detail::check_positive("g", "kappa0", std::nan("")), std::invalid_argument);
+  CHECK_THROWS_AS(baypr::detail::check_positive("g", "kappa0", std::nan("")),
+                  std::invalid_argument);
   CHECK_THROWS_AS(baypr::detail::check_positive("g", "kappa0", HUGE_VAL), std::invalid_argument);
   CHECK_NOTHROW(baypr::detail::check_positive("g", "kappa0", 1e-300));
   const auto msg = message_of([] { baypr::detail::check_positive("g", "kappa0", -1.5); });

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "support/catch.hpp"
-#include "support/messages.hpp"
 #include "support/fixtures.hpp"
+#include "support/messages.hpp"
 
 using baypr::test::contains;
 using baypr::test::message_of;
@@ -507,7 +507,8 @@ TEST_CASE("bad input names the function, the argument and the index", "[metrics]
   CHECK(contains(m, "baypr::mean_interval: argument 'level' must be in (0, 1), got 0"));
 }
 
-TEST_CASE("grouped_bootstrap_interval: two-level resampling, exact small cases, bad input", "[eval]") {
+TEST_CASE("grouped_bootstrap_interval: two-level resampling, exact small cases, bad input",
+          "[eval]") {
   std::mt19937_64 rng(5);
   // Two groups of one value each, 0 and 1: a resample's mean is 0, 1/2 or 1 with probabilities
   // 1/4, 1/2, 1/4, so the 95% interval runs from 0 to 1 and the estimate is 1/2.
@@ -518,8 +519,8 @@ TEST_CASE("grouped_bootstrap_interval: two-level resampling, exact small cases, 
   CHECK(i2.upper == 1.0);
   CHECK(i2.count == 2);
   // Equal values: a degenerate interval.
-  const auto flat = baypr::grouped_bootstrap_interval(Eigen::VectorXd::Constant(6, 0.25), {1, 1, 2, 2, 3, 3}, 200,
-                                                      0.95, rng);
+  const auto flat = baypr::grouped_bootstrap_interval(Eigen::VectorXd::Constant(6, 0.25),
+                                                      {1, 1, 2, 2, 3, 3}, 200, 0.95, rng);
   CHECK(flat.lower == 0.25);
   CHECK(flat.upper == 0.25);
   // Groups whose means differ: wider than the t interval that treats every value as independent,
@@ -542,16 +543,20 @@ TEST_CASE("grouped_bootstrap_interval: two-level resampling, exact small cases, 
   CHECK(grouped.lower < grouped.mean);
   CHECK(grouped.mean < grouped.upper);
   // Bad input names the argument.
-  CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(v, {1, 2}, 10, 0.95, rng); }),
-                 "baypr::grouped_bootstrap_interval: argument 'groups'"));
   CHECK(contains(message_of([&] {
-                   (void)baypr::grouped_bootstrap_interval(Eigen::Vector2d(1, 2), {3, 3}, 10, 0.95, rng);
+                   (void)baypr::grouped_bootstrap_interval(v, {1, 2}, 10, 0.95, rng);
                  }),
-                 "at least 2 groups"));
+                 "baypr::grouped_bootstrap_interval: argument 'groups'"));
+  CHECK(contains(
+      message_of([&] {
+        (void)baypr::grouped_bootstrap_interval(Eigen::Vector2d(1, 2), {3, 3}, 10, 0.95, rng);
+      }),
+      "at least 2 groups"));
   Eigen::VectorXd bad = v;
   bad(3) = std::nan("");
-  CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(bad, g, 10, 0.95, rng); }),
-                 "argument 'values' must be finite, got nan at index 3"));
+  CHECK(
+      contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(bad, g, 10, 0.95, rng); }),
+               "argument 'values' must be finite, got nan at index 3"));
   CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(v, g, 0, 0.95, rng); }),
                  "argument 'resamples'"));
 }

@@ -214,21 +214,25 @@ TEST_CASE("add_defect: the mask is exactly the changed pixels, 0.5-15% of the im
   CHECK(std::string(baypr::defect_name(baypr::DefectType::hole)) == "hole");
 }
 
-TEST_CASE("TextureResults::class_averaged: indices out of range are named, not read", "[eval][textures]") {
+TEST_CASE("TextureResults::class_averaged: indices out of range are named, not read",
+          "[eval][textures]") {
   baypr::TextureResults r;
   r.methods = {"m"};
   r.shots = {1};
   r.defect_types = {baypr::DefectType::scratch};
   const auto msg = [&](std::size_t m, std::size_t k, int type) {
-    return message_of([&] { (void)r.class_averaged(baypr::TextureMetric::image_auroc, m, k, type); });
+    return message_of(
+        [&] { (void)r.class_averaged(baypr::TextureMetric::image_auroc, m, k, type); });
   };
-  CHECK(contains(msg(1, 0, -1), "baypr::TextureResults::class_averaged: argument 'm' must be < 1, got 1"));
+  CHECK(contains(msg(1, 0, -1),
+                 "baypr::TextureResults::class_averaged: argument 'm' must be < 1, got 1"));
   CHECK(contains(msg(0, 3, -1), "argument 'k' must be < 1, got 3"));
   CHECK(contains(msg(0, 0, 1), "argument 'type' must be -1 (all types) or in [0, 1), got 1"));
   CHECK(contains(msg(0, 0, -1), "argument 'this' holds no results"));
   r.categories = {"c"};
   r.episodes.assign(1, std::vector<std::vector<std::vector<baypr::TextureEpisodeResult>>>(
-                           1, std::vector<std::vector<baypr::TextureEpisodeResult>>(1, {{0.25, 0.5, {0.75}, {1.0}}})));
+                           1, std::vector<std::vector<baypr::TextureEpisodeResult>>(
+                                  1, {{0.25, 0.5, {0.75}, {1.0}}})));
   CHECK(r.class_averaged(baypr::TextureMetric::image_auroc, 0, 0) == std::vector<double>{0.25});
   CHECK(r.class_averaged(baypr::TextureMetric::pixel_auroc, 0, 0, 0) == std::vector<double>{1.0});
 }

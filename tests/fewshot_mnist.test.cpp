@@ -5,9 +5,9 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <cstdint>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -25,7 +25,8 @@ const std::string fashion_dir = "/usr/share/datasets/fashion-mnist/";
 
 std::string be32(std::uint32_t v) {
   std::string s(4, '\0');
-  for (int k = 0; k < 4; ++k) s[static_cast<std::size_t>(k)] = static_cast<char>((v >> (24 - 8 * k)) & 0xFFU);
+  for (int k = 0; k < 4; ++k)
+    s[static_cast<std::size_t>(k)] = static_cast<char>((v >> (24 - 8 * k)) & 0xFFU);
   return s;
 }
 
@@ -36,11 +37,14 @@ std::string images_file(std::uint32_t n = 2, std::uint32_t rows = 3, std::uint32
   return s;
 }
 
-std::string labels_file() { return be32(0x00000801) + be32(2) + std::string("\x07\x02", 2); }
+std::string labels_file() {
+  return be32(0x00000801) + be32(2) + std::string("\x07\x02", 2);
+}
 
 std::string gzip(const std::string& raw) {
   z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  REQUIRE(deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                       Z_DEFAULT_STRATEGY) == Z_OK);
   std::string out(deflateBound(&zs, static_cast<uLong>(raw.size())) + 64, '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
   zs.avail_in = static_cast<uInt>(raw.size());
@@ -59,7 +63,9 @@ struct Fashion {
 const Fashion& fashion() {
   static const Fashion data = [] {
     const std::string probe = fashion_dir + "train-images-idx3-ubyte.gz";
-    INFO("Fashion-MNIST not found: install it with scripts/deps data (Debian dataset-fashion-mnist)");
+    INFO(
+        "Fashion-MNIST not found: install it with scripts/deps data (Debian "
+        "dataset-fashion-mnist)");
     REQUIRE(std::ifstream(probe).good());
     return Fashion{baypr::read_idx_dataset(fashion_dir + "train-images-idx3-ubyte.gz",
                                            fashion_dir + "train-labels-idx1-ubyte.gz"),
@@ -82,11 +88,12 @@ TEST_CASE("IDX: well-formed buffers, plain and gzip", "[io][idx]") {
     REQUIRE(img.pixels.rows() == 2);
     REQUIRE(img.pixels.cols() == 12);
     CHECK(img.pixels(0, 0) == 0);
-    CHECK(img.pixels(0, 5) == 5);   // row-major within an image
+    CHECK(img.pixels(0, 5) == 5);  // row-major within an image
     CHECK(img.pixels(1, 11) == 23);
     const Eigen::MatrixXd unit = baypr::to_unit_interval(img);
     CHECK(unit(1, 11) == 23.0 / 255.0);
-    const auto labels = baypr::idx_labels(baypr::parse_idx(compressed ? gzip(labels_file()) : labels_file()));
+    const auto labels =
+        baypr::idx_labels(baypr::parse_idx(compressed ? gzip(labels_file()) : labels_file()));
     CHECK(labels == std::vector<std::uint8_t>{7, 2});
   }
   // Zero images is a valid (empty) file.
@@ -94,7 +101,9 @@ TEST_CASE("IDX: well-formed buffers, plain and gzip", "[io][idx]") {
 }
 
 TEST_CASE("IDX: malformed buffers are named io_errors", "[io][idx]") {
-  auto parse = [](const std::string& bytes) { return message_of([&] { (void)baypr::parse_idx(bytes, "crafted.idx"); }); };
+  auto parse = [](const std::string& bytes) {
+    return message_of([&] { (void)baypr::parse_idx(bytes, "crafted.idx"); });
+  };
   std::string bad = images_file();
   bad[0] = 1;
   const std::string magic = parse(bad);
@@ -110,7 +119,8 @@ TEST_CASE("IDX: malformed buffers are named io_errors", "[io][idx]") {
   const std::string truncated = parse(full.substr(0, full.size() - 1));
   CHECK(contains(truncated, "truncated: the header promises 24 data bytes, found 23"));
   CHECK(contains(parse(full + "x"), "1 trailing bytes"));
-  CHECK(contains(parse(be32(0x00000803) + be32(0xFFFFFFFF) + be32(0xFFFFFFFF) + be32(0xFFFFFFFF)), "more than"));
+  CHECK(contains(parse(be32(0x00000803) + be32(0xFFFFFFFF) + be32(0xFFFFFFFF) + be32(0xFFFFFFFF)),
+                 "more than"));
 
   // Wrong rank for what is asked.
   const auto labels = baypr::parse_idx(labels_file());
@@ -119,13 +129,18 @@ TEST_CASE("IDX: malformed buffers are named io_errors", "[io][idx]") {
   CHECK(contains(as_images, "expected images (0x00000803"));
   CHECK(contains(message_of([&] { (void)baypr::idx_labels(baypr::parse_idx(images_file())); }),
                  "expected labels (0x00000801"));
-  CHECK(contains(message_of([&] { (void)baypr::idx_images(baypr::parse_idx(images_file(2, 0, 4))); }),
-                 "wrong dimensions"));
+  CHECK(
+      contains(message_of([&] { (void)baypr::idx_images(baypr::parse_idx(images_file(2, 0, 4))); }),
+               "wrong dimensions"));
   // Zero images of an absurd size: the data is empty, so only the per-image cap stops it (found by
   // the fuzzer: rows * cols overflowed Eigen::Index, and 2^31 empty columns took seconds to walk).
-  CHECK(contains(message_of([&] { (void)baypr::idx_images(baypr::parse_idx(images_file(0, 0xFFFFFFFFU, 0xFFFFFFFFU))); }),
+  CHECK(contains(message_of([&] {
+                   (void)baypr::idx_images(
+                       baypr::parse_idx(images_file(0, 0xFFFFFFFFU, 0xFFFFFFFFU)));
+                 }),
                  "more than 16777216 per image"));
-  CHECK(baypr::idx_images(baypr::parse_idx(images_file(0, 4096, 4096))).pixels.cols() == 4096 * 4096);
+  CHECK(baypr::idx_images(baypr::parse_idx(images_file(0, 4096, 4096))).pixels.cols() ==
+        4096 * 4096);
 
   // Corrupt gzip: a flipped byte in the deflate stream, a cut stream, and junk after it.
   std::string gz = gzip(images_file(4, 28, 28));
@@ -148,7 +163,8 @@ TEST_CASE("IDX: malformed buffers are named io_errors", "[io][idx]") {
   CHECK(contains(message_of([] { (void)baypr::read_idx_images("/nonexistent/x.gz"); }),
                  "baypr::read_idx_images: '/nonexistent/x.gz': cannot open file"));
   const std::string mismatch = message_of([] {
-    (void)baypr::read_idx_dataset(fashion_dir + "t10k-images-idx3-ubyte.gz", fashion_dir + "train-labels-idx1-ubyte.gz");
+    (void)baypr::read_idx_dataset(fashion_dir + "t10k-images-idx3-ubyte.gz",
+                                  fashion_dir + "train-labels-idx1-ubyte.gz");
   });
   CHECK(contains(mismatch, "baypr::read_idx_dataset"));
   CHECK(contains(mismatch, "label / image count mismatch: 60000 labels for 10000 images"));
@@ -172,7 +188,8 @@ TEST_CASE("IDX: the real Fashion-MNIST files", "[io][idx][data]") {
   CHECK(f.train.images.pixels.maxCoeff() == 255);
 }
 
-TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible", "[eval][episodes][data]") {
+TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible",
+          "[eval][episodes][data]") {
   const Fashion& f = fashion();
   // A subset keeps the test fast (and the sanitizer build tolerable).
   const Eigen::Index n_train = 6000, n_test = 2000;
@@ -215,13 +232,19 @@ TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible
     CHECK(sum / count > 0.6);
   }
   // Out-of-range requests are named (the full split was not scored: it used to read past the end).
-  CHECK(contains(message_of([&] { (void)a.class_averaged(0, 0, true); }),
-                 "baypr::OneClassResults::class_averaged: argument 'full' is true but the run did not score"));
-  CHECK(contains(message_of([&] { (void)a.class_averaged(6, 0); }), "argument 'm' must be < 6, got 6"));
-  CHECK(contains(message_of([&] { (void)a.class_averaged(0, 2); }), "argument 'k' must be < 2, got 2"));
+  CHECK(contains(
+      message_of([&] { (void)a.class_averaged(0, 0, true); }),
+      "baypr::OneClassResults::class_averaged: argument 'full' is true but the run did not score"));
+  CHECK(contains(message_of([&] { (void)a.class_averaged(6, 0); }),
+                 "argument 'm' must be < 6, got 6"));
+  CHECK(contains(message_of([&] { (void)a.class_averaged(0, 2); }),
+                 "argument 'k' must be < 2, got 2"));
   std::mt19937_64 draw(1);
-  CHECK(contains(message_of([&] { (void)baypr::sample_without_replacement(std::vector<Eigen::Index>{1, 2}, 3, draw, "f", "n"); }),
-                 "f: argument 'n' asks for 3 distinct draws from 2"));
+  CHECK(contains(
+      message_of([&] {
+        (void)baypr::sample_without_replacement(std::vector<Eigen::Index>{1, 2}, 3, draw, "f", "n");
+      }),
+      "f: argument 'n' asks for 3 distinct draws from 2"));
   const auto b = baypr::run_one_class_episodes(data, options, methods);
   CHECK(a.auroc == b.auroc);  // bit-identical for a fixed seed
   options.seed = 12;
@@ -247,7 +270,10 @@ TEST_CASE("run_task_episodes: user embeddings, image rows and patch rows", "[eva
     return m;
   };
   const Eigen::MatrixXd basis = gaussian(2, 6);
-  auto normal_rows = [&](Eigen::Index n) { Eigen::MatrixXd x = gaussian(n, 2) * basis + 0.05 * gaussian(n, 6); return x; };
+  auto normal_rows = [&](Eigen::Index n) {
+    Eigen::MatrixXd x = gaussian(n, 2) * basis + 0.05 * gaussian(n, 6);
+    return x;
+  };
   const Eigen::MatrixXd support = normal_rows(12);
   Eigen::MatrixXd queries(20, 6);
   queries.topRows(14) = normal_rows(14);
@@ -293,23 +319,34 @@ TEST_CASE("run_task_episodes: user embeddings, image rows and patch rows", "[eva
   SECTION("bad input") {
     Eigen::VectorXi bad = labels;
     bad(3) = 2;
-    CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, queries, bad, options, methods); }),
+    CHECK(contains(message_of([&] {
+                     (void)baypr::run_task_episodes(support, queries, bad, options, methods);
+                   }),
                    "baypr::run_task_episodes: argument 'labels'"));
     CHECK(contains(message_of([&] {
-                     (void)baypr::run_task_episodes(support, queries, Eigen::VectorXi::Zero(20), options, methods);
+                     (void)baypr::run_task_episodes(support, queries, Eigen::VectorXi::Zero(20),
+                                                    options, methods);
                    }),
                    "both normal"));
     baypr::TaskOptions po = options;
     po.patches = 5;  // does not divide 12 rows
-    CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, queries, labels, po, methods); }),
-                   "options.patches"));
+    CHECK(contains(
+        message_of([&] { (void)baypr::run_task_episodes(support, queries, labels, po, methods); }),
+        "options.patches"));
     const std::vector<baypr::EpisodeMethod> short_method = {
-        {"short", [](const Eigen::MatrixXd&, const Eigen::MatrixXd& q) { return Eigen::VectorXd(Eigen::VectorXd::Zero(q.rows() - 1)); }}};
-    CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, queries, labels, options, short_method); }),
+        {"short", [](const Eigen::MatrixXd&, const Eigen::MatrixXd& q) {
+           return Eigen::VectorXd(Eigen::VectorXd::Zero(q.rows() - 1));
+         }}};
+    CHECK(contains(message_of([&] {
+                     (void)baypr::run_task_episodes(support, queries, labels, options,
+                                                    short_method);
+                   }),
                    "argument 'methods[short] scores' has size 19, expected 20"));
     Eigen::MatrixXd nan_queries = queries;
     nan_queries(2, 2) = std::nan("");
-    CHECK(contains(message_of([&] { (void)baypr::run_task_episodes(support, nan_queries, labels, options, methods); }),
+    CHECK(contains(message_of([&] {
+                     (void)baypr::run_task_episodes(support, nan_queries, labels, options, methods);
+                   }),
                    "queries"));
   }
 }

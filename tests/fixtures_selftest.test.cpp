@@ -7,9 +7,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <numbers>
 #include <random>
-#include <fstream>
 #include <set>
 #include <string>
 
@@ -43,7 +43,8 @@ Posterior posterior(const NiwCase& c, Eigen::Index rows) {
   p.kappa = c.kappa0 + n;
   p.nu = c.nu0 + n;
   p.mu = (c.kappa0 * c.mu0 + n * zbar.transpose()) / p.kappa;
-  p.psi = c.psi0 + centred.transpose() * centred + (c.kappa0 * n / p.kappa) * diff * diff.transpose();
+  p.psi =
+      c.psi0 + centred.transpose() * centred + (c.kappa0 * n / p.kappa) * diff * diff.transpose();
   return p;
 }
 
@@ -178,8 +179,8 @@ TEST_CASE("relative error helpers", "[fixtures]") {
   CHECK(relative_error(1.1, 1.0) == Approx(0.1));
   CHECK(relative_error(1e-300, 0.0) > 1.0);  // an expected zero is not an excuse
   Eigen::Vector2d e(100.0, 1e-3), g(100.0, 2e-3);
-  CHECK(max_relative_error(g, e) == Approx(1e-5));              // scaled by max |expected|
-  CHECK(max_elementwise_relative_error(g, e) == Approx(1.0));   // each on its own scale
+  CHECK(max_relative_error(g, e) == Approx(1e-5));             // scaled by max |expected|
+  CHECK(max_elementwise_relative_error(g, e) == Approx(1.0));  // each on its own scale
   CHECK_THROWS_AS(max_relative_error(Eigen::Vector3d::Zero(), e), std::invalid_argument);
 }
 

@@ -107,8 +107,8 @@ void put32(std::vector<std::uint8_t>& b, std::size_t at, std::uint32_t v) {
 }
 
 // A well-formed pattern; tests then break one thing at a time.
-std::vector<std::uint8_t> make_pat(std::uint32_t width, std::uint32_t height, std::uint32_t channels,
-                                   const std::string& name = "Test") {
+std::vector<std::uint8_t> make_pat(std::uint32_t width, std::uint32_t height,
+                                   std::uint32_t channels, const std::string& name = "Test") {
   // Sized up front and filled by index (GCC 12 warns falsely on vector::insert of a string).
   const std::size_t header = 24 + name.size() + 1, data = std::size_t{width} * height * channels;
   std::vector<std::uint8_t> b(header + data, 0);
@@ -142,7 +142,8 @@ struct ScratchDir {
   fs::path path;
   ScratchDir() {
     std::random_device rd;
-    path = fs::temp_directory_path() / ("baypr-io-pat-" + std::to_string(rd()) + "-" + std::to_string(rd()));
+    path = fs::temp_directory_path() /
+           ("baypr-io-pat-" + std::to_string(rd()) + "-" + std::to_string(rd()));
     fs::create_directories(path);
   }
   ~ScratchDir() {
@@ -162,7 +163,8 @@ void write_file(const fs::path& path, const std::vector<std::uint8_t>& b) {
 
 // --- real files --------------------------------------------------------------------------------
 
-TEST_CASE("every GIMP pattern Debian ships matches the struct-module reference", "[io][pat][reference]") {
+TEST_CASE("every GIMP pattern Debian ships matches the struct-module reference",
+          "[io][pat][reference]") {
   if (!fs::is_directory(system_dir)) {
     WARN(system_dir.string() << " is missing (install gimp-data gimp-data-extras): skipped");
     return;
@@ -195,8 +197,9 @@ TEST_CASE("the crafted grey+alpha and RGBA fixtures read exactly", "[io][pat][re
   // Bytes as written by the generator: 2 wide x 3 high RGBA, row-major, interleaved.
   const auto rgba = baypr::read_pat(fixture_dir / "tiny_rgba.pat");
   CHECK(rgba.name == "Tiny RGBA \xc3\xa9");
-  CHECK(rgba.pixels == std::vector<std::uint8_t>{255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 10,
-                                                 255, 255, 255, 20, 0, 0, 0, 30, 10, 20, 30, 40});
+  CHECK(rgba.pixels == std::vector<std::uint8_t>{255, 0, 0,   255, 0,   255, 0,   0,
+                                                 0,   0, 255, 10,  255, 255, 255, 20,
+                                                 0,   0, 0,   30,  10,  20,  30,  40});
   const Eigen::ArrayXXd g = baypr::pattern_to_grey(rgba);
   CHECK(g(0, 0) == 299 * 255 / 255000.0);
   CHECK(g(0, 1) == 587 * 255 / 255000.0);
@@ -230,7 +233,8 @@ TEST_CASE("parse_pat decodes a crafted buffer and names the default source", "[i
   b[24 + 4] = 0;
   CHECK(baypr::parse_pat(b).name == "Name");
   b.pop_back();  // (not resize(size - 1): GCC 12 -O1 warns it could wrap)
-  CHECK(contains(message_of([&] { (void)baypr::parse_pat(b); }), "baypr::parse_pat: '<memory>': truncated"));
+  CHECK(contains(message_of([&] { (void)baypr::parse_pat(b); }),
+                 "baypr::parse_pat: '<memory>': truncated"));
   // An empty name (header_size 25, just the NUL) is fine.
   CHECK(baypr::parse_pat(make_pat(1, 1, 1, "")).name.empty());
 }
@@ -241,7 +245,8 @@ TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][
 
   SECTION("short header: every length below 24") {
     for (std::size_t n = 0; n < 24; ++n) {
-      const std::vector<std::uint8_t> b(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
+      const std::vector<std::uint8_t> b(good.begin(),
+                                        good.begin() + static_cast<std::ptrdiff_t>(n));
       INFO(n);
       CHECK(contains(io_error_of(b), "short header: " + std::to_string(n) + " bytes"));
     }
@@ -264,15 +269,17 @@ TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][
     auto b = good;
     for (const std::uint32_t h : {0U, 20U, 23U}) {
       put32(b, 0, h);
-      CHECK(contains(io_error_of(b), "header_size " + std::to_string(h) + " is less than the 24-byte fixed header"));
+      CHECK(contains(io_error_of(b), "header_size " + std::to_string(h) +
+                                         " is less than the 24-byte fixed header"));
     }
     put32(b, 0, 1U << 20);
     CHECK(contains(io_error_of(b), "header_size 1048576 is absurd"));
     put32(b, 0, 0xFFFFFFFFU);
     CHECK(contains(io_error_of(b), "header_size 4294967295 is absurd"));
     put32(b, 0, static_cast<std::uint32_t>(good.size() + 1));
-    CHECK(contains(io_error_of(b), "header_size " + std::to_string(good.size() + 1) + " is beyond the file (" +
-                                       std::to_string(good.size()) + " bytes)"));
+    CHECK(contains(io_error_of(b), "header_size " + std::to_string(good.size() + 1) +
+                                       " is beyond the file (" + std::to_string(good.size()) +
+                                       " bytes)"));
   }
   SECTION("zero width or height") {
     auto b = good;
@@ -286,8 +293,9 @@ TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][
     auto b = good;
     put32(b, 8, 0xFFFFFFFFU);
     put32(b, 12, 0xFFFFFFFFU);
-    CHECK(contains(io_error_of(b), "width 4294967295 x height 4294967295 = 18446744065119617025 pixels, more than "
-                                   "the cap of 67108864"));
+    CHECK(contains(io_error_of(b),
+                   "width 4294967295 x height 4294967295 = 18446744065119617025 pixels, more than "
+                   "the cap of 67108864"));
     put32(b, 8, 1U << 16);
     put32(b, 12, 1U << 16);
     CHECK(contains(io_error_of(b), "= 4294967296 pixels, more than the cap"));
@@ -296,7 +304,8 @@ TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][
     CHECK(contains(io_error_of(b), "= 67117056 pixels, more than the cap"));
     // At the cap exactly the header is accepted and the (absent) data is reported instead.
     put32(b, 12, 1U << 13);
-    CHECK(contains(io_error_of(b), "truncated pixel data: 8192 x 8192 x 3 = 201326592 bytes expected, 36 found"));
+    CHECK(contains(io_error_of(b),
+                   "truncated pixel data: 8192 x 8192 x 3 = 201326592 bytes expected, 36 found"));
   }
   SECTION("bytes per pixel outside 1..4") {
     for (const std::uint32_t c : {0U, 5U, 8U, 0xFFFFFFFFU}) {
@@ -314,7 +323,8 @@ TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][
   }
   SECTION("truncated pixel data: every truncation") {
     for (std::size_t n = 29; n < good.size(); ++n) {
-      const std::vector<std::uint8_t> b(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
+      const std::vector<std::uint8_t> b(good.begin(),
+                                        good.begin() + static_cast<std::ptrdiff_t>(n));
       INFO(n);
       CHECK(contains(io_error_of(b), "truncated pixel data: 4 x 3 x 3 = 36 bytes expected, " +
                                          std::to_string(n - 29) + " found"));
@@ -329,11 +339,13 @@ TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][
   }
 }
 
-TEST_CASE("parse_pat on mutated real and crafted files: a pattern or an io_error", "[io][pat][errors]") {
+TEST_CASE("parse_pat on mutated real and crafted files: a pattern or an io_error",
+          "[io][pat][errors]") {
   std::vector<std::vector<std::uint8_t>> seeds = {make_pat(5, 4, 1), make_pat(2, 3, 4, "RGBA")};
   if (fs::is_directory(system_dir)) {
     std::ifstream in(system_dir / "Legacy" / "warning.pat", std::ios::binary);
-    if (in) seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in)
+      seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   std::mt19937_64 rng(20261128);
   std::size_t parsed = 0, rejected = 0;
@@ -413,9 +425,11 @@ TEST_CASE("pattern_to_grey rejects an inconsistent PatPattern", "[io][pat][grey]
   baypr::PatPattern p{"bad", 2, 2, 3, std::vector<std::uint8_t>(11)};
   CHECK_THROWS_AS(baypr::pattern_to_grey(p), baypr::invalid_argument);
   CHECK(contains(message_of([&] { (void)baypr::pattern_to_grey(p); }),
-                 "baypr::pattern_to_grey: argument 'p' has 11 pixel bytes, expected width 2 x height 2 x channels 3"));
+                 "baypr::pattern_to_grey: argument 'p' has 11 pixel bytes, expected width 2 x "
+                 "height 2 x channels 3"));
   p.channels = 5;
-  CHECK(contains(message_of([&] { (void)baypr::pattern_to_grey(p); }), "has channels 5, expected 1..4"));
+  CHECK(contains(message_of([&] { (void)baypr::pattern_to_grey(p); }),
+                 "has channels 5, expected 1..4"));
 }
 
 // --- find_pat_files ----------------------------------------------------------------------------
@@ -426,13 +440,14 @@ TEST_CASE("find_pat_files: recursive, sorted, *.pat regular files only", "[io][p
   fs::create_directories(r / "b" / "deep");
   fs::create_directories(r / "a");
   fs::create_directories(r / "dir.pat");  // a directory, not a pattern
-  for (const auto& p : {r / "z.pat", r / "b" / "deep" / "x.pat", r / "a" / "y.pat", r / "b" / "c.pat",
-                        r / "upper.PAT", r / "notes.txt", r / "y.pat.bak", r / "pat"}) {
+  for (const auto& p :
+       {r / "z.pat", r / "b" / "deep" / "x.pat", r / "a" / "y.pat", r / "b" / "c.pat",
+        r / "upper.PAT", r / "notes.txt", r / "y.pat.bak", r / "pat"}) {
     write_file(p, {1});
   }
   const auto files = baypr::find_pat_files(r);
-  const std::vector<fs::path> expected = {r / "a" / "y.pat", r / "b" / "c.pat", r / "b" / "deep" / "x.pat",
-                                          r / "z.pat"};
+  const std::vector<fs::path> expected = {r / "a" / "y.pat", r / "b" / "c.pat",
+                                          r / "b" / "deep" / "x.pat", r / "z.pat"};
   CHECK(files == expected);
   CHECK(std::is_sorted(files.begin(), files.end()));
   CHECK(baypr::find_pat_files(r / "a") == std::vector<fs::path>{r / "a" / "y.pat"});
@@ -447,5 +462,6 @@ TEST_CASE("find_pat_files: a missing root or a file is an io_error", "[io][pat][
   CHECK(contains(message_of([&] { (void)baypr::find_pat_files(missing); }),
                  "baypr::find_pat_files: directory '" + missing.string() + "': does not exist"));
   write_file(dir.path / "f.pat", {1});
-  CHECK(contains(message_of([&] { (void)baypr::find_pat_files(dir.path / "f.pat"); }), "not a directory"));
+  CHECK(contains(message_of([&] { (void)baypr::find_pat_files(dir.path / "f.pat"); }),
+                 "not a directory"));
 }

@@ -48,18 +48,21 @@ class TanhLinear {
   [[nodiscard]] Eigen::Index parameter_count() const { return linear_.parameter_count(); }
 
   template <class Scalar, class DX>
-  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta,
+                                          const Eigen::MatrixBase<DX>& x) const {
     using std::tanh;
     RowMatrix<Scalar> z = linear_.forward(theta, x);
     return z.unaryExpr([](const Scalar& a) { return Scalar(tanh(a)); });
   }
 
   template <class Scalar, class DX, class DG>
-  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta,
+                                        const Eigen::MatrixBase<DX>& x,
                                         const Eigen::MatrixBase<DG>& dz) const {
     const RowMatrix<Scalar> z = forward(theta, x);
     const RowMatrix<Scalar> g = dz.derived().template cast<Scalar>();
-    const RowMatrix<Scalar> pre = g.cwiseProduct(RowMatrix<Scalar>((Scalar(1) - z.array().square()).matrix()));
+    const RowMatrix<Scalar> pre =
+        g.cwiseProduct(RowMatrix<Scalar>((Scalar(1) - z.array().square()).matrix()));
     return linear_.vjp(theta, x, pre);
   }
 
@@ -79,12 +82,12 @@ class DoubleOnlyLinear {
   // would also accept dual vectors through Eigen's implicit converting constructor, so the concept
   // check would (wrongly) see a twice-differentiable embedding.
   template <class S>
-    requires std::same_as<S, double>
+  requires std::same_as<S, double>
   [[nodiscard]] Mat forward(const ParamVector<S>& theta, const Mat& x) const {
     return linear_.forward(theta, x);
   }
   template <class S>
-    requires std::same_as<S, double>
+  requires std::same_as<S, double>
   [[nodiscard]] Vec vjp(const ParamVector<S>& theta, const Mat& x, const Mat& dz) const {
     return linear_.vjp(theta, x, dz);
   }
@@ -107,7 +110,8 @@ MetaEpisode make_episode(const Mat& basis, Eigen::Index support, Eigen::Index no
   e.queries.resize(normal_queries + anomalous_queries, p);
   e.queries.topRows(normal_queries) = normal(normal_queries);
   Mat off = normal_matrix(anomalous_queries, p, rng);
-  off -= off * basis * Mat((basis.transpose() * basis).llt().solve(basis.transpose()));  // orthogonal to the span
+  off -= off * basis *
+         Mat((basis.transpose() * basis).llt().solve(basis.transpose()));  // orthogonal to the span
   off = 1.5 * off.rowwise().normalized();
   e.queries.bottomRows(anomalous_queries) = normal(anomalous_queries) + off;
   e.labels.assign(static_cast<std::size_t>(normal_queries), 0);
@@ -128,7 +132,8 @@ void expect_below(const std::string& what, double error, double tol) {
 
 constexpr double fd_step = 1e-4;
 
-baypr::meta::OuterOptions outer_options(baypr::meta::Objective objective, double supcon_weight = 0.0,
+baypr::meta::OuterOptions outer_options(baypr::meta::Objective objective,
+                                        double supcon_weight = 0.0,
                                         double supcon_temperature = 0.07) {
   baypr::meta::OuterOptions o;
   o.objective = objective;
@@ -168,13 +173,17 @@ TEST_CASE("unrolled_meta_gradient: exact on a quadratic inner loss", "[meta]") {
   A << 2, 0.5, 0, 0.5, 1, -0.3, 0, -0.3, 3;
   const Vec b = Vec::LinSpaced(3, 1.0, -2.0), theta = Vec::LinSpaced(3, 0.3, 0.9);
   const double alpha = 0.1;
-  auto inner = [&](const Vec& t) { return baypr::meta::LossAndGradient{0.5 * t.dot(A * t), A * t}; };
+  auto inner = [&](const Vec& t) {
+    return baypr::meta::LossAndGradient{0.5 * t.dot(A * t), A * t};
+  };
   auto hvp = [&](const Vec&, const Vec& v) -> Vec { return A * v; };
   auto outer = [&](const Vec& t) { return baypr::meta::LossAndGradient{b.dot(t), b}; };
   const Mat J = Mat::Identity(3, 3) - alpha * A;
   const Mat J3 = J * J * J;
-  const auto so = baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha, MetaGradient::second_order);
-  const auto fo = baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha, MetaGradient::first_order);
+  const auto so = baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha,
+                                                      MetaGradient::second_order);
+  const auto fo = baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha,
+                                                      MetaGradient::first_order);
   CHECK((so.gradient - J3.transpose() * b).norm() < 1e-14);
   CHECK(fo.gradient == b);
   CHECK((so.adapted - J3 * theta).norm() < 1e-14);
@@ -182,7 +191,8 @@ TEST_CASE("unrolled_meta_gradient: exact on a quadratic inner loss", "[meta]") {
   check_near(so.outer_loss, b.dot(J3 * theta), 1e-14);
   CHECK(baypr::test::contains(
       baypr::test::message_of([&] {
-        (void)baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, -1, alpha, MetaGradient::first_order);
+        (void)baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, -1, alpha,
+                                                  MetaGradient::first_order);
       }),
       "baypr::meta::unrolled_meta_gradient: argument 'steps' must be >= 0, got -1"));
 }
@@ -201,7 +211,9 @@ TEST_CASE("inner loss: value and gradient against finite differences", "[meta]")
     const double want = -prior.posterior(Z, path).predictive().log_pdf(Z).mean();
     check_near(r.value, want, 1e-13);
     const Vec fd = central_difference(
-        [&](const Vec& t) { return baypr::meta::inner_loss_and_gradient(emb, t, ep.support, prior, path).value; },
+        [&](const Vec& t) {
+          return baypr::meta::inner_loss_and_gradient(emb, t, ep.support, prior, path).value;
+        },
         theta, fd_step);
     expect_below(name + " inner gradient", relative_error(r.gradient, fd), 1e-8);
   };
@@ -218,7 +230,8 @@ TEST_CASE("adapt: zero steps is the identity, one step is exactly one SGD step",
   const auto prior = NiwPrior<double>::method_default(3);
   const Vec theta = emb.initial_parameters(5);
 
-  const auto a0 = baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{0, 0.1, Path::automatic});
+  const auto a0 =
+      baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{0, 0.1, Path::automatic});
   CHECK(a0.params == theta);
   const auto post = prior.posterior(emb.forward(theta, ep.support));
   CHECK(a0.posterior.mean() == post.mean());
@@ -228,7 +241,8 @@ TEST_CASE("adapt: zero steps is the identity, one step is exactly one SGD step",
   check_near(a0.inner_losses[0], l0, 1e-13);
 
   const double alpha = 0.05;
-  const auto a1 = baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{1, alpha, Path::automatic});
+  const auto a1 =
+      baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{1, alpha, Path::automatic});
   const Vec g = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior).gradient;
   CHECK(a1.params == Vec(theta - alpha * g));
   const auto post1 = prior.posterior(emb.forward(a1.params, ep.support));
@@ -243,7 +257,9 @@ TEST_CASE("adapt: zero steps is the identity, one step is exactly one SGD step",
   CHECK(defaults.inner_step_size == 5e-4);
 }
 
-TEST_CASE("outer loss (generative): gradient through support and queries against finite differences", "[meta]") {
+TEST_CASE(
+    "outer loss (generative): gradient through support and queries against finite differences",
+    "[meta]") {
   Rng rng(13);
   const Mat basis = normal_matrix(6, 2, rng);
   const MetaEpisode ep = make_episode(basis, 4, 4, 2, rng);
@@ -251,16 +267,20 @@ TEST_CASE("outer loss (generative): gradient through support and queries against
   const VagueAnomalyModel anomaly{0.1, 20.0, 3.0};
   const TanhLinear emb(6, 3);
   const Vec theta = Linear(6, 3).initial_parameters(8);
-  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, generative);
+  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly,
+                                                      Path::automatic, generative);
   // Value from the definition.
   const Mat Z = emb.forward(theta, ep.support), Q = emb.forward(theta, ep.queries);
   const Vec ln = prior.posterior(Z).predictive().log_pdf(Q), la = anomaly.log_pdf(Q);
   double want = 0;
-  for (std::size_t j = 0; j < 6; ++j) want -= (ep.labels[j] == 0 ? ln : la)(static_cast<Eigen::Index>(j)) / 6.0;
+  for (std::size_t j = 0; j < 6; ++j)
+    want -= (ep.labels[j] == 0 ? ln : la)(static_cast<Eigen::Index>(j)) / 6.0;
   check_near(r.value, want, 1e-13);
   const Vec fd = central_difference(
       [&](const Vec& t) {
-        return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, anomaly, Path::automatic, generative).value;
+        return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, anomaly, Path::automatic,
+                                                    generative)
+            .value;
       },
       theta, fd_step);
   expect_below("outer gradient", relative_error(r.gradient, fd), 1e-8);
@@ -269,33 +289,40 @@ TEST_CASE("outer loss (generative): gradient through support and queries against
   CHECK(((s - (la - ln)).cwiseAbs().maxCoeff() < 1e-12));
 }
 
-TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_out(adapt(theta))", "[meta]") {
+TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_out(adapt(theta))",
+          "[meta]") {
   Rng rng(14);
   const Mat basis = normal_matrix(6, 2, rng);
   const auto prior3 = NiwPrior<double>::method_default(3);
   const VagueAnomalyModel anomaly;
 
-  auto full = [](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior, const AdaptOptions& o,
-                 const baypr::meta::OuterOptions& outer) {
+  auto full = [](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior,
+                 const AdaptOptions& o, const baypr::meta::OuterOptions& outer) {
     return [&emb, &ep, &prior, o, outer](const Vec& t) {
       const auto a = baypr::meta::adapt(emb, t, ep.support, prior, o);
-      return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior, VagueAnomalyModel{}, o.path, outer).value;
+      return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior, VagueAnomalyModel{},
+                                                  o.path, outer)
+          .value;
     };
   };
 
-  auto check = [&](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior, int steps, double alpha,
-                   const std::string& name, const baypr::meta::OuterOptions& outer = {}, Path path = Path::automatic) {
+  auto check = [&](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior, int steps,
+                   double alpha, const std::string& name,
+                   const baypr::meta::OuterOptions& outer = {}, Path path = Path::automatic) {
     const Vec theta = Linear(emb.input_dim(), emb.output_dim()).initial_parameters(21);
     const AdaptOptions o{steps, alpha, path};
-    const auto so = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::second_order, outer);
-    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order, outer);
+    const auto so = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o,
+                                           MetaGradient::second_order, outer);
+    const auto fo =
+        baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order, outer);
     const Vec fd = central_difference(full(emb, ep, prior, o, outer), theta, fd_step);
     const double e2 = relative_error(so.gradient, fd), e1 = relative_error(fo.gradient, fd);
-    INFO(name << " steps " << steps << " alpha " << alpha << ": second-order error " << e2 << ", first-order error "
-              << e1);
+    INFO(name << " steps " << steps << " alpha " << alpha << ": second-order error " << e2
+              << ", first-order error " << e1);
     expect_below(name + " second order", e2, 1e-8);
     // First order is the gradient of L_out at theta', by definition; and it is not the exact one.
-    const auto at = baypr::meta::outer_loss_and_gradient(emb, so.adapted, ep, prior, anomaly, path, outer);
+    const auto at =
+        baypr::meta::outer_loss_and_gradient(emb, so.adapted, ep, prior, anomaly, path, outer);
     CHECK(fo.gradient == at.gradient);
     CHECK(fo.adapted == so.adapted);
     CHECK(fo.outer_loss == so.outer_loss);
@@ -318,18 +345,23 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
   SECTION("low-rank posterior path (d = 4, K = 2)") {
     const MetaEpisode small = make_episode(basis, 2, 3, 2, rng);
     const auto prior4 = NiwPrior<double>::method_default(4);
-    REQUIRE(prior4.posterior(Linear(6, 4).forward(Linear(6, 4).initial_parameters(21), small.support)).is_low_rank());
+    REQUIRE(
+        prior4.posterior(Linear(6, 4).forward(Linear(6, 4).initial_parameters(21), small.support))
+            .is_low_rank());
     check(Linear(6, 4), small, prior4, 2, 0.1, "Linear low-rank");
   }
   SECTION("with the SupCon term") {
-    check(TanhLinear(6, 3), ep, prior3, 2, 0.2, "TanhLinear+SupCon", outer_options(baypr::meta::Objective::discriminative, 0.1, 0.07));
+    check(TanhLinear(6, 3), ep, prior3, 2, 0.2, "TanhLinear+SupCon",
+          outer_options(baypr::meta::Objective::discriminative, 0.1, 0.07));
   }
   SECTION("zero steps: both orders are the plain outer gradient") {
     const Linear emb(6, 3);
     const Vec theta = emb.initial_parameters(2);
     const AdaptOptions o{0, 0.1, Path::automatic};
-    const auto so = baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order);
-    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
+    const auto so =
+        baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order);
+    const auto fo =
+        baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
     const auto plain = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior3, anomaly);
     CHECK(so.gradient == plain.gradient);
     CHECK(fo.gradient == plain.gradient);
@@ -339,15 +371,19 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
     const DoubleOnlyLinear emb(6, 3);
     const Vec theta = Linear(6, 3).initial_parameters(2);
     const AdaptOptions o{2, 0.1, Path::automatic};
-    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
-    const auto ref = baypr::meta::meta_step(Linear(6, 3), theta, ep, prior3, anomaly, o, MetaGradient::first_order);
+    const auto fo =
+        baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
+    const auto ref = baypr::meta::meta_step(Linear(6, 3), theta, ep, prior3, anomaly, o,
+                                            MetaGradient::first_order);
     CHECK((fo.gradient - ref.gradient).norm() <= 1e-14 * ref.gradient.norm());
     // The default order is the best the embedding allows.
-    static_assert(baypr::meta::default_meta_gradient<DoubleOnlyLinear> == MetaGradient::first_order);
+    static_assert(baypr::meta::default_meta_gradient<DoubleOnlyLinear> ==
+                  MetaGradient::first_order);
     static_assert(baypr::meta::default_meta_gradient<Linear> == MetaGradient::second_order);
     CHECK(baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o).gradient == fo.gradient);
-    const std::string msg = baypr::test::message_of(
-        [&] { (void)baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order); });
+    const std::string msg = baypr::test::message_of([&] {
+      (void)baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order);
+    });
     CHECK(baypr::test::contains(msg, "baypr::meta::meta_step: argument 'order'"));
     CHECK(baypr::test::contains(msg, "TwiceDifferentiableEmbedding"));
   }
@@ -364,11 +400,13 @@ class Untaped {
   [[nodiscard]] Eigen::Index output_dim() const { return e_.output_dim(); }
   [[nodiscard]] Eigen::Index parameter_count() const { return e_.parameter_count(); }
   template <class Scalar, class DX>
-  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta,
+                                          const Eigen::MatrixBase<DX>& x) const {
     return e_.forward(theta, x);
   }
   template <class Scalar, class DX, class DG>
-  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta,
+                                        const Eigen::MatrixBase<DX>& x,
                                         const Eigen::MatrixBase<DG>& dz) const {
     return e_.vjp(theta, x, dz);
   }
@@ -388,11 +426,13 @@ class TapedOnly {
   [[nodiscard]] Eigen::Index output_dim() const { return e_.output_dim(); }
   [[nodiscard]] Eigen::Index parameter_count() const { return e_.parameter_count(); }
   template <class Scalar, class DX>
-  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta,
+                                          const Eigen::MatrixBase<DX>& x) const {
     return e_.forward(theta, x);
   }
   template <class Scalar, class DX, class DG>
-  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta,
+                                        const Eigen::MatrixBase<DX>& x,
                                         const Eigen::MatrixBase<DG>& dz) const {
     return e_.vjp(theta, x, dz);
   }
@@ -409,12 +449,14 @@ class TapedOnly {
 
 }  // namespace
 
-TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite differences", "[meta][tape]") {
+TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite differences",
+          "[meta][tape]") {
   using baypr::meta::Conv;
   using baypr::meta::Mlp;
   static_assert(baypr::meta::TangentTapedEmbedding<Mlp>);
   static_assert(!baypr::meta::TapedEmbedding<Untaped<Mlp>>);
-  static_assert(baypr::meta::TapedEmbedding<TapedOnly<Mlp>> && !baypr::meta::TangentTapedEmbedding<TapedOnly<Mlp>> &&
+  static_assert(baypr::meta::TapedEmbedding<TapedOnly<Mlp>> &&
+                !baypr::meta::TangentTapedEmbedding<TapedOnly<Mlp>> &&
                 !baypr::meta::RowIndependentEmbedding<TapedOnly<Mlp>>);
   Rng rng(31);
   const VagueAnomalyModel anomaly;
@@ -423,7 +465,8 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
   const Conv conv(baypr::meta::ConvOptions{3, 4, {1, 2, 3}, {1, 2}, 4});
   const Mlp mlp({12, 5, 4});
   const MetaEpisode ep = make_episode(normal_matrix(12, 2, rng), 4, 4, 2, rng);
-  const MetaEpisode small = make_episode(normal_matrix(12, 2, rng), 2, 3, 2, rng);  // K = 2, d = 4: low-rank
+  const MetaEpisode small =
+      make_episode(normal_matrix(12, 2, rng), 2, 3, 2, rng);  // K = 2, d = 4: low-rank
 
   // Seeded parameters, moved off PyTorch's initialisation (beta = 0 could give zero embeddings,
   // which the SupCon term rejects).
@@ -441,7 +484,8 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
                                                       : baypr::meta::Objective::discriminative,
                                            steps == 2 ? 0.1 : 0.0);
           const auto fast = baypr::meta::meta_step(emb, theta, e, prior4, anomaly, o, order, outer);
-          const auto slow = baypr::meta::meta_step(reference, theta, e, prior4, anomaly, o, order, outer);
+          const auto slow =
+              baypr::meta::meta_step(reference, theta, e, prior4, anomaly, o, order, outer);
           INFO(name << " path " << static_cast<int>(path) << " steps " << steps << " order "
                     << static_cast<int>(order));
           expect_below("gradient", relative_error(fast.gradient, slow.gradient), 1e-12);
@@ -449,8 +493,10 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
           check_near(fast.outer_loss, slow.outer_loss, 1e-13);
           check_near(fast.inner_loss, slow.inner_loss, 1e-13);
           // The outer loss alone, through the public function, agrees too.
-          const auto a = baypr::meta::outer_loss_and_gradient(emb, fast.adapted, e, prior4, anomaly, path, outer);
-          const auto b = baypr::meta::outer_loss_and_gradient(reference, fast.adapted, e, prior4, anomaly, path, outer);
+          const auto a = baypr::meta::outer_loss_and_gradient(emb, fast.adapted, e, prior4, anomaly,
+                                                              path, outer);
+          const auto b = baypr::meta::outer_loss_and_gradient(reference, fast.adapted, e, prior4,
+                                                              anomaly, path, outer);
           expect_below("outer gradient", relative_error(a.gradient, b.gradient), 1e-12);
         }
       }
@@ -470,20 +516,25 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
     const Linear lin(12, 4);
     agree(lin, Untaped<Linear>(lin), params(lin), ep, "Linear");
   }
-  SECTION("second order of the fast path against finite differences of theta -> L_out(adapt(theta))") {
+  SECTION(
+      "second order of the fast path against finite differences of theta -> L_out(adapt(theta))") {
     for (int which = 0; which < 2; ++which) {
       const AdaptOptions o{2, 0.3, Path::automatic};
       auto run = [&](const auto& emb) {
         const Vec theta = emb.initial_parameters(9);
         const auto full = [&](const Vec& t) {
           const auto a = baypr::meta::adapt(emb, t, ep.support, prior4, o);
-          return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior4, anomaly, o.path).value;
+          return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior4, anomaly, o.path)
+              .value;
         };
-        const auto so = baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::second_order);
+        const auto so =
+            baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::second_order);
         const double e2 = relative_error(so.gradient, central_difference(full, theta, fd_step));
-        const auto fo = baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::first_order);
+        const auto fo =
+            baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::first_order);
         const double e1 = relative_error(fo.gradient, central_difference(full, theta, fd_step));
-        INFO((which == 0 ? "Mlp" : "Conv") << ": second-order error " << e2 << ", first-order error " << e1);
+        INFO((which == 0 ? "Mlp" : "Conv")
+             << ": second-order error " << e2 << ", first-order error " << e1);
         CHECK(e2 < 1e-7);
         CHECK(e1 > 1e-3);  // the second-order term is visible
       };
@@ -516,15 +567,18 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
     const NiwPrior<double> other(Vec::Constant(4, 0.3), 0.5, 7.0, 2.0 * Mat::Identity(4, 4));
     for (const NiwPrior<double>* pr : {&other, &prior4, &other}) {
       const AdaptOptions o{1, 0.3, Path::dense};
-      const auto want = baypr::meta::meta_step(mlp, theta, ep, *pr, anomaly, o, MetaGradient::second_order);
+      const auto want =
+          baypr::meta::meta_step(mlp, theta, ep, *pr, anomaly, o, MetaGradient::second_order);
       stepper.step(theta, ep, *pr, anomaly, o, MetaGradient::second_order, {}, out);
       CHECK(out.gradient == want.gradient);
     }
     // A failing step leaves out unchanged and names the stepper.
     const baypr::meta::MetaStep before = out;
-    const std::string msg = baypr::test::message_of(
-        [&] { stepper.step(Vec(theta.head(3)), ep, prior4, anomaly, {}, MetaGradient::first_order, {}, out); });
-    CHECK(baypr::test::contains(msg, "baypr::meta::MetaStepper::step: argument 'theta' has size 3"));
+    const std::string msg = baypr::test::message_of([&] {
+      stepper.step(Vec(theta.head(3)), ep, prior4, anomaly, {}, MetaGradient::first_order, {}, out);
+    });
+    CHECK(
+        baypr::test::contains(msg, "baypr::meta::MetaStepper::step: argument 'theta' has size 3"));
     CHECK(out.gradient == before.gradient);
     CHECK(out.adapted == before.adapted);
   }
@@ -543,9 +597,11 @@ TEST_CASE("SupCon term: hand-derived value", "[meta]") {
   ep.labels = {0, 0, 1};
   const auto prior = NiwPrior<double>::method_default(2);
   const double tau = 0.5, w = 0.3;
-  const auto with = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic,
-                                                          outer_options(baypr::meta::Objective::discriminative, w, tau));
-  const auto without = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {});
+  const auto with = baypr::meta::outer_loss_and_gradient(
+      emb, theta, ep, prior, {}, Path::automatic,
+      outer_options(baypr::meta::Objective::discriminative, w, tau));
+  const auto without =
+      baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {});
   check_near(with.value - without.value, w * std::log1p(std::exp(-1.0 / tau)), 1e-12);
 }
 
@@ -560,27 +616,32 @@ TEST_CASE("baselines: Proto-MAML and MAML meta-gradients against finite differen
     const auto in = baypr::meta::proto_inner_loss_and_gradient(emb, theta, ep.support);
     const Mat Z = emb.forward(theta, ep.support);
     check_near(in.value, (Z.rowwise() - Z.colwise().mean()).squaredNorm() / 4.0, 1e-13);
-    expect_below("proto inner",
-                 relative_error(in.gradient, central_difference(
-                                                 [&](const Vec& t) {
-                                                   return baypr::meta::proto_inner_loss_and_gradient(emb, t, ep.support).value;
-                                                 },
-                                                 theta, fd_step)),
-                 1e-8);
+    expect_below(
+        "proto inner",
+        relative_error(
+            in.gradient,
+            central_difference(
+                [&](const Vec& t) {
+                  return baypr::meta::proto_inner_loss_and_gradient(emb, t, ep.support).value;
+                },
+                theta, fd_step)),
+        1e-8);
     for (int steps : {1, 3}) {
       const AdaptOptions o{steps, 0.3, Path::automatic};
       const auto so = baypr::meta::proto_maml_step(emb, theta, ep, o, MetaGradient::second_order);
       const auto fo = baypr::meta::proto_maml_step(emb, theta, ep, o, MetaGradient::first_order);
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            return baypr::meta::proto_outer_loss_and_gradient(emb, baypr::meta::proto_adapt(emb, t, ep.support, o), ep)
+            return baypr::meta::proto_outer_loss_and_gradient(
+                       emb, baypr::meta::proto_adapt(emb, t, ep.support, o), ep)
                 .value;
           },
           theta, fd_step);
       INFO("steps " << steps);
       expect_below("proto second order", relative_error(so.gradient, fd), 1e-8);
       CHECK(relative_error(fo.gradient, fd) > 1e-3);
-      CHECK(fo.gradient == baypr::meta::proto_outer_loss_and_gradient(emb, so.adapted, ep).gradient);
+      CHECK(fo.gradient ==
+            baypr::meta::proto_outer_loss_and_gradient(emb, so.adapted, ep).gradient);
     }
     // Scores are squared distances to the prototype.
     const Vec s = baypr::meta::proto_scores(emb, theta, ep.support, ep.queries);
@@ -595,20 +656,24 @@ TEST_CASE("baselines: Proto-MAML and MAML meta-gradients against finite differen
     CHECK(params.tail(4).isZero());
     params.tail(4) << 0.4, -0.3, 0.2, 0.1;  // a non-zero head so that every path is exercised
     const auto in = baypr::meta::maml_inner_loss_and_gradient(emb, params, ep.support);
-    expect_below("maml inner",
-                 relative_error(in.gradient, central_difference(
-                                                 [&](const Vec& t) {
-                                                   return baypr::meta::maml_inner_loss_and_gradient(emb, t, ep.support).value;
-                                                 },
-                                                 params, fd_step)),
-                 1e-8);
+    expect_below(
+        "maml inner",
+        relative_error(
+            in.gradient,
+            central_difference(
+                [&](const Vec& t) {
+                  return baypr::meta::maml_inner_loss_and_gradient(emb, t, ep.support).value;
+                },
+                params, fd_step)),
+        1e-8);
     for (int steps : {1, 3}) {
       const AdaptOptions o{steps, 0.5, Path::automatic};
       const auto so = baypr::meta::maml_step(emb, params, ep, o, MetaGradient::second_order);
       const auto fo = baypr::meta::maml_step(emb, params, ep, o, MetaGradient::first_order);
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            return baypr::meta::maml_outer_loss_and_gradient(emb, baypr::meta::maml_adapt(emb, t, ep.support, o), ep)
+            return baypr::meta::maml_outer_loss_and_gradient(
+                       emb, baypr::meta::maml_adapt(emb, t, ep.support, o), ep)
                 .value;
           },
           params, fd_step);
@@ -639,7 +704,8 @@ TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "
   auto mean_loss = [&](const Vec& theta) {
     double s = 0;
     for (const auto& ep : held_out) {
-      s += baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order).outer_loss;
+      s += baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order)
+               .outer_loss;
     }
     return s / static_cast<double>(held_out.size());
   };
@@ -648,7 +714,8 @@ TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "
   const double lr = 0.02, b1 = 0.9, b2 = 0.999;
   for (int it = 1; it <= 60; ++it) {
     const MetaEpisode ep = make_episode(basis, 5, 4, 2, rng);
-    const auto step = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::second_order);
+    const auto step =
+        baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::second_order);
     m = b1 * m + (1 - b1) * step.gradient;
     v = b2 * v + (1 - b2) * step.gradient.cwiseAbs2();
     const Vec mh = m / (1 - std::pow(b1, it)), vh = v / (1 - std::pow(b2, it));
@@ -666,7 +733,8 @@ TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "
     gap += s.tail(2).mean() - s.head(4).mean();
   }
   CHECK(gap > 0);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(seconds < 5.0);
 }
 
@@ -681,21 +749,26 @@ TEST_CASE("bad inputs throw with messages naming function and argument", "[meta]
   const Vec theta = emb.initial_parameters(1);
   const VagueAnomalyModel anomaly;
   const AdaptOptions o;
-  auto step = [&](const MetaEpisode& e, const Vec& t = Vec(), const AdaptOptions& opt = AdaptOptions{},
-                  const NiwPrior<double>* p = nullptr, const VagueAnomalyModel& an = VagueAnomalyModel{}) {
+  auto step = [&](const MetaEpisode& e, const Vec& t = Vec(),
+                  const AdaptOptions& opt = AdaptOptions{}, const NiwPrior<double>* p = nullptr,
+                  const VagueAnomalyModel& an = VagueAnomalyModel{}) {
     return message_of([&] {
-      (void)baypr::meta::meta_step(emb, t.size() ? t : theta, e, p ? *p : prior, an, opt, MetaGradient::second_order);
+      (void)baypr::meta::meta_step(emb, t.size() ? t : theta, e, p ? *p : prior, an, opt,
+                                   MetaGradient::second_order);
     });
   };
   MetaEpisode bad = ep;
   bad.labels[1] = 2;
-  CHECK(contains(step(bad), "baypr::meta::meta_step: argument 'episode.labels' must be 0 (normal) or 1 (anomalous), got 2 at index 1"));
+  CHECK(contains(step(bad),
+                 "baypr::meta::meta_step: argument 'episode.labels' must be 0 (normal) or 1 "
+                 "(anomalous), got 2 at index 1"));
   bad = ep;
   bad.labels.pop_back();
   CHECK(contains(step(bad), "argument 'episode.labels' has size 3, expected 4"));
   bad = ep;
   bad.queries(2, 3) = std::nan("");
-  CHECK(contains(step(bad), "argument 'episode.queries' must be finite, got nan at row 2, column 3"));
+  CHECK(
+      contains(step(bad), "argument 'episode.queries' must be finite, got nan at row 2, column 3"));
   bad = ep;
   bad.support = Mat(4, 5);
   CHECK(contains(step(bad), "argument 'episode.support' has columns 5, expected 6"));
@@ -703,26 +776,35 @@ TEST_CASE("bad inputs throw with messages naming function and argument", "[meta]
   bad.support.resize(0, 6);
   CHECK(contains(step(bad), "argument 'episode.support' must have at least one row"));
   CHECK(contains(step(ep, Vec::Zero(5)), "argument 'theta' has size 5, expected 21"));
-  CHECK(contains(step(ep, theta, AdaptOptions{-1, 0.1, Path::automatic}), "argument 'options.inner_steps' must be >= 0, got -1"));
-  CHECK(contains(step(ep, theta, AdaptOptions{1, std::nan(""), Path::automatic}), "argument 'options.inner_step_size' must be finite and >= 0"));
-  CHECK(contains(step(ep, theta, AdaptOptions{1, -0.5, Path::automatic}), "argument 'options.inner_step_size' must be finite and >= 0, got -0.5"));
+  CHECK(contains(step(ep, theta, AdaptOptions{-1, 0.1, Path::automatic}),
+                 "argument 'options.inner_steps' must be >= 0, got -1"));
+  CHECK(contains(step(ep, theta, AdaptOptions{1, std::nan(""), Path::automatic}),
+                 "argument 'options.inner_step_size' must be finite and >= 0"));
+  CHECK(contains(step(ep, theta, AdaptOptions{1, -0.5, Path::automatic}),
+                 "argument 'options.inner_step_size' must be finite and >= 0, got -0.5"));
   const auto prior4 = NiwPrior<double>::method_default(4);
   CHECK(contains(step(ep, theta, o, &prior4), "argument 'prior' has dimension 4, expected 3"));
-  CHECK(contains(step(ep, theta, o, nullptr, VagueAnomalyModel{0, 0, 2}), "argument 'anomaly.scale' must be finite and > 0, got 0"));
+  CHECK(contains(step(ep, theta, o, nullptr, VagueAnomalyModel{0, 0, 2}),
+                 "argument 'anomaly.scale' must be finite and > 0, got 0"));
   CHECK(contains(message_of([&] { (void)baypr::meta::adapt(emb, theta, Mat(3, 4), prior, o); }),
                  "baypr::meta::adapt: argument 'support_inputs' has columns 4, expected 6"));
   CHECK(contains(message_of([&] {
-                   (void)baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic,
-                                                              outer_options(baypr::meta::Objective::discriminative, -1.0));
+                   (void)baypr::meta::outer_loss_and_gradient(
+                       emb, theta, ep, prior, anomaly, Path::automatic,
+                       outer_options(baypr::meta::Objective::discriminative, -1.0));
                  }),
                  "argument 'outer.supcon_weight' must be finite and >= 0, got -1"));
-  CHECK(contains(message_of([&] { (void)baypr::meta::proto_maml_step(emb, theta, bad, o); }),
-                 "baypr::meta::proto_maml_step: argument 'episode.support' must have at least one row"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::meta::proto_maml_step(emb, theta, bad, o); }),
+      "baypr::meta::proto_maml_step: argument 'episode.support' must have at least one row"));
   CHECK(contains(message_of([&] { (void)baypr::meta::maml_step(emb, theta, ep, o); }),
                  "baypr::meta::maml_step: argument 'params' has size 21, expected 25"));
   // A divergent inner loop is a numerical error, not a NaN result.
   Vec big = theta;
   big *= 1e3;
-  CHECK(contains(message_of([&] { (void)baypr::meta::proto_adapt(emb, big, ep.support, AdaptOptions{200, 1e3, Path::automatic}); }),
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::proto_adapt(emb, big, ep.support,
+                                                  AdaptOptions{200, 1e3, Path::automatic});
+                 }),
                  "not finite"));
 }

@@ -38,7 +38,8 @@ MetaEpisode episode(std::mt19937_64& rng) {
 
 }  // namespace
 
-TEST_CASE("anomaly coordinates: round trip and the gradient of log p_a against finite differences", "[meta]") {
+TEST_CASE("anomaly coordinates: round trip and the gradient of log p_a against finite differences",
+          "[meta]") {
   const VagueAnomalyModel a{0.3, 7.0, 3.5};
   const Eigen::Vector3d c = AnomalyCoordinates::of(a);
   CHECK(c(0) == 0.3);
@@ -54,8 +55,10 @@ TEST_CASE("anomaly coordinates: round trip and the gradient of log p_a against f
     REQUIRE(g.rows() == 3);
     for (Eigen::Index j = 0; j < z.rows(); ++j) {
       const Vec fd = central_difference(
-          [&](const Vec& x) { return AnomalyCoordinates::model(x).log_pdf(Mat(z.row(j)))(0); }, Vec(c), 1e-4);
-      INFO("d = " << d << ", row " << j << ": analytic " << g.row(j) << ", differences " << fd.transpose());
+          [&](const Vec& x) { return AnomalyCoordinates::model(x).log_pdf(Mat(z.row(j)))(0); },
+          Vec(c), 1e-4);
+      INFO("d = " << d << ", row " << j << ": analytic " << g.row(j) << ", differences "
+                  << fd.transpose());
       CHECK(relative_error(g.row(j).transpose(), fd) < 1e-9);
     }
   }
@@ -65,22 +68,35 @@ TEST_CASE("anomaly coordinates: round trip and the gradient of log p_a against f
   CHECK(g0(0, 1) == -2.5);
 }
 
-TEST_CASE("anomaly coordinates: invalid values are rejected with the function and argument named", "[meta]") {
+TEST_CASE("anomaly coordinates: invalid values are rejected with the function and argument named",
+          "[meta]") {
   using baypr::test::contains;
   using baypr::test::message_of;
   const double inf = std::numeric_limits<double>::infinity();
-  CHECK(contains(message_of([] { (void)AnomalyCoordinates::model({0.0, 800.0, 0.0}); }),
+  CHECK(contains(message_of([] {
+                   (void)AnomalyCoordinates::model({0.0, 800.0, 0.0});
+                 }),
                  "baypr::meta::AnomalyCoordinates::model: argument 'coordinates'"));
   // Values as the other messages print them (12 significant digits, not std::to_string's fixed 6
   // decimals, which printed a tiny scale as 0.000000).
-  CHECK(contains(message_of([] { (void)AnomalyCoordinates::model({0.0, -800.0, 0.0}); }),
+  CHECK(contains(message_of([] {
+                   (void)AnomalyCoordinates::model({0.0, -800.0, 0.0});
+                 }),
                  "log scale -800 gives scale 0 (must be positive and finite)"));
-  CHECK(contains(message_of([] { (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, 1e-9, -2.0}, Mat::Zero(1, 2)); }),
-                 "got location 0, scale 1e-09, dof -2"));
-  CHECK(contains(message_of([&] { (void)AnomalyCoordinates::model({inf, 0.0, 0.0}); }),
+  CHECK(contains(
+      message_of([] {
+        (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, 1e-9, -2.0}, Mat::Zero(1, 2));
+      }),
+      "got location 0, scale 1e-09, dof -2"));
+  CHECK(contains(message_of([&] {
+                   (void)AnomalyCoordinates::model({inf, 0.0, 0.0});
+                 }),
                  "baypr::meta::AnomalyCoordinates::model"));
-  CHECK(contains(message_of([] { (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, -1.0, 2.0}, Mat::Zero(1, 2)); }),
-                 "baypr::meta::anomaly_log_pdf_coordinate_gradient: argument 'anomaly'"));
+  CHECK(contains(
+      message_of([] {
+        (void)baypr::meta::anomaly_log_pdf_coordinate_gradient({0.0, -1.0, 2.0}, Mat::Zero(1, 2));
+      }),
+      "baypr::meta::anomaly_log_pdf_coordinate_gradient: argument 'anomaly'"));
   CHECK(contains(message_of([] { (void)baypr::meta::split_joint_parameters(Vec::Zero(3)); }),
                  "baypr::meta::split_joint_parameters: argument 'joint'"));
   const Linear linear(6, 3);
@@ -88,12 +104,14 @@ TEST_CASE("anomaly coordinates: invalid values are rejected with the function an
   const MetaEpisode e = episode(rng);
   const auto prior = baypr::NiwPrior<double>::method_default(3);
   CHECK(contains(message_of([&] {
-                   (void)baypr::meta::learned_anomaly_meta_step(linear, linear.initial_parameters(1), e, prior);
+                   (void)baypr::meta::learned_anomaly_meta_step(
+                       linear, linear.initial_parameters(1), e, prior);
                  }),
                  "baypr::meta::learned_anomaly_meta_step: argument 'joint'"));
 }
 
-TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the joint outer loss", "[meta]") {
+TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the joint outer loss",
+          "[meta]") {
   std::mt19937_64 rng(17);
   const MetaEpisode e = episode(rng);
   const Linear linear(6, 3);
@@ -111,11 +129,14 @@ TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the
   const auto objective = [&](const Vec& j) {
     const auto [theta, anomaly] = baypr::meta::split_joint_parameters(j);
     const auto a = baypr::meta::adapt(linear, theta, e.support, prior, options);
-    return baypr::meta::outer_loss_and_gradient(linear, a.params, e, prior, anomaly, options.path, outer).value;
+    return baypr::meta::outer_loss_and_gradient(linear, a.params, e, prior, anomaly, options.path,
+                                                outer)
+        .value;
   };
   const Vec fd = central_difference(objective, joint, 1e-4);
 
-  const auto so = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options, MetaGradient::second_order, outer);
+  const auto so = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options,
+                                                         MetaGradient::second_order, outer);
   REQUIRE(so.gradient.size() == joint.size());
   INFO("analytic " << so.gradient.transpose() << "\ndifferences " << fd.transpose());
   CHECK(relative_error(so.gradient, fd) < 1e-8);
@@ -126,26 +147,30 @@ TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the
   CHECK(so.gradient.tail<3>().cwiseAbs().minCoeff() > 1e-6);
 
   // First order: the embedding part is the first-order meta-gradient, the anomaly part is exact.
-  const auto fo = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options, MetaGradient::first_order, outer);
+  const auto fo = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options,
+                                                         MetaGradient::first_order, outer);
   CHECK(relative_error(fo.gradient.tail<3>(), fd.tail<3>()) < 1e-8);
-  const auto plain = baypr::meta::meta_step(linear, joint.head(linear.parameter_count()), e, prior, start, options,
-                                            MetaGradient::first_order, outer);
+  const auto plain = baypr::meta::meta_step(linear, joint.head(linear.parameter_count()), e, prior,
+                                            start, options, MetaGradient::first_order, outer);
   CHECK(fo.gradient.head(linear.parameter_count()) == plain.gradient);
 }
 
-TEST_CASE("learned_anomaly_meta_step: under the generative objective an episode without anomalous queries leaves "
-          "the coordinates' gradient zero",
-          "[meta]") {
+TEST_CASE(
+    "learned_anomaly_meta_step: under the generative objective an episode without anomalous "
+    "queries leaves "
+    "the coordinates' gradient zero",
+    "[meta]") {
   std::mt19937_64 rng(23);
   MetaEpisode e = episode(rng);
   e.labels.assign(e.labels.size(), 0);
   const Linear linear(6, 3);
   const auto prior = baypr::NiwPrior<double>::method_default(3);
-  const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(4), VagueAnomalyModel{});
+  const Vec joint =
+      baypr::meta::joint_parameters(linear.initial_parameters(4), VagueAnomalyModel{});
   baypr::meta::OuterOptions generative;
   generative.objective = baypr::meta::Objective::generative;
-  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, {}, MetaGradient::second_order,
-                                                           generative);
+  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, {},
+                                                           MetaGradient::second_order, generative);
   CHECK(step.gradient.tail<3>().isZero(0.0));
   CHECK(step.gradient.head(linear.parameter_count()).norm() > 0.0);
 }

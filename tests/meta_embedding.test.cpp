@@ -495,12 +495,14 @@ namespace {
 // Dual vectors a + eps b.
 ParamVector<HvpScalar> dual_vector(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
   ParamVector<HvpScalar> out(a.size());
-  for (Eigen::Index i = 0; i < a.size(); ++i) out(i) = HvpScalar(a(i), Eigen::Matrix<double, 1, 1>(b(i)));
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    out(i) = HvpScalar(a(i), Eigen::Matrix<double, 1, 1>(b(i)));
   return out;
 }
 RowMatrix<HvpScalar> dual_matrix(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   RowMatrix<HvpScalar> out(a.rows(), a.cols());
-  for (Eigen::Index i = 0; i < a.size(); ++i) out(i) = HvpScalar(a(i), Eigen::Matrix<double, 1, 1>(b(i)));
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    out(i) = HvpScalar(a(i), Eigen::Matrix<double, 1, 1>(b(i)));
   return out;
 }
 template <class M>
@@ -534,16 +536,19 @@ void check_tape(const E& e, std::uint64_t seed) {
   const ParamVector<HvpScalar> td = dual_vector(theta, v);
   const Eigen::MatrixXd z_dual = dual_part(e.forward(td, x));
   const Eigen::MatrixXd g_dual = dual_part(e.vjp(td, x, dual_matrix(dz, dz_dot)));
-  INFO("jvp vs duals " << rel_max(z_dot, z_dual) << ", vjp tangent vs duals " << rel_max(g_dot, g_dual));
+  INFO("jvp vs duals " << rel_max(z_dot, z_dual) << ", vjp tangent vs duals "
+                       << rel_max(g_dot, g_dual));
   CHECK(rel_max(z_dot, z_dual) < 1e-12);
   CHECK(rel_max(g_dot, g_dual) < 1e-12);
 
   const double h = 1e-6;
   const Eigen::VectorXd t_plus = theta + h * v, t_minus = theta - h * v;
   const Eigen::MatrixXd z_fd = (e.forward(t_plus, x) - e.forward(t_minus, x)) / (2 * h);
-  const Eigen::MatrixXd g_fd =
-      (e.vjp(t_plus, x, Eigen::MatrixXd(dz + h * dz_dot)) - e.vjp(t_minus, x, Eigen::MatrixXd(dz - h * dz_dot))) / (2 * h);
-  INFO("jvp vs differences " << rel_max(z_dot, z_fd) << ", vjp tangent vs differences " << rel_max(g_dot, g_fd));
+  const Eigen::MatrixXd g_fd = (e.vjp(t_plus, x, Eigen::MatrixXd(dz + h * dz_dot)) -
+                                e.vjp(t_minus, x, Eigen::MatrixXd(dz - h * dz_dot))) /
+                               (2 * h);
+  INFO("jvp vs differences " << rel_max(z_dot, z_fd) << ", vjp tangent vs differences "
+                             << rel_max(g_dot, g_fd));
   CHECK(rel_max(z_dot, z_fd) < 1e-7);
   CHECK(rel_max(g_dot, g_fd) < 1e-7);
 
@@ -559,10 +564,15 @@ void check_tape(const E& e, std::uint64_t seed) {
 
 TEST_CASE("tape API: values equal forward/vjp, tangents equal duals and central differences",
           "[meta][embedding][tape]") {
-  static_assert(baypr::meta::TangentTapedEmbedding<Linear> && baypr::meta::RowIndependentEmbedding<Linear>);
-  static_assert(baypr::meta::TangentTapedEmbedding<Mlp> && baypr::meta::RowIndependentEmbedding<Mlp>);
-  static_assert(baypr::meta::TangentTapedEmbedding<Conv> && baypr::meta::RowIndependentEmbedding<Conv>);
-  SECTION("Linear") { check_tape(Linear(4, 3), 70); }
+  static_assert(baypr::meta::TangentTapedEmbedding<Linear> &&
+                baypr::meta::RowIndependentEmbedding<Linear>);
+  static_assert(baypr::meta::TangentTapedEmbedding<Mlp> &&
+                baypr::meta::RowIndependentEmbedding<Mlp>);
+  static_assert(baypr::meta::TangentTapedEmbedding<Conv> &&
+                baypr::meta::RowIndependentEmbedding<Conv>);
+  SECTION("Linear") {
+    check_tape(Linear(4, 3), 70);
+  }
   SECTION("Mlp, one and three layers") {
     check_tape(Mlp::paper_head(5, 4), 71);
     check_tape(Mlp({6, 5, 4, 3}), 72);
@@ -584,11 +594,14 @@ TEST_CASE("tape API: values equal forward/vjp, tangents equal duals and central 
                    "argument 'inputs' has rows (as taped) 3, expected 2"));
     CHECK(contains(message_of([&] { e.vjp_tangent_from_tape(theta, theta, x, dz, dz, tape, g); }),
                    "argument 'tape' has no tangent"));
-    CHECK(contains(message_of([&] { (void)e.jvp_from_tape(theta, Eigen::VectorXd(theta.head(3)), x, tape); }),
-                   "argument 'direction' has size 3"));
+    CHECK(contains(
+        message_of([&] { (void)e.jvp_from_tape(theta, Eigen::VectorXd(theta.head(3)), x, tape); }),
+        "argument 'direction' has size 3"));
     Conv::Tape ct;
     const Conv c(small_conv());
-    CHECK(contains(message_of([&] { (void)c.forward_with_tape(c.initial_parameters(1), random_inputs(2, 7, 4), ct); }),
+    CHECK(contains(message_of([&] {
+                     (void)c.forward_with_tape(c.initial_parameters(1), random_inputs(2, 7, 4), ct);
+                   }),
                    "baypr::meta::Conv::forward_with_tape: argument 'inputs' has columns 7"));
   }
 }

@@ -18,8 +18,9 @@
 namespace meta = baypr::meta;
 namespace mf = meta_fashion;
 
-TEST_CASE("BayPrAnoMeta meta-training on Fashion-MNIST: the default objective helps on held-out classes",
-          "[meta][slow]") {
+TEST_CASE(
+    "BayPrAnoMeta meta-training on Fashion-MNIST: the default objective helps on held-out classes",
+    "[meta][slow]") {
   if (!mf::data_available(mf::default_data_dir)) {
     WARN("Fashion-MNIST not found in " + mf::default_data_dir +
          ": install it with scripts/deps data (Debian dataset-fashion-mnist); test skipped");
@@ -38,19 +39,23 @@ TEST_CASE("BayPrAnoMeta meta-training on Fashion-MNIST: the default objective he
   outer.supcon_weight = settings.supcon;
   const auto sampler = mf::training_sampler(data);
 
-  const auto score = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e, int inner_steps) {
-    const auto a = meta::adapt(embedding, theta, e.support, prior, mf::adapt_options(settings, inner_steps));
+  const auto score = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e,
+                         int inner_steps) {
+    const auto a =
+        meta::adapt(embedding, theta, e.support, prior, mf::adapt_options(settings, inner_steps));
     return meta::bayes_scores(embedding, a.params, e.support, e.queries, prior, anomaly);
   };
   // The calibration's start: fitted to 32 training episodes' scores at theta_0 (as the example).
-  const meta::Calibration start = mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, seed);
+  const meta::Calibration start =
+      mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, seed);
   CAPTURE(start.rho, start.beta);
 
   const auto validation = mf::validation_episodes(data, seed);
   const auto validate = [&](const Eigen::VectorXd& joint) {
     double sum = 0.0;
     for (const auto& e : validation) {
-      sum += mf::episode_auroc(score(meta::split_calibration(joint).first, e, settings.inner_steps), e);
+      sum += mf::episode_auroc(score(meta::split_calibration(joint).first, e, settings.inner_steps),
+                               e);
     }
     return sum / static_cast<double>(validation.size());
   };
@@ -64,20 +69,24 @@ TEST_CASE("BayPrAnoMeta meta-training on Fashion-MNIST: the default objective he
   options.adam.lr = settings.lr;
   const auto result = meta::train(
       meta::with_calibration(theta0, start),
-      [&, stepper = meta::MetaStepper(embedding)](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) mutable {
-        return meta::calibrated_meta_step(stepper, joint, e, prior, anomaly, adapt_options, settings.order, outer);
+      [&, stepper = meta::MetaStepper(embedding)](const Eigen::VectorXd& joint,
+                                                  const meta::MetaEpisode& e) mutable {
+        return meta::calibrated_meta_step(stepper, joint, e, prior, anomaly, adapt_options,
+                                          settings.order, outer);
       },
       sampler, validate, options);
   REQUIRE(!result.history.empty());
   const Eigen::VectorXd theta = meta::split_calibration(result.theta).first;
 
   // (a) The last parameters moved, by more than rounding: relative change of the whole vector.
-  const double relative_change = (meta::split_calibration(result.last_theta).first - theta0).norm() / theta0.norm();
+  const double relative_change =
+      (meta::split_calibration(result.last_theta).first - theta0).norm() / theta0.norm();
   CAPTURE(relative_change, result.best_epoch, result.history.size());
   CHECK(relative_change > 0.05);
 
   // (b) The outer loss fell: mean over the last epoch's updates below the first epoch's.
-  const double first_loss = result.history.front().outer_loss, last_loss = result.history.back().outer_loss;
+  const double first_loss = result.history.front().outer_loss,
+               last_loss = result.history.back().outer_loss;
   CAPTURE(first_loss, last_loss);
   CHECK(last_loss < first_loss);
 
@@ -100,7 +109,8 @@ TEST_CASE("BayPrAnoMeta meta-training on Fashion-MNIST: the default objective he
       ++j;
     }
     REQUIRE(j == 200);
-    const baypr::MeanInterval difference = baypr::mean_interval(Eigen::VectorXd(trained - untrained));
+    const baypr::MeanInterval difference =
+        baypr::mean_interval(Eigen::VectorXd(trained - untrained));
     const double untrained_mean = untrained.mean(), trained_mean = trained.mean();
     CAPTURE(k, untrained_mean, trained_mean, difference.mean, difference.lower, difference.upper);
     // Measured (seed 2026, best epoch 3, validation 0.846 -> 0.937): K = 1 0.737 -> 0.809, +0.072

@@ -41,9 +41,12 @@ using Rng = std::mt19937_64;
 
 // Normal queries near a random subspace, anomalous ones shifted off it: scores that separate the
 // classes partly (so neither loss term vanishes).
-MetaEpisode episode(Eigen::Index in, Eigen::Index support, Eigen::Index normal, Eigen::Index anomalous, Rng& rng) {
+MetaEpisode episode(Eigen::Index in, Eigen::Index support, Eigen::Index normal,
+                    Eigen::Index anomalous, Rng& rng) {
   const Mat basis = normal_matrix(in, 2, rng);
-  auto rows = [&](Eigen::Index n) { return Mat(normal_matrix(n, 2, rng) * basis.transpose() + 0.3 * normal_matrix(n, in, rng)); };
+  auto rows = [&](Eigen::Index n) {
+    return Mat(normal_matrix(n, 2, rng) * basis.transpose() + 0.3 * normal_matrix(n, in, rng));
+  };
   MetaEpisode e;
   e.support = rows(support);
   e.queries.resize(normal + anomalous, in);
@@ -54,7 +57,8 @@ MetaEpisode episode(Eigen::Index in, Eigen::Index support, Eigen::Index normal, 
   return e;
 }
 
-OuterOptions options(Objective objective, Calibration calibration = {0.3, -0.4}, double supcon = 0.0) {
+OuterOptions options(Objective objective, Calibration calibration = {0.3, -0.4},
+                     double supcon = 0.0) {
   OuterOptions o;
   o.objective = objective;
   o.calibration = calibration;
@@ -63,14 +67,19 @@ OuterOptions options(Objective objective, Calibration calibration = {0.3, -0.4},
   return o;
 }
 
-double softplus(double x) { return std::log1p(std::exp(x)); }
+double softplus(double x) {
+  return std::log1p(std::exp(x));
+}
 
 // |a - b| <= tol max(|a|, |b|).
-bool near(double a, double b, double tol) { return std::abs(a - b) <= tol * std::max(std::abs(a), std::abs(b)); }
+bool near(double a, double b, double tol) {
+  return std::abs(a - b) <= tol * std::max(std::abs(a), std::abs(b));
+}
 
 }  // namespace
 
-TEST_CASE("discriminative and ranking outer losses: values from their definitions", "[meta][objective]") {
+TEST_CASE("discriminative and ranking outer losses: values from their definitions",
+          "[meta][objective]") {
   Rng rng(3);
   const MetaEpisode ep = episode(6, 4, 5, 3, rng);
   const Linear emb(6, 3);
@@ -88,28 +97,31 @@ TEST_CASE("discriminative and ranking outer losses: values from their definition
     const double a = alpha * s(j) + c.beta;
     want += (softplus(a) - y * a) / (2.0 * (y == 0 ? 5 : 3));
   }
-  const auto d = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic,
-                                                      options(Objective::discriminative, c));
+  const auto d = baypr::meta::outer_loss_and_gradient(
+      emb, theta, ep, prior, anomaly, Path::automatic, options(Objective::discriminative, c));
   CHECK(near(d.value, want, 1e-13));
 
   want = 0.01 * c.rho * c.rho;
   for (Eigen::Index i = 0; i < 5; ++i)
     for (Eigen::Index k = 5; k < 8; ++k) want += softplus(alpha * (s(i) - s(k))) / 15.0;
-  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic,
-                                                      options(Objective::ranking, c));
+  const auto r = baypr::meta::outer_loss_and_gradient(
+      emb, theta, ep, prior, anomaly, Path::automatic, options(Objective::ranking, c));
   CHECK(near(r.value, want, 1e-13));
   CHECK(r.calibration_gradient(1) == 0.0);  // beta does not enter the ranking loss
 
   // The scores the loss is on are the ones bayes_scores reports.
-  CHECK((baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly) - s).cwiseAbs().maxCoeff() <
-        1e-12);
+  CHECK((baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly) - s)
+            .cwiseAbs()
+            .maxCoeff() < 1e-12);
   // The calibrated probabilities are sigma(alpha s + beta).
   const Vec p = baypr::meta::anomaly_probability(s, c);
-  for (Eigen::Index j = 0; j < 8; ++j) CHECK(near(p(j), 1.0 / (1.0 + std::exp(-(alpha * s(j) + c.beta))), 1e-10));
+  for (Eigen::Index j = 0; j < 8; ++j)
+    CHECK(near(p(j), 1.0 / (1.0 + std::exp(-(alpha * s(j) + c.beta))), 1e-10));
 }
 
-TEST_CASE("discriminative loss: with alpha = 1 and beta the log prior odds, -log p(y | q) of the mixture",
-          "[meta][objective]") {
+TEST_CASE(
+    "discriminative loss: with alpha = 1 and beta the log prior odds, -log p(y | q) of the mixture",
+    "[meta][objective]") {
   // p(anomalous | q) = pi p_a(q) / (pi p_a(q) + (1 - pi) t(q | Z)) for prior weight pi of the
   // anomaly component; the loss per query, unweighted, is -log p(y_j | q_j).
   Rng rng(5);
@@ -121,20 +133,25 @@ TEST_CASE("discriminative loss: with alpha = 1 and beta the log prior odds, -log
   const double pi = 0.2;
   OuterOptions o = options(Objective::discriminative, {0.0, std::log(pi / (1 - pi))});
   o.calibration_l2 = 0.0;
-  const auto got = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, o);
+  const auto got =
+      baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, o);
   const Mat Z = emb.forward(theta, ep.support), Q = emb.forward(theta, ep.queries);
   const Vec la = anomaly.log_pdf(Q), ln = prior.posterior(Z).predictive().log_pdf(Q);
   double want = 0.0;
   for (Eigen::Index j = 0; j < 8; ++j) {
     const double log_joint_a = std::log(pi) + la(j), log_joint_n = std::log(1 - pi) + ln(j);
     const double hi = std::max(log_joint_a, log_joint_n);
-    const double log_evidence = hi + std::log(std::exp(log_joint_a - hi) + std::exp(log_joint_n - hi));
-    want -= ((ep.labels[static_cast<std::size_t>(j)] == 1 ? log_joint_a : log_joint_n) - log_evidence) / 8.0;
+    const double log_evidence =
+        hi + std::log(std::exp(log_joint_a - hi) + std::exp(log_joint_n - hi));
+    want -=
+        ((ep.labels[static_cast<std::size_t>(j)] == 1 ? log_joint_a : log_joint_n) - log_evidence) /
+        8.0;
   }
   CHECK(near(got.value, want, 1e-12));
 }
 
-TEST_CASE("discriminative loss: equal scores (a collapsed embedding) are its worst value", "[meta][objective]") {
+TEST_CASE("discriminative loss: equal scores (a collapsed embedding) are its worst value",
+          "[meta][objective]") {
   // theta = 0 maps every input to the origin, so every query gets the same score s0; the loss is
   // then softplus(a0) - a0 / 2 with a0 = alpha s0 + beta, at least log 2 whatever the calibration.
   Rng rng(8);
@@ -150,7 +167,9 @@ TEST_CASE("discriminative loss: equal scores (a collapsed embedding) are its wor
   for (const double rho : {-3.0, 0.0, 2.0}) {
     for (const double beta : {-5.0, -1.0, 0.0, 1.0, 5.0, -std::exp(rho) * s0(0)}) {
       o.calibration = {rho, beta};
-      const double value = baypr::meta::outer_loss_and_gradient(emb, collapsed, ep, prior, anomaly, Path::automatic, o).value;
+      const double value = baypr::meta::outer_loss_and_gradient(emb, collapsed, ep, prior, anomaly,
+                                                                Path::automatic, o)
+                               .value;
       CHECK(value >= std::log(2.0) - 1e-12);
     }
   }
@@ -158,26 +177,32 @@ TEST_CASE("discriminative loss: equal scores (a collapsed embedding) are its wor
   const Vec theta = emb.initial_parameters(9);
   const Vec s1 = baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly);
   o.calibration = baypr::meta::fit_calibration(s1, ep.labels);
-  CHECK(baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, o).value <
-        std::log(2.0) - 0.05);
+  CHECK(baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, o)
+            .value < std::log(2.0) - 0.05);
 }
 
-TEST_CASE("outer objectives: gradients in theta, the calibration and the anomaly model against finite differences",
-          "[meta][objective]") {
+TEST_CASE(
+    "outer objectives: gradients in theta, the calibration and the anomaly model against finite "
+    "differences",
+    "[meta][objective]") {
   Rng rng(11);
   const auto prior = NiwPrior<double>::method_default(3);
   const VagueAnomalyModel anomaly{0.2, 4.0, 3.0};
   const baypr::meta::Mlp mlp({6, 5, 3});
-  for (const Objective objective : {Objective::discriminative, Objective::ranking, Objective::generative}) {
+  for (const Objective objective :
+       {Objective::discriminative, Objective::ranking, Objective::generative}) {
     for (const double supcon : {0.0, 0.2}) {
       const MetaEpisode ep = episode(6, 4, 5, 3, rng);
       const Vec theta = mlp.initial_parameters(12);
       const OuterOptions o = options(objective, {0.2, 0.5}, supcon);
       INFO("objective " << static_cast<int>(objective) << ", SupCon " << supcon);
-      const auto g = baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, anomaly, Path::automatic, o);
+      const auto g =
+          baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, anomaly, Path::automatic, o);
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            return baypr::meta::outer_loss_and_gradient(mlp, t, ep, prior, anomaly, Path::automatic, o).value;
+            return baypr::meta::outer_loss_and_gradient(mlp, t, ep, prior, anomaly, Path::automatic,
+                                                        o)
+                .value;
           },
           theta, 1e-4);
       CHECK(relative_error(g.gradient, fd) < 1e-8);
@@ -186,7 +211,9 @@ TEST_CASE("outer objectives: gradients in theta, the calibration and the anomaly
           [&](const Vec& c) {
             OuterOptions oc = o;
             oc.calibration = {c(0), c(1)};
-            return baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, anomaly, Path::automatic, oc).value;
+            return baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, anomaly,
+                                                        Path::automatic, oc)
+                .value;
           },
           cal, 1e-4);
       if (objective == Objective::generative) {
@@ -200,8 +227,10 @@ TEST_CASE("outer objectives: gradients in theta, the calibration and the anomaly
   }
 }
 
-TEST_CASE("meta_step with the discriminative and ranking objectives: exact second order against finite differences",
-          "[meta][objective]") {
+TEST_CASE(
+    "meta_step with the discriminative and ranking objectives: exact second order against finite "
+    "differences",
+    "[meta][objective]") {
   // A smooth embedding (a ReLU network's kinks would spoil the differences after the inner steps).
   Rng rng(13);
   const Linear mlp(6, 4);
@@ -218,12 +247,16 @@ TEST_CASE("meta_step with the discriminative and ranking objectives: exact secon
       const Vec fd = central_difference(
           [&](const Vec& t) {
             const auto adapted = baypr::meta::adapt(mlp, t, ep.support, prior, a);
-            return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior, anomaly, a.path, o).value;
+            return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior, anomaly,
+                                                        a.path, o)
+                .value;
           },
           theta, 1e-4);
-      const auto so = baypr::meta::meta_step(mlp, theta, ep, prior, anomaly, a, MetaGradient::second_order, o);
+      const auto so =
+          baypr::meta::meta_step(mlp, theta, ep, prior, anomaly, a, MetaGradient::second_order, o);
       CHECK(relative_error(so.gradient, fd) < 1e-7);
-      const auto fo = baypr::meta::meta_step(mlp, theta, ep, prior, anomaly, a, MetaGradient::first_order, o);
+      const auto fo =
+          baypr::meta::meta_step(mlp, theta, ep, prior, anomaly, a, MetaGradient::first_order, o);
       CHECK(relative_error(fo.gradient, fd) > 1e-4);  // first order is not the exact gradient here
       CHECK(fo.calibration_gradient == so.calibration_gradient);  // rho, beta are not adapted
     }
@@ -241,48 +274,58 @@ TEST_CASE("calibrated_meta_step: the joint [theta; rho; beta] gradient against f
   const OuterOptions o = options(Objective::discriminative, {}, 0.1);
   const Vec joint = baypr::meta::with_calibration(mlp.initial_parameters(18), {0.4, -1.2});
   baypr::meta::MetaStepper stepper(mlp);
-  const auto step = baypr::meta::calibrated_meta_step(stepper, joint, ep, prior, anomaly, a, MetaGradient::second_order, o);
+  const auto step = baypr::meta::calibrated_meta_step(stepper, joint, ep, prior, anomaly, a,
+                                                      MetaGradient::second_order, o);
   const Vec fd = central_difference(
       [&](const Vec& j) {
         const auto [theta, c] = baypr::meta::split_calibration(j);
         OuterOptions oc = o;
         oc.calibration = c;
         const auto adapted = baypr::meta::adapt(mlp, theta, ep.support, prior, a);
-        return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior, anomaly, a.path, oc).value;
+        return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior, anomaly, a.path,
+                                                    oc)
+            .value;
       },
       joint, 1e-4);
   REQUIRE(step.gradient.size() == joint.size());
   CHECK(relative_error(step.gradient, fd) < 1e-7);
   CHECK(step.adapted.tail<2>() == joint.tail<2>());
   CHECK(contains(message_of([&] {
-                   (void)baypr::meta::calibrated_meta_step(stepper, joint.head(joint.size() - 1), ep, prior);
+                   (void)baypr::meta::calibrated_meta_step(stepper, joint.head(joint.size() - 1),
+                                                           ep, prior);
                  }),
                  "baypr::meta::calibrated_meta_step: argument 'joint'"));
 }
 
-TEST_CASE("learned anomaly model under the discriminative objective: gradient against finite differences",
-          "[meta][objective]") {
+TEST_CASE(
+    "learned anomaly model under the discriminative objective: gradient against finite differences",
+    "[meta][objective]") {
   Rng rng(19);
   const Linear linear(6, 3);
   const auto prior = NiwPrior<double>::method_default(3);
   const MetaEpisode ep = episode(6, 4, 5, 3, rng);
   const AdaptOptions a{1, 0.1, Path::automatic};
   const OuterOptions o = options(Objective::discriminative);
-  const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(3), VagueAnomalyModel{0.2, 5.0, 3.0});
-  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, ep, prior, a, MetaGradient::second_order, o);
+  const Vec joint =
+      baypr::meta::joint_parameters(linear.initial_parameters(3), VagueAnomalyModel{0.2, 5.0, 3.0});
+  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, ep, prior, a,
+                                                           MetaGradient::second_order, o);
   const Vec fd = central_difference(
       [&](const Vec& j) {
         const auto [theta, anomaly] = baypr::meta::split_joint_parameters(j);
         const auto adapted = baypr::meta::adapt(linear, theta, ep.support, prior, a);
-        return baypr::meta::outer_loss_and_gradient(linear, adapted.params, ep, prior, anomaly, a.path, o).value;
+        return baypr::meta::outer_loss_and_gradient(linear, adapted.params, ep, prior, anomaly,
+                                                    a.path, o)
+            .value;
       },
       joint, 1e-4);
   CHECK(relative_error(step.gradient, fd) < 1e-7);
   CHECK(step.gradient.tail<3>().cwiseAbs().minCoeff() > 1e-8);
 }
 
-TEST_CASE("fit_calibration: the class-balanced logistic optimum, a fallback when the scores are reversed",
-          "[meta][objective]") {
+TEST_CASE(
+    "fit_calibration: the class-balanced logistic optimum, a fallback when the scores are reversed",
+    "[meta][objective]") {
   Rng rng(23);
   std::normal_distribution<double> nd(0.0, 1.0);
   Vec s(60);
@@ -307,26 +350,31 @@ TEST_CASE("fit_calibration: the class-balanced logistic optimum, a fallback when
   // Reversed scores: alpha = 1 / pooled sd, the boundary at the midpoint of the class means.
   const Calibration r = baypr::meta::fit_calibration(Vec(-s), y);
   const double mean0 = -s.head(45).mean(), mean1 = -s.tail(15).mean();
-  const double var = ((-s.head(45)).array() - mean0).square().sum() + ((-s.tail(15)).array() - mean1).square().sum();
+  const double var = ((-s.head(45)).array() - mean0).square().sum() +
+                     ((-s.tail(15)).array() - mean1).square().sum();
   CHECK(near(r.alpha(), 1.0 / std::sqrt(var / 60.0), 1e-10));
   CHECK(near(r.beta, -r.alpha() * (mean0 + mean1) / 2, 1e-10));
   // Bad input.
-  CHECK(contains(message_of([&] { (void)baypr::meta::fit_calibration(s, std::vector<int>(60, 0)); }),
-                 "baypr::meta::fit_calibration: argument 'labels'"));
+  CHECK(
+      contains(message_of([&] { (void)baypr::meta::fit_calibration(s, std::vector<int>(60, 0)); }),
+               "baypr::meta::fit_calibration: argument 'labels'"));
   Vec bad = s;
   bad(3) = std::nan("");
   CHECK(contains(message_of([&] { (void)baypr::meta::fit_calibration(bad, y); }),
                  "baypr::meta::fit_calibration: argument 'scores'"));
 }
 
-TEST_CASE("outer objectives: bad calibration or options are rejected, naming the argument", "[meta][objective]") {
+TEST_CASE("outer objectives: bad calibration or options are rejected, naming the argument",
+          "[meta][objective]") {
   Rng rng(29);
   const Linear emb(5, 3);
   const Vec theta = emb.initial_parameters(1);
   const MetaEpisode ep = episode(5, 3, 4, 2, rng);
   const auto prior = NiwPrior<double>::method_default(3);
   auto message = [&](const OuterOptions& o) {
-    return message_of([&] { (void)baypr::meta::meta_step(emb, theta, ep, prior, {}, {}, MetaGradient::first_order, o); });
+    return message_of([&] {
+      (void)baypr::meta::meta_step(emb, theta, ep, prior, {}, {}, MetaGradient::first_order, o);
+    });
   };
   OuterOptions o;
   o.calibration.rho = std::nan("");
@@ -345,22 +393,32 @@ TEST_CASE("outer objectives: bad calibration or options are rejected, naming the
   CHECK(contains(message_of([] { (void)baypr::meta::split_calibration(Vec::Zero(2)); }),
                  "baypr::meta::split_calibration: argument 'joint'"));
   // A zero query embedding cannot be normalised for SupCon: the message names the public entry
-  // point (it used to say "baypr::meta supcon"), on the taped path and through outer_loss_and_gradient.
+  // point (it used to say "baypr::meta supcon"), on the taped path and through
+  // outer_loss_and_gradient.
   OuterOptions supcon;
   supcon.supcon_weight = 0.1;
   const Vec zero = Vec::Zero(theta.size());
-  CHECK(contains(message_of([&] { (void)baypr::meta::meta_step(emb, zero, ep, prior, {}, {}, MetaGradient::first_order, supcon); }),
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::meta_step(emb, zero, ep, prior, {}, {},
+                                                MetaGradient::first_order, supcon);
+                 }),
                  "baypr::meta::meta_step: a query embedding is zero"));
-  CHECK(contains(message_of([&] { (void)baypr::meta::outer_loss_and_gradient(emb, zero, ep, prior, {}, Path::automatic, supcon); }),
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::outer_loss_and_gradient(emb, zero, ep, prior, {},
+                                                              Path::automatic, supcon);
+                 }),
                  "baypr::meta::outer_loss_and_gradient: a query embedding is zero"));
 }
 
-TEST_CASE("log_predictive_vjp_with: weights chosen from the densities equal the plain VJP with those weights",
-          "[meta][objective]") {
+TEST_CASE(
+    "log_predictive_vjp_with: weights chosen from the densities equal the plain VJP with those "
+    "weights",
+    "[meta][objective]") {
   Rng rng(31);
   const auto prior = NiwPrior<double>::method_default(4);
   const Mat Z = normal_matrix(6, 4, rng), Q = normal_matrix(5, 4, rng);
-  const auto chosen = baypr::log_predictive_vjp_with(prior, Z, Q, [](const Vec& l) { return Vec(l.array().exp()); });
+  const auto chosen = baypr::log_predictive_vjp_with(
+      prior, Z, Q, [](const Vec& l) { return Vec(l.array().exp()); });
   const auto plain = baypr::log_predictive_vjp(prior, Z, Q, chosen.weights);
   CHECK(chosen.weights.isApprox(chosen.log_pdf.array().exp().matrix()));
   CHECK(chosen.log_pdf.isApprox(prior.posterior(Z).predictive().log_pdf(Q)));
@@ -368,7 +426,8 @@ TEST_CASE("log_predictive_vjp_with: weights chosen from the densities equal the 
   CHECK(chosen.d_support == plain.d_support);
   CHECK(chosen.d_queries == plain.d_queries);
   CHECK(contains(message_of([&] {
-                   (void)baypr::log_predictive_vjp_with(prior, Z, Q, [](const Vec& l) { return Vec(l * std::nan("")); });
+                   (void)baypr::log_predictive_vjp_with(
+                       prior, Z, Q, [](const Vec& l) { return Vec(l * std::nan("")); });
                  }),
                  "baypr::log_predictive_vjp_with: argument 'weights'"));
 }

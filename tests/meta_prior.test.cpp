@@ -33,7 +33,8 @@ struct Features {
 };
 
 // Support and normal queries around one centre, anomalous queries shifted.
-Features features(Eigen::Index n, Eigen::Index d, Eigen::Index normal, Eigen::Index anomalous, std::mt19937_64& rng) {
+Features features(Eigen::Index n, Eigen::Index d, Eigen::Index normal, Eigen::Index anomalous,
+                  std::mt19937_64& rng) {
   const Mat centre = normal_matrix(1, d, rng);
   Features f;
   f.Z = normal_matrix(n, d, rng).rowwise() + centre.row(0);
@@ -50,7 +51,9 @@ NiwPrior<double> diagonal_prior(Eigen::Index d, std::mt19937_64& rng) {
                           Mat(psi.asDiagonal()));
 }
 
-double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+double softplus(double x) {
+  return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+}
 
 }  // namespace
 
@@ -66,13 +69,16 @@ TEST_CASE("PriorCoordinates: round trip and validation", "[meta][prior]") {
   CHECK((back.scatter() - p.scatter()).norm() <= 1e-14);
   Mat full = Mat::Identity(3, 3);
   full(0, 2) = full(2, 0) = 0.1;
-  CHECK(contains(message_of([&] { (void)PriorCoordinates::of(NiwPrior<double>(Vec::Zero(3), 1.0, 4.0, full)); }),
+  CHECK(contains(message_of([&] {
+                   (void)PriorCoordinates::of(NiwPrior<double>(Vec::Zero(3), 1.0, 4.0, full));
+                 }),
                  "argument 'prior' must have a diagonal Psi0"));
   CHECK(contains(message_of([&] { (void)PriorCoordinates::prior(Vec::Zero(5)); }),
                  "argument 'x' must have size 2 d + 2 with d >= 1, got 5"));
   Vec bad = x;
   bad(6) = std::numeric_limits<double>::infinity();
-  CHECK(contains(message_of([&] { (void)PriorCoordinates::prior(bad); }), "argument 'x' must be finite, got inf"));
+  CHECK(contains(message_of([&] { (void)PriorCoordinates::prior(bad); }),
+                 "argument 'x' must be finite, got inf"));
 }
 
 TEST_CASE("learned_prior_step: the loss from its definition", "[meta][prior]") {
@@ -102,36 +108,46 @@ TEST_CASE("learned_prior_step: the loss from its definition", "[meta][prior]") {
   CHECK(step.gradient.tail(2) == step.calibration_gradient);
 }
 
-TEST_CASE("learned_prior_step: joint gradient against finite differences", "[meta][prior][gradient]") {
+TEST_CASE("learned_prior_step: joint gradient against finite differences",
+          "[meta][prior][gradient]") {
   std::mt19937_64 rng(33);
   struct Case {
     Eigen::Index n, d;
     baypr::Path path;
   };
   // n + 1 < d: the low-rank path (automatic and forced) and the dense one; n + 1 >= d: dense.
-  for (const Case c : {Case{2, 7, baypr::Path::automatic}, Case{2, 7, baypr::Path::dense}, Case{9, 4, baypr::Path::automatic}}) {
+  for (const Case c : {Case{2, 7, baypr::Path::automatic}, Case{2, 7, baypr::Path::dense},
+                       Case{9, 4, baypr::Path::automatic}}) {
     for (const Objective objective : {Objective::discriminative, Objective::ranking}) {
-      INFO("n " << c.n << " d " << c.d << " path " << static_cast<int>(c.path) << " objective " << static_cast<int>(objective));
+      INFO("n " << c.n << " d " << c.d << " path " << static_cast<int>(c.path) << " objective "
+                << static_cast<int>(objective));
       const auto f = features(c.n, c.d, 5, 3, rng);
-      const Vec joint = baypr::meta::prior_joint_parameters(diagonal_prior(c.d, rng), Calibration{-0.3, 0.4});
+      const Vec joint =
+          baypr::meta::prior_joint_parameters(diagonal_prior(c.d, rng), Calibration{-0.3, 0.4});
       OuterOptions o;
       o.objective = objective;
       const VagueAnomalyModel anomaly{0.0, 30.0, 2.0};
-      const auto step = baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, anomaly, o, c.path);
+      const auto step =
+          baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, anomaly, o, c.path);
       const Vec numeric = baypr::test::central_difference(
-          [&](const Vec& x) { return baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, x, anomaly, o, c.path).outer_loss; },
+          [&](const Vec& x) {
+            return baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, x, anomaly, o, c.path)
+                .outer_loss;
+          },
           joint, 1e-4);
       CHECK(baypr::test::relative_error(step.gradient, numeric) <= 1e-7);
     }
   }
 }
 
-TEST_CASE("learned_prior_step: gradient descent on fixed episodes lowers the loss", "[meta][prior]") {
+TEST_CASE("learned_prior_step: gradient descent on fixed episodes lowers the loss",
+          "[meta][prior]") {
   std::mt19937_64 rng(34);
   const Eigen::Index d = 6;
   std::vector<Features> episodes;
   for (int e = 0; e < 8; ++e) episodes.push_back(features(3, d, 8, 4, rng));
-  Vec joint = baypr::meta::prior_joint_parameters(NiwPrior<double>::isotropic(d, 0.01, d + 2.0, 1.0), Calibration{});
+  Vec joint = baypr::meta::prior_joint_parameters(
+      NiwPrior<double>::isotropic(d, 0.01, d + 2.0, 1.0), Calibration{});
   const auto loss = [&](const Vec& x, Vec* g) {
     double sum = 0.0;
     if (g) g->setZero(x.size());
@@ -153,17 +169,20 @@ TEST_CASE("learned_prior_step: gradient descent on fixed episodes lowers the los
   CHECK(end < std::log(2.0));  // better than chance (all scores equal)
 }
 
-TEST_CASE("learned_prior_step: bad input is rejected, naming the argument", "[meta][prior][errors]") {
+TEST_CASE("learned_prior_step: bad input is rejected, naming the argument",
+          "[meta][prior][errors]") {
   std::mt19937_64 rng(35);
   const Eigen::Index d = 3;
   const auto f = features(2, d, 4, 2, rng);
   const Vec joint = baypr::meta::prior_joint_parameters(diagonal_prior(d, rng), Calibration{});
   const auto msg = [&](const Vec& x, const OuterOptions& o = {}, std::vector<int> labels = {}) {
     return message_of([&] {
-      (void)baypr::meta::learned_prior_step(f.Z, f.Q, labels.empty() ? f.labels : labels, x, VagueAnomalyModel{}, o);
+      (void)baypr::meta::learned_prior_step(f.Z, f.Q, labels.empty() ? f.labels : labels, x,
+                                            VagueAnomalyModel{}, o);
     });
   };
-  CHECK(contains(msg(joint.head(5)), "baypr::meta::learned_prior_step: argument 'joint' has size 5, expected 10"));
+  CHECK(contains(msg(joint.head(5)),
+                 "baypr::meta::learned_prior_step: argument 'joint' has size 5, expected 10"));
   Vec nan = joint;
   nan(1) = std::numeric_limits<double>::quiet_NaN();
   CHECK(contains(msg(nan), "argument 'joint' must be finite, got nan at row 1"));
@@ -172,11 +191,14 @@ TEST_CASE("learned_prior_step: bad input is rejected, naming the argument", "[me
   CHECK(contains(msg(far), "argument 'joint' has rho (entry 8) outside [-50, 50], got 60"));
   OuterOptions generative;
   generative.objective = Objective::generative;
-  CHECK(contains(msg(joint, generative), "argument 'outer.objective' must be discriminative or ranking"));
+  CHECK(contains(msg(joint, generative),
+                 "argument 'outer.objective' must be discriminative or ranking"));
   OuterOptions negative_l2;
   negative_l2.calibration_l2 = -1.0;
-  CHECK(contains(msg(joint, negative_l2), "argument 'outer.calibration_l2' must be finite and >= 0, got -1"));
-  CHECK(contains(msg(joint, {}, {0, 0, 0, 2, 1, 1}), "argument 'labels' must be 0 or 1, got 2 at index 3"));
+  CHECK(contains(msg(joint, negative_l2),
+                 "argument 'outer.calibration_l2' must be finite and >= 0, got -1"));
+  CHECK(contains(msg(joint, {}, {0, 0, 0, 2, 1, 1}),
+                 "argument 'labels' must be 0 or 1, got 2 at index 3"));
   Vec huge_kappa = joint;
   huge_kappa(d) = 800.0;  // exp overflows: NiwPrior names kappa0
   CHECK(contains(msg(huge_kappa), "kappa0"));

@@ -55,7 +55,8 @@ double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
 
 // torch's flat layout of Linear(in, out) - ReLU - LayerNorm(out) (W row-major) -> Mlp's (W
 // column-major); b, gamma, beta are laid out alike. `back` converts the other way.
-Eigen::VectorXd torch_to_mlp(const Eigen::VectorXd& t, Eigen::Index in, Eigen::Index out, bool back = false) {
+Eigen::VectorXd torch_to_mlp(const Eigen::VectorXd& t, Eigen::Index in, Eigen::Index out,
+                             bool back = false) {
   Eigen::VectorXd m = t;
   for (Eigen::Index o = 0; o < out; ++o) {
     for (Eigen::Index i = 0; i < in; ++i) {
@@ -71,7 +72,8 @@ Eigen::VectorXd torch_to_mlp(const Eigen::VectorXd& t, Eigen::Index in, Eigen::I
 
 Eigen::MatrixXd uniform_matrix(std::mt19937_64& rng, Eigen::Index rows, Eigen::Index cols) {
   Eigen::MatrixXd m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m(i) = static_cast<double>(rng() >> 11) * 0x1.0p-52 - 1.0;
+  for (Eigen::Index i = 0; i < m.size(); ++i)
+    m(i) = static_cast<double>(rng() >> 11) * 0x1.0p-52 - 1.0;
   return m;
 }
 
@@ -82,7 +84,8 @@ torch::nn::Sequential paper_head_module(std::int64_t in, std::int64_t out) {
 
 }  // namespace
 
-TEST_CASE("TorchScriptEmbedding reproduces PyTorch's forward and autograd gradient", "[meta][torch]") {
+TEST_CASE("TorchScriptEmbedding reproduces PyTorch's forward and autograd gradient",
+          "[meta][torch]") {
   const TorchScriptEmbedding e(fixture_dir / "paper_head.pt", 6, 4);
   REQUIRE(e.input_dim() == 6);
   REQUIRE(e.output_dim() == 4);
@@ -100,14 +103,16 @@ TEST_CASE("TorchScriptEmbedding reproduces PyTorch's forward and autograd gradie
   CHECK(e.initial_parameters() == theta);
 }
 
-TEST_CASE("TorchScriptEmbedding with a sample shape (a small convolutional network)", "[meta][torch]") {
+TEST_CASE("TorchScriptEmbedding with a sample shape (a small convolutional network)",
+          "[meta][torch]") {
   const TorchScriptEmbedding e(fixture_dir / "conv.pt", 16, 3, {1, 4, 4});
   const Eigen::VectorXd theta = load_vector("conv_parameters");
   REQUIRE(e.parameter_count() == 2 * 9 + 2 + 3 * 8 + 3);
   REQUIRE(e.initial_parameters() == theta);
   const Eigen::MatrixXd x = load_matrix("conv_inputs");
   CHECK(max_abs_diff(e.forward(theta, x), load_matrix("conv_outputs")) <= 1e-12);
-  CHECK(max_abs_diff(e.vjp(theta, x, load_matrix("conv_d_outputs")), load_vector("conv_gradient")) <= 1e-12);
+  CHECK(max_abs_diff(e.vjp(theta, x, load_matrix("conv_d_outputs")),
+                     load_vector("conv_gradient")) <= 1e-12);
   const GradientCheck gc = check_embedding_gradient(e, theta, x, 5);
   CHECK(gc.passed(1e-6));
 }
@@ -150,7 +155,8 @@ TEST_CASE("The torch adapters agree with baypr's own Mlp::paper_head", "[meta][t
   CHECK(b.passed(1e-6));
 }
 
-TEST_CASE("TorchModuleEmbedding reproduces the PyTorch fixture and honours frozen parameters", "[meta][torch]") {
+TEST_CASE("TorchModuleEmbedding reproduces the PyTorch fixture and honours frozen parameters",
+          "[meta][torch]") {
   torch::nn::Sequential seq = paper_head_module(6, 4);
   const TorchModuleEmbedding e(seq, 6, 4);
   const Eigen::VectorXd theta = load_vector("paper_head_parameters");
@@ -177,7 +183,8 @@ TEST_CASE("TorchModuleEmbedding reproduces the PyTorch fixture and honours froze
   CHECK(e.vjp(theta, x, dz) == Eigen::VectorXd::Zero(36));
 }
 
-TEST_CASE("adapt and first-order meta_step through torch equal those through Mlp", "[meta][torch]") {
+TEST_CASE("adapt and first-order meta_step through torch equal those through Mlp",
+          "[meta][torch]") {
   const TorchScriptEmbedding script(fixture_dir / "paper_head.pt", 6, 4);
   const Mlp mlp = Mlp::paper_head(6, 4);
   const auto prior = baypr::NiwPrior<double>::method_default(4);
@@ -198,10 +205,13 @@ TEST_CASE("adapt and first-order meta_step through torch equal those through Mlp
   CHECK(max_abs_diff(torch_to_mlp(a.params, 6, 4), b.params) <= 1e-10);
   CHECK(max_abs_diff(a.params, theta) > 1e-4);  // the steps did move theta
   REQUIRE(a.inner_losses.size() == 4);
-  for (std::size_t t = 0; t < 4; ++t) CHECK(std::abs(a.inner_losses[t] - b.inner_losses[t]) <= 1e-10);
+  for (std::size_t t = 0; t < 4; ++t)
+    CHECK(std::abs(a.inner_losses[t] - b.inner_losses[t]) <= 1e-10);
 
-  const MetaStep s = meta_step(script, theta, episode, prior, {}, options, MetaGradient::first_order);
-  const MetaStep r = meta_step(mlp, theta_mlp, episode, prior, {}, options, MetaGradient::first_order);
+  const MetaStep s =
+      meta_step(script, theta, episode, prior, {}, options, MetaGradient::first_order);
+  const MetaStep r =
+      meta_step(mlp, theta_mlp, episode, prior, {}, options, MetaGradient::first_order);
   CHECK(std::abs(s.outer_loss - r.outer_loss) <= 1e-10);
   CHECK(std::abs(s.inner_loss - r.inner_loss) <= 1e-10);
   CHECK(max_abs_diff(torch_to_mlp(s.gradient, 6, 4), r.gradient) <= 1e-10);
@@ -209,7 +219,9 @@ TEST_CASE("adapt and first-order meta_step through torch equal those through Mlp
   CHECK(r.gradient.norm() > 1e-3);
   // Double-only: second order is refused with a message, and is not the default.
   STATIC_REQUIRE(default_meta_gradient<TorchScriptEmbedding> == MetaGradient::first_order);
-  const std::string msg = message_of([&] { (void)meta_step(script, theta, episode, prior, {}, options, MetaGradient::second_order); });
+  const std::string msg = message_of([&] {
+    (void)meta_step(script, theta, episode, prior, {}, options, MetaGradient::second_order);
+  });
   CHECK(contains(msg, "second_order needs a TwiceDifferentiableEmbedding"));
 }
 
@@ -227,8 +239,9 @@ TEST_CASE("torch adapters reject bad arguments with useful messages", "[meta][to
                  "argument 'inputs' has columns 5, expected 6"));
   Eigen::MatrixXd bad = x;
   bad(2, 3) = std::nan("");
-  CHECK(contains(message_of([&] { (void)e.vjp(theta, bad, dz); }),
-                 "TorchScriptEmbedding::vjp: argument 'inputs' must be finite, got nan at row 2, column 3"));
+  CHECK(contains(
+      message_of([&] { (void)e.vjp(theta, bad, dz); }),
+      "TorchScriptEmbedding::vjp: argument 'inputs' must be finite, got nan at row 2, column 3"));
   CHECK(contains(message_of([&] { (void)e.vjp(theta, x, Eigen::MatrixXd(dz.leftCols(3))); }),
                  "argument 'd_embeddings' has columns 3, expected 4"));
   CHECK(contains(message_of([&] { (void)e.vjp(theta, x, Eigen::MatrixXd(dz.topRows(4))); }),
@@ -236,27 +249,36 @@ TEST_CASE("torch adapters reject bad arguments with useful messages", "[meta][to
   CHECK(e.forward(theta, x) == z0);  // failed calls leave nothing behind
 
   CHECK(contains(message_of([&] { TorchScriptEmbedding(fixture_dir / "paper_head.pt", 6, 5); }),
-                 "TorchScriptEmbedding: argument 'output_dim' is 5, but the module maps a sample of shape (1, 6) to "
+                 "TorchScriptEmbedding: argument 'output_dim' is 5, but the module maps a sample "
+                 "of shape (1, 6) to "
                  "shape (1, 4)"));
   CHECK(contains(message_of([&] { TorchScriptEmbedding(fixture_dir / "paper_head.pt", 7, 4); }),
-                 "TorchScriptEmbedding: argument 'module' fails on one zero sample of shape (1, 7): RuntimeError: mat1 and "
+                 "TorchScriptEmbedding: argument 'module' fails on one zero sample of shape (1, "
+                 "7): RuntimeError: mat1 and "
                  "mat2 shapes cannot be multiplied (1x7 and 6x4)"));
-  CHECK(contains(message_of([&] { TorchScriptEmbedding(fixture_dir / "conv.pt", 16, 3, {1, 4, 5}); }),
-                 "argument 'sample_shape' must have input_dim = 16 elements, got (1, 4, 5) with 20"));
+  CHECK(
+      contains(message_of([&] {
+                 TorchScriptEmbedding(fixture_dir / "conv.pt", 16, 3, {1, 4, 5});
+               }),
+               "argument 'sample_shape' must have input_dim = 16 elements, got (1, 4, 5) with 20"));
   CHECK(contains(message_of([&] { TorchModuleEmbedding(paper_head_module(6, 4), 0, 4); }),
                  "TorchModuleEmbedding: argument 'input_dim' must be >= 1, got 0"));
   CHECK_THROWS_AS(TorchModuleEmbedding(paper_head_module(6, 4), 6, 3), baypr::invalid_argument);
   // Bad dimensions are caught before the shared module is converted to double.
   const torch::nn::Sequential untouched = paper_head_module(6, 4);
-  CHECK(contains(message_of([&] { TorchModuleEmbedding(untouched, 6, 4, {2, 2}); }),
+  CHECK(contains(message_of([&] {
+                   TorchModuleEmbedding(untouched, 6, 4, {2, 2});
+                 }),
                  "argument 'sample_shape' must have input_dim = 6 elements, got (2, 2) with 4"));
   CHECK(untouched->parameters()[0].scalar_type() == torch::kFloat);
 
   const fs::path missing = fs::path(BAYPR_TEST_DATA_DIR) / "torch" / "no_such_module.pt";
   CHECK_THROWS_AS(TorchScriptEmbedding(missing, 6, 4), baypr::io_error);
   CHECK(contains(message_of([&] { TorchScriptEmbedding(missing, 6, 4); }),
-                 "TorchScriptEmbedding: file '" + missing.string() + "': cannot load TorchScript module: open file failed"));
-  const fs::path corrupt = fs::temp_directory_path() / ("baypr_meta_torch_corrupt_" + std::to_string(::getpid()) + ".pt");
+                 "TorchScriptEmbedding: file '" + missing.string() +
+                     "': cannot load TorchScript module: open file failed"));
+  const fs::path corrupt = fs::temp_directory_path() /
+                           ("baypr_meta_torch_corrupt_" + std::to_string(::getpid()) + ".pt");
   {
     std::ifstream in(fixture_dir / "paper_head.pt", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -265,7 +287,8 @@ TEST_CASE("torch adapters reject bad arguments with useful messages", "[meta][to
   }
   CHECK_THROWS_AS(TorchScriptEmbedding(corrupt, 6, 4), baypr::io_error);
   const std::string corrupt_message = message_of([&] { TorchScriptEmbedding(corrupt, 6, 4); });
-  CHECK(contains(corrupt_message, "file '" + corrupt.string() + "': cannot load TorchScript module: "));
+  CHECK(contains(corrupt_message,
+                 "file '" + corrupt.string() + "': cannot load TorchScript module: "));
   CHECK(!contains(corrupt_message, "\n"));
   CHECK(contains(corrupt_message, "PytorchStreamReader failed reading zip archive"));
   fs::remove(corrupt);
@@ -297,7 +320,8 @@ TEST_CASE("timing: torch adapter vs Mlp, 32 x 784 -> 128", "[.timing]") {
   };
   const double t_torch = time(module, theta);
   const double t_mlp = time(mlp, theta_mlp);
-  std::printf("forward + vjp, 32 x 784 -> 128, one thread: torch %.1f us, Mlp %.1f us (ratio %.2f)\n", t_torch,
-              t_mlp, t_torch / t_mlp);
+  std::printf(
+      "forward + vjp, 32 x 784 -> 128, one thread: torch %.1f us, Mlp %.1f us (ratio %.2f)\n",
+      t_torch, t_mlp, t_torch / t_mlp);
   CHECK(t_torch > 0.0);
 }

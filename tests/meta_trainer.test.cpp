@@ -35,7 +35,8 @@ struct PointSampler {
   [[nodiscard]] meta::MetaEpisode sample(std::mt19937_64& rng) const {
     meta::MetaEpisode e;
     e.support.resize(1, dim);
-    for (Eigen::Index j = 0; j < dim; ++j) e.support(0, j) = 1.0 + static_cast<double>(rng() % 1000) / 10000.0;
+    for (Eigen::Index j = 0; j < dim; ++j)
+      e.support(0, j) = 1.0 + static_cast<double>(rng() % 1000) / 10000.0;
     return e;
   }
 };
@@ -72,18 +73,21 @@ TEST_CASE("Adam: bias-corrected steps", "[meta][trainer]") {
   for (Eigen::Index i = 0; i < 3; ++i) {
     const double m = 0.9 * (0.1 * g(i)) + 0.1 * g2(i);
     const double v = 0.999 * (0.001 * g(i) * g(i)) + 0.001 * g2(i) * g2(i);
-    const double expected = before(i) - 0.1 * (m / (1 - 0.81)) / (std::sqrt(v / (1 - 0.999 * 0.999)) + 1e-8);
+    const double expected =
+        before(i) - 0.1 * (m / (1 - 0.81)) / (std::sqrt(v / (1 - 0.999 * 0.999)) + 1e-8);
     CHECK(theta(i) == Approx(expected).epsilon(1e-12));
   }
   Eigen::VectorXd bad = g2;
   bad(1) = std::nan("");
   const Eigen::VectorXd kept = theta;
-  CHECK(contains(message_of([&] { adam.step(theta, bad); }), "baypr::meta::Adam::step: argument 'gradient'"));
+  CHECK(contains(message_of([&] { adam.step(theta, bad); }),
+                 "baypr::meta::Adam::step: argument 'gradient'"));
   CHECK(theta == kept);
   CHECK(adam.t == 2);
   meta::Adam bad_beta;
   bad_beta.beta1 = 1.0;  // would divide by 1 - beta1^t = 0
-  CHECK(contains(message_of([&] { bad_beta.step(theta, g2); }), "argument 'beta1' must be in [0, 1), got 1"));
+  CHECK(contains(message_of([&] { bad_beta.step(theta, g2); }),
+                 "argument 'beta1' must be in [0, 1), got 1"));
   CHECK(theta == kept);
 }
 
@@ -122,10 +126,19 @@ TEST_CASE("ClassTaskSampler: one-class episodes over the given classes only", "[
   }
   CHECK(normal_classes_seen == std::set<int>{0, 1, 2});
   CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0}, {}); }), "classes"));
-  CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0, 1, 0}, {}); }), "lists class 0 twice"));
-  CHECK(contains(message_of([&] { meta::ClassTaskSampler(x.topRows(8), {0, 1, 0, 1, 0, 1, 0, 1}, {0, 1}, {1, 2, 5}); }),
-                 "fewer than the anomalous queries"));
-  CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0, 1}, {30, 12, 4}); }), "class 0 has 20 rows"));
+  CHECK(contains(message_of([&] {
+                   meta::ClassTaskSampler(x, labels, {0, 1, 0}, {});
+                 }),
+                 "lists class 0 twice"));
+  CHECK(
+      contains(message_of([&] {
+                 meta::ClassTaskSampler(x.topRows(8), {0, 1, 0, 1, 0, 1, 0, 1}, {0, 1}, {1, 2, 5});
+               }),
+               "fewer than the anomalous queries"));
+  CHECK(contains(message_of([&] {
+                   meta::ClassTaskSampler(x, labels, {0, 1}, {30, 12, 4});
+                 }),
+                 "class 0 has 20 rows"));
 }
 
 TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][trainer]") {
@@ -168,16 +181,19 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
     CHECK(contains(line, "\"epoch\": " + std::to_string(lines) + ","));
   }
   CHECK(lines == 4);
-  CHECK(baypr::read_npy_matrix<double>(options.checkpoint_dir / "theta-4.npy").reshaped() == straight.theta);
-  CHECK(!std::filesystem::exists(options.checkpoint_dir / "theta-2.npy"));  // the older epoch's files are gone
+  CHECK(baypr::read_npy_matrix<double>(options.checkpoint_dir / "theta-4.npy").reshaped() ==
+        straight.theta);
+  CHECK(!std::filesystem::exists(options.checkpoint_dir /
+                                 "theta-2.npy"));  // the older epoch's files are gone
   for (const auto& entry : std::filesystem::directory_iterator(options.checkpoint_dir)) {
     CHECK(!contains(entry.path().filename().string(), ".tmp"));  // no temporary file left behind
   }
 
   // A corrupt checkpoint is an io_error naming it; a missing one starts from theta0.
   std::ofstream(options.checkpoint_dir / "state.txt") << "epochs banana\n";
-  CHECK(contains(message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
-                 "state.txt' is malformed"));
+  CHECK(contains(
+      message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
+      "state.txt' is malformed"));
   options.checkpoint_dir = dir / "none";
   CHECK(meta::train(theta0, quadratic_step, sampler, validate, options).start_epoch == 0);
   // A checkpoint directory that cannot be created (a file is in the way) is an io_error naming
@@ -189,7 +205,8 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
   try {
     (void)meta::train(theta0, quadratic_step, sampler, validate, options);
   } catch (const baypr::io_error& e) {
-    io_error = contains(e.what(), "baypr::meta::train: checkpoint '") && contains(e.what(), "a-file");
+    io_error =
+        contains(e.what(), "baypr::meta::train: checkpoint '") && contains(e.what(), "a-file");
   }
   CHECK(io_error);
   options.resume = true;
@@ -204,11 +221,13 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
   options.resume = false;
   options.checkpoint_dir.clear();
   options.log_path.clear();
-  CHECK(contains(message_of([&] { (void)meta::train(theta0, short_step, sampler, validate, options); }),
-                 "(epoch 1, update 1, episode 1)' has size 2, expected 4"));
+  CHECK(contains(
+      message_of([&] { (void)meta::train(theta0, short_step, sampler, validate, options); }),
+      "(epoch 1, update 1, episode 1)' has size 2, expected 4"));
   options.steps_per_epoch = 0;
-  CHECK(contains(message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
-                 "steps_per_epoch"));
+  CHECK(contains(
+      message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
+      "steps_per_epoch"));
 }
 
 TEST_CASE("train: the observer sees every update and every epoch's record", "[meta][trainer]") {
@@ -225,7 +244,8 @@ TEST_CASE("train: the observer sees every update and every epoch's record", "[me
     if (p.epoch_end != nullptr) records.push_back(*p.epoch_end);
   };
   auto validate = [](const Eigen::VectorXd& theta) { return -theta.squaredNorm(); };
-  const auto result = meta::train(Eigen::VectorXd::Zero(2), quadratic_step, sampler, validate, options);
+  const auto result =
+      meta::train(Eigen::VectorXd::Zero(2), quadratic_step, sampler, validate, options);
   REQUIRE(seen.size() == 3 * (4 + 1));
   int updates = 0;
   for (std::size_t i = 0; i < seen.size(); ++i) {
@@ -255,14 +275,17 @@ TEST_CASE("train: the observer sees every update and every epoch's record", "[me
   (void)meta::train(Eigen::VectorXd::Zero(2), quadratic_step, sampler, validate, options);
   std::rewind(sink);
   std::string drawn;
-  for (int ch = std::fgetc(sink); ch != EOF; ch = std::fgetc(sink)) drawn.push_back(static_cast<char>(ch));
+  for (int ch = std::fgetc(sink); ch != EOF; ch = std::fgetc(sink))
+    drawn.push_back(static_cast<char>(ch));
   std::fclose(sink);
   CHECK(contains(drawn, "epoch 3/3  update 4/4"));
   CHECK(std::count(drawn.begin(), drawn.end(), '\n') == 3);  // one finished line per epoch
 }
 
-TEST_CASE("train: returns the best-validation parameters, stops on patience, keeps the best across a resume",
-          "[meta][trainer]") {
+TEST_CASE(
+    "train: returns the best-validation parameters, stops on patience, keeps the best across a "
+    "resume",
+    "[meta][trainer]") {
   // Validation rewards closeness to 0.3 while training pulls theta towards ~1.05: the best
   // validation is reached early (or at the start), and later epochs are worse.
   const PointSampler sampler{3};
@@ -308,8 +331,9 @@ TEST_CASE("train: returns the best-validation parameters, stops on patience, kee
   CHECK(stopped.stopped_early);
   CHECK(stopped.history.size() == 2);
   options.patience = -1;
-  CHECK(contains(message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
-                 "argument 'options.patience'"));
+  CHECK(contains(
+      message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
+      "argument 'options.patience'"));
   options.patience = 0;
 
   // Resumed half-way, the best is the uninterrupted run's.

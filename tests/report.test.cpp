@@ -36,8 +36,8 @@ struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& tag) {
     std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("baypr report " + tag + " it's (50%) " + std::to_string(rd()));
+    path =
+        fs::temp_directory_path() / ("baypr report " + tag + " it's (50%) " + std::to_string(rd()));
     fs::create_directories(path);
   }
   ~TempDir() {
@@ -75,14 +75,15 @@ Decoded decode_png(const fs::path& p) {
   Decoded d;
   unsigned char* data = stbi_load(p.c_str(), &d.width, &d.height, &d.channels, 3);
   if (data == nullptr) return d;
-  d.rgb.assign(data, data + 3 * static_cast<std::size_t>(d.width) * static_cast<std::size_t>(d.height));
+  d.rgb.assign(data,
+               data + 3 * static_cast<std::size_t>(d.width) * static_cast<std::size_t>(d.height));
   stbi_image_free(data);
   return d;
 }
 
 Rgb pixel(const RgbImage& im, int x, int y) {
-  const std::size_t o =
-      3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(im.width) + static_cast<std::size_t>(x));
+  const std::size_t o = 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(im.width) +
+                             static_cast<std::size_t>(x));
   return {im.rgb[o], im.rgb[o + 1], im.rgb[o + 2]};
 }
 
@@ -95,7 +96,9 @@ RgbImage solid(int w, int h, Rgb c) {
 }
 
 // Rec. 709 luma of 8-bit values.
-double luma(const Rgb& c) { return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; }
+double luma(const Rgb& c) {
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -183,8 +186,8 @@ TEST_CASE("grey_image rounds and clamps", "[report][image]") {
   const RgbImage im = baypr::report::grey_image(g);
   REQUIRE(im.width == 3);
   REQUIRE(im.height == 2);
-  const std::vector<std::uint8_t> expected{0,   0,   0,   255, 255, 255, 128, 128, 128,
-                                           0,   0,   0,   255, 255, 255, 51,  51,  51};
+  const std::vector<std::uint8_t> expected{0, 0, 0, 255, 255, 255, 128, 128, 128,
+                                           0, 0, 0, 255, 255, 255, 51,  51,  51};
   CHECK(im.rgb == expected);
   g(1, 1) = std::nan("");
   CHECK(contains(message_of([&] { baypr::report::grey_image(g); }), "at row 1, column 1"));
@@ -320,11 +323,11 @@ TEST_CASE("mask_image and outline_mask", "[report][image]") {
   }
 
   RgbImage unchanged = solid(4, 4, {1, 1, 1});
-  CHECK(contains(message_of([&] {
-                   baypr::report::outline_mask(unchanged, BoolArray::Constant(3, 3, true),
-                                               {0, 0, 0});
-                 }),
-                 "'mask' must be 4 x 4 or a grid"));
+  CHECK(
+      contains(message_of([&] {
+                 baypr::report::outline_mask(unchanged, BoolArray::Constant(3, 3, true), {0, 0, 0});
+               }),
+               "'mask' must be 4 x 4 or a grid"));
   CHECK(unchanged.rgb == solid(4, 4, {1, 1, 1}).rgb);
 }
 
@@ -340,7 +343,8 @@ TEST_CASE("upscale repeats pixels", "[report][image]") {
     for (int x = 0; x < 6; ++x) CHECK(pixel(up, x, y) == (x < 3 ? Rgb{1, 2, 3} : Rgb{4, 5, 6}));
   }
   CHECK(baypr::report::upscale(im, 1).rgb == im.rgb);
-  CHECK(contains(message_of([&] { baypr::report::upscale(im, 0); }), "'factor' must be in 1..4096, got 0"));
+  CHECK(contains(message_of([&] { baypr::report::upscale(im, 0); }),
+                 "'factor' must be in 1..4096, got 0"));
 }
 
 TEST_CASE("tile: sizes, padding, top-left alignment", "[report][image]") {
@@ -368,11 +372,15 @@ TEST_CASE("tile: sizes, padding, top-left alignment", "[report][image]") {
     paint(pad, 3 + 2 * pad, 1, 1, blue);
     CHECK(t.rgb == expected.rgb);
   }
-  CHECK(contains(message_of([&] { baypr::report::tile({{solid(1, 1, red)}, {}}, 1, bg); }),
+  CHECK(contains(message_of([&] {
+                   baypr::report::tile({{solid(1, 1, red)}, {}}, 1, bg);
+                 }),
                  "has an empty row 1"));
   RgbImage broken = solid(2, 2, red);
   broken.width = 3;
-  CHECK(contains(message_of([&] { baypr::report::tile({{solid(1, 1, red), broken}}, 1, bg); }),
+  CHECK(contains(message_of([&] {
+                   baypr::report::tile({{solid(1, 1, red), broken}}, 1, bg);
+                 }),
                  "'rows_of_images[0][1]' has rgb.size() 12"));
   CHECK_THROWS_AS(baypr::report::tile({}, 1, bg), baypr::invalid_argument);
   CHECK_THROWS_AS(baypr::report::tile(rows, -1, bg), baypr::invalid_argument);
@@ -469,15 +477,18 @@ TEST_CASE("chart data files: ROC points exact, histogram densities integrate to 
   CHECK(occupied == 1);
   CHECK(std::abs(hb[3].front()[0] - 0.525) < 1e-12);
 
-  CHECK(contains(message_of([&] { baypr::report::plot_roc_curves(dir.path / "x.svg", "", curves); }),
-                 "'png' must name a file ending in .png"));
+  CHECK(
+      contains(message_of([&] { baypr::report::plot_roc_curves(dir.path / "x.svg", "", curves); }),
+               "'png' must name a file ending in .png"));
   auto bad = sample_curves();
   bad[1].y.pop_back();
-  CHECK_THROWS_AS(baypr::report::plot_roc_curves(dir.path / "x.png", "", bad), baypr::invalid_argument);
+  CHECK_THROWS_AS(baypr::report::plot_roc_curves(dir.path / "x.png", "", bad),
+                  baypr::invalid_argument);
   auto nan_scores = sample_scores();
   nan_scores[2].anomalous[3] = std::nan("");
-  CHECK(contains(message_of([&] { baypr::report::plot_score_histograms(dir.path / "x.png", "", nan_scores); }),
-                 "'methods[2].anomalous' must be finite, got nan at index 3"));
+  CHECK(contains(
+      message_of([&] { baypr::report::plot_score_histograms(dir.path / "x.png", "", nan_scores); }),
+      "'methods[2].anomalous' must be finite, got nan at index 3"));
   CHECK_FALSE(fs::exists(dir.path / "x.dat"));
 }
 
@@ -499,8 +510,9 @@ TEST_CASE("charts: a failing gnuplot throws io_error with its output", "[report]
   CHECK_THROWS_AS(baypr::report::plot_roc_curves(png, "t", sample_curves()), baypr::io_error);
 
   write_script(bin / "gnuplot", "exit 0\n");
-  CHECK(contains(message_of([&] { baypr::report::plot_score_histograms(png, "t", sample_scores()); }),
-                 "wrote no image"));
+  CHECK(
+      contains(message_of([&] { baypr::report::plot_score_histograms(png, "t", sample_scores()); }),
+               "wrote no image"));
 }
 
 TEST_CASE("charts render with gnuplot when it is installed", "[report][chart][gnuplot]") {

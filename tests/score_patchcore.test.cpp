@@ -1,9 +1,9 @@
 // Exact k-NN search against a brute-force loop, greedy k-centre coreset properties, and the
 // PatchCore scorer (nearest distance, neighbour re-weighting, bad input, strong guarantee).
 #include <Eigen/Core>
-#include <concepts>
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <limits>
 #include <random>
 #include <set>
@@ -35,12 +35,15 @@ std::string message_of(F&& f) {
   return "(no exception)";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 template <class Scalar>
 Rows<Scalar> gaussian(Index rows, Index cols, std::mt19937_64& rng, double shift = 0.0) {
   std::normal_distribution<double> normal;
-  return Rows<Scalar>::NullaryExpr(rows, cols, [&] { return static_cast<Scalar>(normal(rng) + shift); });
+  return Rows<Scalar>::NullaryExpr(rows, cols,
+                                   [&] { return static_cast<Scalar>(normal(rng) + shift); });
 }
 
 // Small integers: every distance and every GEMM partial sum is exact in float, and ties abound.
@@ -56,13 +59,14 @@ Index uniform_index(std::mt19937_64& rng, Index lo, Index hi) {
 
 // Brute force: every squared distance by a plain loop in long double, sorted by (distance, index).
 template <class Scalar>
-std::vector<std::pair<long double, Index>> brute_force(const Rows<Scalar>& bank, const Rows<Scalar>& queries,
-                                                       Index q) {
+std::vector<std::pair<long double, Index>> brute_force(const Rows<Scalar>& bank,
+                                                       const Rows<Scalar>& queries, Index q) {
   std::vector<std::pair<long double, Index>> all;
   for (Index i = 0; i < bank.rows(); ++i) {
     long double s = 0;
     for (Index j = 0; j < bank.cols(); ++j) {
-      const long double diff = static_cast<long double>(bank(i, j)) - static_cast<long double>(queries(q, j));
+      const long double diff =
+          static_cast<long double>(bank(i, j)) - static_cast<long double>(queries(q, j));
       s += diff * diff;
     }
     all.emplace_back(s, i);
@@ -76,13 +80,15 @@ void check_exact_against_brute_force(std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   const baypr::KnnBlocking tiny{5, 4, 3};  // several bank, query and depth blocks, ragged edges
   for (int trial = 0; trial < 12; ++trial) {
-    const Index n = uniform_index(rng, 1, 90), m = uniform_index(rng, 1, 40), d = uniform_index(rng, 1, 24);
+    const Index n = uniform_index(rng, 1, 90), m = uniform_index(rng, 1, 40),
+                d = uniform_index(rng, 1, 24);
     const Rows<Scalar> bank = small_integers<Scalar>(n, d, rng);
     const Rows<Scalar> queries = small_integers<Scalar>(m, d, rng);
     for (const Index k : {Index{1}, Index{3}, n}) {
       if (k > n) continue;
       for (const auto& blocking : {baypr::KnnBlocking{}, tiny}) {
-        INFO("n=" << n << " m=" << m << " d=" << d << " k=" << k << " bank_block=" << blocking.bank_block);
+        INFO("n=" << n << " m=" << m << " d=" << d << " k=" << k
+                  << " bank_block=" << blocking.bank_block);
         const auto r = baypr::knn_search(queries, bank, k, blocking);
         REQUIRE(r.indices.rows() == m);
         REQUIRE(r.indices.cols() == k);
@@ -90,7 +96,8 @@ void check_exact_against_brute_force(std::uint64_t seed) {
           const auto expected = brute_force(bank, queries, q);
           for (Index t = 0; t < k; ++t) {
             CHECK(r.indices(q, t) == expected[static_cast<std::size_t>(t)].second);
-            CHECK(static_cast<long double>(r.squared_distances(q, t)) == expected[static_cast<std::size_t>(t)].first);
+            CHECK(static_cast<long double>(r.squared_distances(q, t)) ==
+                  expected[static_cast<std::size_t>(t)].first);
           }
         }
       }
@@ -102,7 +109,8 @@ template <class Scalar>
 void check_gaussian_against_brute_force(std::uint64_t seed, double tolerance) {
   std::mt19937_64 rng(seed);
   for (int trial = 0; trial < 6; ++trial) {
-    const Index n = uniform_index(rng, 1, 400), m = uniform_index(rng, 1, 70), d = uniform_index(rng, 1, 300);
+    const Index n = uniform_index(rng, 1, 400), m = uniform_index(rng, 1, 70),
+                d = uniform_index(rng, 1, 300);
     const Rows<Scalar> bank = gaussian<Scalar>(n, d, rng);
     const Rows<Scalar> queries = gaussian<Scalar>(m, d, rng, 0.1);
     const baypr::KnnIndex<Scalar> index(bank);
@@ -121,9 +129,11 @@ void check_gaussian_against_brute_force(std::uint64_t seed, double tolerance) {
           seen.insert(i);
           const long double reported = r.squared_distances(q, t);
           // The reported distance is that of the reported row, and the t-th smallest overall.
-          const auto own = std::find_if(expected.begin(), expected.end(), [&](const auto& e) { return e.second == i; });
+          const auto own = std::find_if(expected.begin(), expected.end(),
+                                        [&](const auto& e) { return e.second == i; });
           CHECK(std::abs(reported - own->first) <= tolerance * scale);
-          CHECK(std::abs(reported - expected[static_cast<std::size_t>(t)].first) <= tolerance * scale);
+          CHECK(std::abs(reported - expected[static_cast<std::size_t>(t)].first) <=
+                tolerance * scale);
           if (t > 0) CHECK(r.squared_distances(q, t - 1) <= r.squared_distances(q, t));
         }
         CHECK(static_cast<Index>(seen.size()) == k);  // no neighbour twice
@@ -145,7 +155,7 @@ double covering_radius(const Eigen::MatrixXd& x, const std::vector<Index>& centr
 
 }  // namespace
 
-// ---- k-nearest neighbours ------------------------------------------------------------------------
+// ---- k-nearest neighbours -----------------------------------------------------------------
 
 TEST_CASE("knn_search equals brute force exactly on integer data, ties by index", "[knn]") {
   check_exact_against_brute_force<float>(11);
@@ -159,7 +169,8 @@ TEST_CASE("knn_search agrees with brute force on Gaussian data", "[knn]") {
 
 TEST_CASE("knn: duplicates of a query give distance exactly 0, lowest index first", "[knn]") {
   std::mt19937_64 rng(3);
-  Rows<float> bank = gaussian<float>(50, 33, rng, 5.0);  // large norms: GEMM cancellation would show
+  Rows<float> bank =
+      gaussian<float>(50, 33, rng, 5.0);  // large norms: GEMM cancellation would show
   bank.row(40) = bank.row(7);
   const Rows<float> queries = bank.row(7);
   const auto r = baypr::knn_search(queries, bank, 3);
@@ -177,8 +188,8 @@ TEST_CASE("knn: maps, row-major storage and expressions give the same result", "
   const baypr::KnnIndex<double> index(bank);
   const auto plain = index.search(queries, 4);
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = queries;
-  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> map(
-      row_major.data(), row_major.rows(), row_major.cols());
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+      map(row_major.data(), row_major.rows(), row_major.cols());
   CHECK(index.search(map, 4).indices == plain.indices);
   CHECK(index.search(map, 4).squared_distances == plain.squared_distances);
   const auto expr = index.search(queries * 1.0, 4);  // an expression, evaluated once
@@ -213,7 +224,9 @@ TEST_CASE("knn: bad input is rejected with the argument and value", "[knn][error
   Eigen::MatrixXd bad_bank = bank;
   bad_bank(3, 0) = std::numeric_limits<double>::infinity();
   msg = message_of([&] { baypr::KnnIndex<double> b(bad_bank); });
-  CHECK(contains(msg, "baypr::KnnIndex::KnnIndex: argument 'bank' must be finite, got inf at row 3, column 0"));
+  CHECK(contains(
+      msg,
+      "baypr::KnnIndex::KnnIndex: argument 'bank' must be finite, got inf at row 3, column 0"));
   msg = message_of([&] { (void)baypr::KnnIndex<double>().search(q, 1); });
   CHECK(contains(msg, "argument 'this' is an empty index"));
   Eigen::MatrixXf huge = Eigen::MatrixXf::Constant(2, 3, 1e30f);
@@ -221,7 +234,7 @@ TEST_CASE("knn: bad input is rejected with the argument and value", "[knn][error
   CHECK(contains(msg, "row 0 whose squared norm overflows"));
 }
 
-// ---- coreset --------------------------------------------------------------------------------------
+// ---- coreset ------------------------------------------------------------------------------
 
 TEST_CASE("greedy coreset: size, distinct indices, seeded reproducibility", "[coreset]") {
   std::mt19937_64 rng(5);
@@ -275,7 +288,8 @@ TEST_CASE("greedy coreset: covering radius within 2x the optimal k-centre radius
     double optimal = std::numeric_limits<double>::infinity();
     for (Index a = 0; a < 12; ++a)
       for (Index b = a + 1; b < 12; ++b)
-        for (Index c = b + 1; c < 12; ++c) optimal = std::min(optimal, covering_radius(x, {a, b, c}));
+        for (Index c = b + 1; c < 12; ++c)
+          optimal = std::min(optimal, covering_radius(x, {a, b, c}));
     for (std::uint64_t seed = 0; seed < 6; ++seed) {
       baypr::CoresetOptions opt;
       opt.count = 3;
@@ -300,10 +314,12 @@ TEST_CASE("greedy coreset: bad input", "[coreset][errors]") {
   CHECK(contains(message_of([&] { (void)baypr::greedy_coreset(x, opt); }),
                  "argument 'options.count' must be at most the number of rows 10, got 11"));
   opt.count = -1;
-  CHECK(contains(message_of([&] { (void)baypr::greedy_coreset(x, opt); }), "'options.count' must be >= 0"));
+  CHECK(contains(message_of([&] { (void)baypr::greedy_coreset(x, opt); }),
+                 "'options.count' must be >= 0"));
   opt.count = 0;
   opt.projection_dim = 0;
-  CHECK(contains(message_of([&] { (void)baypr::greedy_coreset(x, opt); }), "'options.projection_dim' must be >= 1, got 0"));
+  CHECK(contains(message_of([&] { (void)baypr::greedy_coreset(x, opt); }),
+                 "'options.projection_dim' must be >= 1, got 0"));
   opt.projection_dim = 128;
   Eigen::MatrixXd bad = x;
   bad(4, 2) = std::numeric_limits<double>::quiet_NaN();
@@ -313,7 +329,8 @@ TEST_CASE("greedy coreset: bad input", "[coreset][errors]") {
 
 // ---- PatchCore scorer ---------------------------------------------------------------------------
 
-TEST_CASE("PatchCore: support rows score 0 with the full bank; far queries score higher", "[patchcore]") {
+TEST_CASE("PatchCore: support rows score 0 with the full bank; far queries score higher",
+          "[patchcore]") {
   std::mt19937_64 rng(7);
   const Eigen::MatrixXd support = gaussian<double>(200, 24, rng, 3.0);
   baypr::PatchCoreOptions opt;
@@ -332,13 +349,15 @@ TEST_CASE("PatchCore: support rows score 0 with the full bank; far queries score
   }
 
   // Along a ray away from the data the score increases.
-  baypr::PatchCoreScorer<double> coreset_scorer(baypr::PatchCoreOptions{{0.1, 0, 128, 3}, 1, false});
+  baypr::PatchCoreScorer<double> coreset_scorer(
+      baypr::PatchCoreOptions{{0.1, 0, 128, 3}, 1, false});
   coreset_scorer.fit(support);
   CHECK(coreset_scorer.memory_size() == 20);
   const Eigen::RowVectorXd centre = support.colwise().mean();
   const Eigen::RowVectorXd dir = Eigen::RowVectorXd::Ones(24) / std::sqrt(24.0);
   Eigen::MatrixXd ray(5, 24);
-  for (Index i = 0; i < 5; ++i) ray.row(i) = centre + (10.0 * std::pow(2.0, static_cast<double>(i))) * dir;
+  for (Index i = 0; i < 5; ++i)
+    ray.row(i) = centre + (10.0 * std::pow(2.0, static_cast<double>(i))) * dir;
   const Eigen::VectorXd r = coreset_scorer.score(ray);
   for (Index i = 1; i < 5; ++i) CHECK(r(i) > r(i - 1));
   CHECK(coreset_scorer.score(support).mean() < r(0));
@@ -365,7 +384,8 @@ TEST_CASE("PatchCore: k > 1 without re-weighting averages the k nearest distance
   }
 }
 
-TEST_CASE("PatchCore re-weighting: the paper's formula on a hand-worked case", "[patchcore][reweight]") {
+TEST_CASE("PatchCore re-weighting: the paper's formula on a hand-worked case",
+          "[patchcore][reweight]") {
   // Memory bank {0, 1, 3} on a line (coreset ratio 1), k = 2, query 5: m* = 3 with s* = 2;
   // N_b(m*) = {3, 1} (distances 0 and 2 from m*); distances from q: 2 and 4.
   // w = 1 - e^2 / (e^2 + e^4).
@@ -388,7 +408,8 @@ TEST_CASE("PatchCore re-weighting: the paper's formula on a hand-worked case", "
   CHECK(std::abs(far.weight(0) - (1.0 - 1.0 / (1.0 + std::exp(2.0)))) <= 1e-12);
 }
 
-TEST_CASE("PatchCore re-weighting keeps the order of increasingly distant queries", "[patchcore][reweight]") {
+TEST_CASE("PatchCore re-weighting keeps the order of increasingly distant queries",
+          "[patchcore][reweight]") {
   std::mt19937_64 rng(9);
   const Eigen::MatrixXd support = gaussian<double>(300, 8, rng);
   const Index k = 3;
@@ -401,7 +422,8 @@ TEST_CASE("PatchCore re-weighting keeps the order of increasingly distant querie
   // in [1 - 1/k, 1) = [2/3, 1), the weighted scores keep the order.
   Eigen::MatrixXd queries(6, 8);
   const Eigen::RowVectorXd dir = Eigen::RowVectorXd::Unit(8, 0);
-  for (Index i = 0; i < 6; ++i) queries.row(i) = (4.0 * std::pow(2.0, static_cast<double>(i))) * dir;
+  for (Index i = 0; i < 6; ++i)
+    queries.row(i) = (4.0 * std::pow(2.0, static_cast<double>(i))) * dir;
   const Eigen::VectorXd p = plain.score(queries);
   const auto w = weighted.score_details(queries);
   for (Index i = 0; i < 6; ++i) {
@@ -418,11 +440,14 @@ TEST_CASE("PatchCore re-weighting keeps the order of increasingly distant querie
 
 TEST_CASE("PatchCore: bad input names the function, argument and value; fit is all-or-nothing",
           "[patchcore][errors]") {
-  auto construct = [](baypr::PatchCoreOptions o) { return message_of([&] { baypr::PatchCoreScorer<double> s(o); }); };
+  auto construct = [](baypr::PatchCoreOptions o) {
+    return message_of([&] { baypr::PatchCoreScorer<double> s(o); });
+  };
   baypr::PatchCoreOptions o;
   o.coreset.ratio = 0.0;
   CHECK(contains(construct(o),
-                 "baypr::PatchCoreScorer::PatchCoreScorer: argument 'options.coreset.ratio' must be in (0, 1], got 0"));
+                 "baypr::PatchCoreScorer::PatchCoreScorer: argument 'options.coreset.ratio' must "
+                 "be in (0, 1], got 0"));
   o.coreset.ratio = std::numeric_limits<double>::quiet_NaN();
   CHECK(contains(construct(o), "'options.coreset.ratio' must be in (0, 1], got nan"));
   o.coreset.ratio = 1.01;
@@ -449,8 +474,9 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
                  "baypr::PatchCoreScorer::score: argument 'this' is not fitted"));
   CHECK(contains(message_of([&] { (void)scorer.score_details(q); }),
                  "baypr::PatchCoreScorer::score_details: argument 'this' is not fitted"));
-  CHECK(contains(message_of([&] { scorer.fit(Eigen::MatrixXd(0, 6)); }),
-                 "baypr::PatchCoreScorer::fit: argument 'support_rows' must have at least one row, got 0"));
+  CHECK(contains(
+      message_of([&] { scorer.fit(Eigen::MatrixXd(0, 6)); }),
+      "baypr::PatchCoreScorer::fit: argument 'support_rows' must have at least one row, got 0"));
 
   const Eigen::MatrixXd support = Eigen::MatrixXd::Random(40, 6);
   scorer.fit(support);
@@ -459,8 +485,10 @@ TEST_CASE("PatchCore: bad input names the function, argument and value; fit is a
   Eigen::MatrixXd bad = Eigen::MatrixXd::Random(30, 6);
   bad(12, 5) = std::numeric_limits<double>::infinity();
   CHECK(contains(message_of([&] { scorer.fit(bad); }),
-                 "baypr::PatchCoreScorer::fit: argument 'support_rows' must be finite, got inf at row 12, column 5"));
-  CHECK(contains(message_of([&] { scorer.fit(Eigen::MatrixXd::Random(30, 0)); }), "at least one column"));
+                 "baypr::PatchCoreScorer::fit: argument 'support_rows' must be finite, got inf at "
+                 "row 12, column 5"));
+  CHECK(contains(message_of([&] { scorer.fit(Eigen::MatrixXd::Random(30, 0)); }),
+                 "at least one column"));
   // Unchanged after the failed fits.
   CHECK(scorer.memory_size() == 20);
   CHECK(scorer.coreset_indices() == coreset_before);
@@ -491,12 +519,13 @@ static_assert(requires(const baypr::PatchCoreScorer<float>& s) {
   { s.dim() } -> std::same_as<Eigen::Index>;
 });  // as every scorer (tests/score_scorers.test.cpp)
 
-TEST_CASE("PatchCore through the patch layer: a defective patch flags its image", "[patchcore][patches]") {
+TEST_CASE("PatchCore through the patch layer: a defective patch flags its image",
+          "[patchcore][patches]") {
   std::mt19937_64 rng(10);
   const Index patches = 16, d = 12;
   const Eigen::MatrixXd support = gaussian<double>(8 * patches, d, rng);  // 8 normal images
-  Eigen::MatrixXd queries = gaussian<double>(4 * patches, d, rng);       // 4 query images
-  queries.row(2 * patches + 5).array() += 6.0;                             // image 2, patch 5
+  Eigen::MatrixXd queries = gaussian<double>(4 * patches, d, rng);        // 4 query images
+  queries.row(2 * patches + 5).array() += 6.0;                            // image 2, patch 5
   baypr::PatchCoreScorer<double> scorer(baypr::PatchCoreOptions{{0.25, 0, 128, 0}, 1, false});
   const auto out = baypr::score_patches(scorer, support, queries, patches);
   REQUIRE(out.image.size() == 4);
@@ -509,7 +538,8 @@ TEST_CASE("PatchCore through the patch layer: a defective patch flags its image"
   CHECK(col == 5);
 }
 
-TEST_CASE("PatchCore: a ratio-sized memory bank never degenerates on a small support", "[patchcore]") {
+TEST_CASE("PatchCore: a ratio-sized memory bank never degenerates on a small support",
+          "[patchcore]") {
   std::mt19937_64 rng(21);
   const Eigen::MatrixXd five = gaussian<double>(5, 8, rng);
   baypr::PatchCoreScorer<double> scorer;  // default ratio 0.1: floor(0.5) would keep one row

@@ -10,12 +10,12 @@
 #include "baypr/score/bayesian.hpp"
 #include "baypr/score/scorer.hpp"
 #include "support/catch.hpp"
-#include "support/messages.hpp"
 #include "support/fixtures.hpp"
+#include "support/messages.hpp"
 
 using baypr::test::contains;
-using baypr::test::message_of;
 using baypr::test::max_relative_error;
+using baypr::test::message_of;
 using baypr::test::relative_error;
 
 static_assert(baypr::Scorer<baypr::BayesianScorer>);
@@ -30,13 +30,14 @@ concept Inspectable = requires(const S& s) {
   { s.dim() } -> std::same_as<Eigen::Index>;
 };
 }  // namespace
-static_assert(Inspectable<baypr::BayesianScorer> && Inspectable<baypr::PrototypeScorer> &&
-              Inspectable<baypr::GaussianScorer>);  // PatchCoreScorer: tests/score_patchcore.test.cpp
+static_assert(
+    Inspectable<baypr::BayesianScorer> && Inspectable<baypr::PrototypeScorer> &&
+    Inspectable<baypr::GaussianScorer>);  // PatchCoreScorer: tests/score_patchcore.test.cpp
 
 namespace {
 
-Eigen::MatrixXd normal_rows(Eigen::Index n, Eigen::Index d, std::mt19937_64& rng, double shift = 0.0,
-                            double sd = 1.0) {
+Eigen::MatrixXd normal_rows(Eigen::Index n, Eigen::Index d, std::mt19937_64& rng,
+                            double shift = 0.0, double sd = 1.0) {
   std::normal_distribution<double> normal;
   Eigen::MatrixXd X = Eigen::MatrixXd::NullaryExpr(n, d, [&] { return sd * normal(rng); });
   X.array() += shift;
@@ -73,10 +74,14 @@ std::vector<LwCase> read_lw_cases() {
       is >> c.name >> n >> d;
     } else if (key == "X") {
       const auto v = values(is, n * d);
-      c.X = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(v.data(), n, d);
+      c.X =
+          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+              v.data(), n, d);
     } else if (key == "covariance") {
       const auto v = values(is, d * d);
-      c.covariance = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(v.data(), d, d);
+      c.covariance =
+          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+              v.data(), d, d);
     } else if (key == "shrinkage") {
       is >> c.shrinkage;
     } else if (key == "end") {
@@ -112,7 +117,8 @@ TEST_CASE("Bayesian scorer scores are the predictive's quantities", "[score][bay
     INFO("d=" << d);
     CHECK(max_relative_error(scorer.score(Q, baypr::BayesScore::nll), -t.log_pdf(Q)) <= 1e-13);
     // llr against a dense Student-t anomaly model built independently (mu 0, 100 I, dof 2).
-    const baypr::StudentT<double> anomaly(Eigen::VectorXd::Zero(d), 100.0 * Eigen::MatrixXd::Identity(d, d), 2.0);
+    const baypr::StudentT<double> anomaly(Eigen::VectorXd::Zero(d),
+                                          100.0 * Eigen::MatrixXd::Identity(d, d), 2.0);
     const Eigen::VectorXd llr = anomaly.log_pdf(Q) - t.log_pdf(Q);
     CHECK(max_relative_error(scorer.score(Q, baypr::BayesScore::llr), llr) <= 1e-12);
     const Eigen::VectorXd tail = -t.tail_probability(Q).array().log();
@@ -120,7 +126,8 @@ TEST_CASE("Bayesian scorer scores are the predictive's quantities", "[score][bay
   }
 }
 
-TEST_CASE("Bayesian scorer: add_normal equals a refit; empirical scale maximises evidence", "[score][bayes]") {
+TEST_CASE("Bayesian scorer: add_normal equals a refit; empirical scale maximises evidence",
+          "[score][bayes]") {
   std::mt19937_64 rng(2);
   const Eigen::Index d = 6;
   const Eigen::MatrixXd S = normal_rows(12, d, rng, 1.0, 0.3);
@@ -224,38 +231,48 @@ TEST_CASE("Aggregation and the patch layer", "[score][patches]") {
                  "not a multiple of patches_per_image 5"));
 }
 
-TEST_CASE("Scorer errors name function and argument; a failed fit keeps the old state", "[score][errors]") {
+TEST_CASE("Scorer errors name function and argument; a failed fit keeps the old state",
+          "[score][errors]") {
   baypr::BayesianScorer bayes;
   Eigen::MatrixXd Q = Eigen::MatrixXd::Zero(2, 3);
-  CHECK(contains(message_of([&] { (void)bayes.score(Q); }), "baypr::BayesianScorer::score: argument 'this' is not fitted"));
+  CHECK(contains(message_of([&] { (void)bayes.score(Q); }),
+                 "baypr::BayesianScorer::score: argument 'this' is not fitted"));
   Eigen::MatrixXd S = Eigen::MatrixXd::Random(4, 3);
   bayes.fit(S);
   const Eigen::VectorXd before = bayes.score(Q);
   Eigen::MatrixXd bad = S;
   bad(1, 2) = std::nan("");
-  CHECK(contains(message_of([&] { bayes.fit(bad); }),
-                 "baypr::BayesianScorer::fit: argument 'support' must be finite, got nan at row 1, column 2"));
+  CHECK(contains(
+      message_of([&] { bayes.fit(bad); }),
+      "baypr::BayesianScorer::fit: argument 'support' must be finite, got nan at row 1, column 2"));
   CHECK(bayes.score(Q) == before);
-  CHECK(contains(message_of([&] { (void)bayes.score(Eigen::MatrixXd::Zero(2, 4)); }), "argument 'queries' has columns 4, expected 3"));
+  CHECK(contains(message_of([&] { (void)bayes.score(Eigen::MatrixXd::Zero(2, 4)); }),
+                 "argument 'queries' has columns 4, expected 3"));
   baypr::BayesianScorerOptions opt;
   opt.kappa0 = -1.0;
-  CHECK(contains(message_of([&] { baypr::BayesianScorer s(opt); }), "argument 'options.kappa0' must be finite and > 0, got -1"));
+  CHECK(contains(message_of([&] { baypr::BayesianScorer s(opt); }),
+                 "argument 'options.kappa0' must be finite and > 0, got -1"));
   baypr::PrototypeScorer proto;
   CHECK_THROWS_AS(proto.fit(Eigen::MatrixXd(0, 3)), std::invalid_argument);
   baypr::GaussianScorer gauss;
   CHECK_THROWS_AS(gauss.score(Q), std::invalid_argument);
-  CHECK(contains(message_of([&] { (void)gauss.score(Q); }),
-                 "baypr::GaussianScorer::score: argument 'this' is not fitted: call fit(support) first"));
-  CHECK(contains(message_of([&] { (void)proto.prototype(); }),
-                 "baypr::PrototypeScorer::prototype: argument 'this' is not fitted: call fit(support) first"));
+  CHECK(contains(
+      message_of([&] { (void)gauss.score(Q); }),
+      "baypr::GaussianScorer::score: argument 'this' is not fitted: call fit(support) first"));
+  CHECK(contains(
+      message_of([&] { (void)proto.prototype(); }),
+      "baypr::PrototypeScorer::prototype: argument 'this' is not fitted: call fit(support) first"));
   CHECK(contains(message_of([] { baypr::GaussianScorer g(baypr::GaussianScorerOptions{-0.5}); }),
-                 "baypr::GaussianScorer::GaussianScorer: argument 'options.ridge' must be finite and >= 0, got -0.5"));
+                 "baypr::GaussianScorer::GaussianScorer: argument 'options.ridge' must be finite "
+                 "and >= 0, got -0.5"));
 
-  // fitted() / dim() on every scorer: false / 0 before fit, true / d after, unchanged by a failed fit.
+  // fitted() / dim() on every scorer: false / 0 before fit, true / d after, unchanged by a failed
+  // fit.
   CHECK((!proto.fitted() && proto.dim() == 0 && !gauss.fitted() && gauss.dim() == 0));
   proto.fit(S);
   gauss.fit(S);
-  CHECK((proto.fitted() && proto.dim() == 3 && gauss.fitted() && gauss.dim() == 3 && bayes.fitted() && bayes.dim() == 3));
+  CHECK((proto.fitted() && proto.dim() == 3 && gauss.fitted() && gauss.dim() == 3 &&
+         bayes.fitted() && bayes.dim() == 3));
   CHECK_THROWS_AS(gauss.fit(bad), std::invalid_argument);
   CHECK((gauss.fitted() && gauss.dim() == 3));
   CHECK(baypr::GaussianScorer(baypr::GaussianScorerOptions{0.5}).options().ridge == 0.5);

@@ -27,8 +27,8 @@
 
 #include "baypr/baypr.hpp"
 #include "support/catch.hpp"
-#include "support/messages.hpp"
 #include "support/fixtures.hpp"
+#include "support/messages.hpp"
 
 using baypr::test::contains;
 using baypr::test::message_of;
@@ -49,10 +49,10 @@ using Rng = std::mt19937_64;
 constexpr double infinity = std::numeric_limits<double>::infinity();
 
 // Tolerances (see the header comment for the finite-difference error budget).
-constexpr double fd_tol = 1e-7;          // analytic gradient vs finite differences
-constexpr double path_tol = 1e-10;       // low-rank path vs dense path
-constexpr double hvp_tol = 1e-7;         // dual-number Hessian-vector product vs FD of gradients
-constexpr double float_tol = 1e-3;       // float vs double
+constexpr double fd_tol = 1e-7;     // analytic gradient vs finite differences
+constexpr double path_tol = 1e-10;  // low-rank path vs dense path
+constexpr double hvp_tol = 1e-7;    // dual-number Hessian-vector product vs FD of gradients
+constexpr double float_tol = 1e-3;  // float vs double
 
 // ---------------------------------------------------------------------------------------------
 // Error bookkeeping: every comparison records its error under a check name, so that the worst
@@ -181,7 +181,9 @@ Mat fd_lower(const Mat& L, double h_off, double h_diag, F&& f) {
   return G;
 }
 
-double max_abs(const Mat& X) { return X.size() == 0 ? 0.0 : X.cwiseAbs().maxCoeff(); }
+double max_abs(const Mat& X) {
+  return X.size() == 0 ? 0.0 : X.cwiseAbs().maxCoeff();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Random inputs.
@@ -199,7 +201,9 @@ Mat normal_matrix(Eigen::Index rows, Eigen::Index cols, Rng& rng) {
   return X;
 }
 
-Vec normal_vector(Eigen::Index size, Rng& rng) { return normal_matrix(size, 1, rng).col(0); }
+Vec normal_vector(Eigen::Index size, Rng& rng) {
+  return normal_matrix(size, 1, rng).col(0);
+}
 
 // Symmetric (exactly) positive definite, eigenvalues >= 0.3, non-diagonal.
 Mat random_spd(Eigen::Index d, Rng& rng) {
@@ -263,7 +267,8 @@ const char* path_name(Path path) {
 // ---------------------------------------------------------------------------------------------
 // Reference values computed directly from the posterior (no gradient code involved).
 
-double weighted_log_density(const Prior& prior, const Mat& Z, const Mat& Q, const Vec& w, Path path) {
+double weighted_log_density(const Prior& prior, const Mat& Z, const Mat& Q, const Vec& w,
+                            Path path) {
   return w.dot(prior.posterior(Z, path).predictive().log_pdf(Q));
 }
 
@@ -272,7 +277,8 @@ double weighted_log_density(const Prior& prior, const Mat& Z, const Mat& Q, cons
 // prior is built diagonal directly (what NiwUnconstrained::to_prior gives for a diagonal factor,
 // without its O(d^3) product, so that d = 300 stays cheap under the sanitizers).
 template <class F>
-Vec fd_factor_log_diagonal(const Prior& prior, const std::vector<Eigen::Index>& indices, F&& value_of_prior) {
+Vec fd_factor_log_diagonal(const Prior& prior, const std::vector<Eigen::Index>& indices,
+                           F&& value_of_prior) {
   const Vec f = Unconstrained::from_prior(prior).psi0_factor.diagonal();
   std::vector<Eigen::Index> all = indices;
   if (all.empty())
@@ -283,8 +289,8 @@ Vec fd_factor_log_diagonal(const Prior& prior, const std::vector<Eigen::Index>& 
         [&](double t) {
           Vec g = f;
           g(all[k]) += t;
-          return value_of_prior(
-              Prior(prior.mean(), prior.kappa(), prior.nu(), Mat((2.0 * g).array().exp().matrix().asDiagonal())));
+          return value_of_prior(Prior(prior.mean(), prior.kappa(), prior.nu(),
+                                      Mat((2.0 * g).array().exp().matrix().asDiagonal())));
         },
         2e-4);
   }
@@ -294,7 +300,8 @@ Vec fd_factor_log_diagonal(const Prior& prior, const std::vector<Eigen::Index>& 
 Vec select(const Vec& v, const std::vector<Eigen::Index>& indices) {
   if (indices.empty()) return v;
   Vec out(static_cast<Eigen::Index>(indices.size()));
-  for (std::size_t k = 0; k < indices.size(); ++k) out(static_cast<Eigen::Index>(k)) = v(indices[k]);
+  for (std::size_t k = 0; k < indices.size(); ++k)
+    out(static_cast<Eigen::Index>(k)) = v(indices[k]);
   return out;
 }
 
@@ -316,14 +323,17 @@ void check_vjp_against_fd(const Prior& prior, const Mat& Z, const Mat& Q, const 
   const double data_scale = std::max({1.0, max_abs(Z), self ? 0.0 : max_abs(Q)});
   const double h_data = 2e-4 * data_scale;
   expect_within(tag + "d_support",
-                gradient_error(g.d_support, fd_entries(Z, h_data, [&](const Mat& z) { return V(prior, z, Q); })),
+                gradient_error(g.d_support,
+                               fd_entries(Z, h_data, [&](const Mat& z) { return V(prior, z, Q); })),
                 fd_tol);
   if (self) {
     CHECK(g.d_queries.rows() == 0);
   } else {
-    expect_within(tag + "d_queries",
-                  gradient_error(g.d_queries, fd_entries(Q, h_data, [&](const Mat& q) { return V(prior, Z, q); })),
-                  fd_tol);
+    expect_within(
+        tag + "d_queries",
+        gradient_error(g.d_queries,
+                       fd_entries(Q, h_data, [&](const Mat& q) { return V(prior, Z, q); })),
+        fd_tol);
   }
 
   const Vec mu0 = prior.mean();
@@ -337,48 +347,58 @@ void check_vjp_against_fd(const Prior& prior, const Mat& Z, const Mat& Q, const 
                                                    })),
                 fd_tol);
   expect_within(tag + "d_kappa0",
-                gradient_error(g.d_kappa0, central_difference(
-                                               [&](double t) { return V(Prior(mu0, k0 + t, nu0, psi0), Z, Q); },
-                                               2e-4 * k0)),
+                gradient_error(g.d_kappa0,
+                               central_difference(
+                                   [&](double t) { return V(Prior(mu0, k0 + t, nu0, psi0), Z, Q); },
+                                   2e-4 * k0)),
                 fd_tol);
   const double excess = nu0 - static_cast<double>(d - 1);
-  expect_within(tag + "d_nu0",
-                gradient_error(g.d_nu0, central_difference(
-                                            [&](double t) { return V(Prior(mu0, k0, nu0 + t, psi0), Z, Q); },
-                                            2e-4 * excess)),
-                fd_tol);
+  expect_within(
+      tag + "d_nu0",
+      gradient_error(g.d_nu0, central_difference(
+                                  [&](double t) { return V(Prior(mu0, k0, nu0 + t, psi0), Z, Q); },
+                                  2e-4 * excess)),
+      fd_tol);
 
   const Unconstrained u = Unconstrained::from_prior(prior);
   auto Vu = [&](const Unconstrained& x) { return V(x.to_prior(), Z, Q); };
-  expect_within(tag + "d_log_kappa0", gradient_error(g.d_log_kappa0, central_difference([&](double t) {
-                                                       Unconstrained x = u;
-                                                       x.log_kappa0 += t;
-                                                       return Vu(x);
-                                                     }, 2e-4)),
+  expect_within(tag + "d_log_kappa0",
+                gradient_error(g.d_log_kappa0, central_difference(
+                                                   [&](double t) {
+                                                     Unconstrained x = u;
+                                                     x.log_kappa0 += t;
+                                                     return Vu(x);
+                                                   },
+                                                   2e-4)),
                 fd_tol);
   expect_within(tag + "d_log_nu0_excess",
-                gradient_error(g.d_log_nu0_excess, central_difference([&](double t) {
-                                 Unconstrained x = u;
-                                 x.log_nu0_excess += t;
-                                 return Vu(x);
-                               }, 2e-4)),
+                gradient_error(g.d_log_nu0_excess, central_difference(
+                                                       [&](double t) {
+                                                         Unconstrained x = u;
+                                                         x.log_nu0_excess += t;
+                                                         return Vu(x);
+                                                       },
+                                                       2e-4)),
                 fd_tol);
 
   if (!low_rank) {
     const double h_psi = 2e-4 * psi0.diagonal().maxCoeff();
     expect_within(tag + "d_psi0 (symmetric perturbations)",
-                  gradient_error(g.d_psi0, fd_symmetric(psi0, h_psi, [&](const Mat& p) {
-                                   return V(Prior(mu0, k0, nu0, p), Z, Q);
-                                 })),
+                  gradient_error(g.d_psi0, fd_symmetric(psi0, h_psi,
+                                                        [&](const Mat& p) {
+                                                          return V(Prior(mu0, k0, nu0, p), Z, Q);
+                                                        })),
                   fd_tol);
-    expect_within(tag + "d_psi0 symmetric", gradient_error(g.d_psi0, Mat(g.d_psi0.transpose())), 1e-13);
+    expect_within(tag + "d_psi0 symmetric", gradient_error(g.d_psi0, Mat(g.d_psi0.transpose())),
+                  1e-13);
     const double h_factor = 2e-4 * std::max(1.0, max_abs(u.psi0_factor));
     expect_within(tag + "d_psi0_factor (lower triangle)",
-                  gradient_error(g.d_psi0_factor, fd_lower(u.psi0_factor, h_factor, 2e-4, [&](const Mat& f) {
-                                   Unconstrained x = u;
-                                   x.psi0_factor = f;
-                                   return Vu(x);
-                                 })),
+                  gradient_error(g.d_psi0_factor, fd_lower(u.psi0_factor, h_factor, 2e-4,
+                                                           [&](const Mat& f) {
+                                                             Unconstrained x = u;
+                                                             x.psi0_factor = f;
+                                                             return Vu(x);
+                                                           })),
                   fd_tol);
     CHECK((g.d_psi0_log_diagonal == g.d_psi0_factor.diagonal()));
   } else {
@@ -386,7 +406,8 @@ void check_vjp_against_fd(const Prior& prior, const Mat& Z, const Mat& Q, const 
     CHECK(g.d_psi0_factor.size() == 0);
     expect_within(tag + "d_psi0_log_diagonal",
                   gradient_error(g.d_psi0_log_diagonal,
-                                 fd_factor_log_diagonal(prior, {}, [&](const Prior& p) { return V(p, Z, Q); })),
+                                 fd_factor_log_diagonal(
+                                     prior, {}, [&](const Prior& p) { return V(p, Z, Q); })),
                   fd_tol);
   }
 }
@@ -432,8 +453,8 @@ Mat part(const Eigen::MatrixBase<Derived>& X, int k) {
 
 const std::vector<std::string>& block_names() {
   static const std::vector<std::string> names = {
-      "value", "d_support", "d_queries", "d_mu0", "d_kappa0", "d_nu0", "d_psi0", "d_log_kappa0",
-      "d_log_nu0_excess", "d_psi0_factor", "d_psi0_log_diagonal"};
+      "value",  "d_support",    "d_queries",        "d_mu0",         "d_kappa0",           "d_nu0",
+      "d_psi0", "d_log_kappa0", "d_log_nu0_excess", "d_psi0_factor", "d_psi0_log_diagonal"};
   return names;
 }
 
@@ -441,10 +462,17 @@ const std::vector<std::string>& block_names() {
 template <class S>
 std::vector<Mat> blocks(const baypr::PredictiveVjp<S>& g, int k = -1) {
   auto scalar = [&](const S& x) { return Mat(Mat::Constant(1, 1, scalar_part(x, k))); };
-  return {scalar(g.value),        part(g.d_support, k), part(g.d_queries, k),
-          part(g.d_mu0, k),       scalar(g.d_kappa0),   scalar(g.d_nu0),
-          part(g.d_psi0, k),      scalar(g.d_log_kappa0), scalar(g.d_log_nu0_excess),
-          part(g.d_psi0_factor, k), part(g.d_psi0_log_diagonal, k)};
+  return {scalar(g.value),
+          part(g.d_support, k),
+          part(g.d_queries, k),
+          part(g.d_mu0, k),
+          scalar(g.d_kappa0),
+          scalar(g.d_nu0),
+          part(g.d_psi0, k),
+          scalar(g.d_log_kappa0),
+          scalar(g.d_log_nu0_excess),
+          part(g.d_psi0_factor, k),
+          part(g.d_psi0_log_diagonal, k)};
 }
 
 // Forward-mode duals over the analytic reverse pass: direction 0 moves the data (support and
@@ -500,14 +528,16 @@ void check_second_order(const Prior& prior, const Mat& Z, const Mat& Q, const Ve
   const auto names = block_names();
   const std::vector<Mat> values_ad = blocks(gad), values = blocks(base);
   for (std::size_t b = 0; b < names.size(); ++b) {
-    expect_within(tag + "dual value == double " + names[b], gradient_error(values_ad[b], values[b]), 1e-12);
+    expect_within(tag + "dual value == double " + names[b], gradient_error(values_ad[b], values[b]),
+                  1e-12);
   }
 
   // First order: d value / d direction == <gradient, direction>.
   const double dir0 = (base.d_support.cwiseProduct(UZ)).sum() +
                       (self ? 0.0 : base.d_queries.cwiseProduct(UQ).sum());
   double dir1 = base.d_mu0.dot(Umu) + base.d_log_kappa0 * ulk + base.d_log_nu0_excess * uln;
-  dir1 += low_rank ? base.d_psi0_log_diagonal.dot(UL.diagonal()) : base.d_psi0_factor.cwiseProduct(UL).sum();
+  dir1 += low_rank ? base.d_psi0_log_diagonal.dot(UL.diagonal())
+                   : base.d_psi0_factor.cwiseProduct(UL).sum();
   expect_within(tag + "dual d value (data direction) == <gradient, direction>",
                 gradient_error(scalar_part(gad.value, 0), dir0), 1e-11);
   expect_within(tag + "dual d value (prior direction) == <gradient, direction>",
@@ -521,8 +551,9 @@ void check_second_order(const Prior& prior, const Mat& Z, const Mat& Q, const Ve
     const std::vector<Mat> hvp = blocks(gad, k);
     for (std::size_t b = 1; b < names.size(); ++b) {
       const Mat fd = ((fm2[b] - fp2[b]) + 8.0 * (fp1[b] - fm1[b])) / (12.0 * h);
-      expect_within(tag + "Hessian-vector product (" + (k == 0 ? "data" : "prior") + ") " + names[b],
-                    gradient_error(hvp[b], fd), hvp_tol);
+      expect_within(
+          tag + "Hessian-vector product (" + (k == 0 ? "data" : "prior") + ") " + names[b],
+          gradient_error(hvp[b], fd), hvp_tol);
     }
   }
 }
@@ -531,7 +562,8 @@ void check_second_order(const Prior& prior, const Mat& Z, const Mat& Q, const Ve
 
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("StudentT::log_pdf_gradient matches finite differences of log_pdf", "[gradients][studentt]") {
+TEST_CASE("StudentT::log_pdf_gradient matches finite differences of log_pdf",
+          "[gradients][studentt]") {
   Rng rng(20260201);
   for (Eigen::Index d : {1, 2, 5, 12}) {
     for (int rep = 0; rep < 3; ++rep) {
@@ -545,39 +577,48 @@ TEST_CASE("StudentT::log_pdf_gradient matches finite differences of log_pdf", "[
 
       const baypr::StudentT<double> t(mu, sigma, dof);
       const auto g = t.log_pdf_gradient(x);
-      expect_within("StudentT value == log_pdf (relative)", relative_error(g.value, t.log_pdf(x)), 1e-14);
+      expect_within("StudentT value == log_pdf (relative)", relative_error(g.value, t.log_pdf(x)),
+                    1e-14);
       auto lp = [&](const Vec& m, const Mat& s, double v, const Vec& at) {
         return baypr::StudentT<double>(m, s, v).log_pdf(at);
       };
       const double h = 2e-4 * std::sqrt(sigma.diagonal().maxCoeff());
-      expect_within("StudentT d_x", gradient_error(g.d_x, fd_entries(x, h, [&](const Mat& y) {
-                                                     return lp(mu, sigma, dof, y.col(0));
-                                                   })),
-                    fd_tol);
-      expect_within("StudentT d_location", gradient_error(g.d_location, fd_entries(mu, h, [&](const Mat& y) {
-                                                            return lp(y.col(0), sigma, dof, x);
-                                                          })),
-                    fd_tol);
-      expect_within("StudentT d_scale (symmetric perturbations)",
-                    gradient_error(g.d_scale, fd_symmetric(sigma, 2e-4 * sigma.diagonal().maxCoeff(),
-                                                           [&](const Mat& s) { return lp(mu, s, dof, x); })),
-                    fd_tol);
-      expect_within("StudentT d_scale symmetric", gradient_error(g.d_scale, Mat(g.d_scale.transpose())), 1e-14);
+      expect_within(
+          "StudentT d_x",
+          gradient_error(
+              g.d_x, fd_entries(x, h, [&](const Mat& y) { return lp(mu, sigma, dof, y.col(0)); })),
+          fd_tol);
+      expect_within(
+          "StudentT d_location",
+          gradient_error(
+              g.d_location,
+              fd_entries(mu, h, [&](const Mat& y) { return lp(y.col(0), sigma, dof, x); })),
+          fd_tol);
+      expect_within(
+          "StudentT d_scale (symmetric perturbations)",
+          gradient_error(g.d_scale, fd_symmetric(sigma, 2e-4 * sigma.diagonal().maxCoeff(),
+                                                 [&](const Mat& s) { return lp(mu, s, dof, x); })),
+          fd_tol);
+      expect_within("StudentT d_scale symmetric",
+                    gradient_error(g.d_scale, Mat(g.d_scale.transpose())), 1e-14);
       expect_within("StudentT d_dof",
                     gradient_error(g.d_dof, central_difference(
-                                                [&](double e) { return lp(mu, sigma, dof + e, x); }, 2e-4 * dof)),
+                                                [&](double e) { return lp(mu, sigma, dof + e, x); },
+                                                2e-4 * dof)),
                     fd_tol);
     }
   }
 }
 
-TEST_CASE("StudentT::log_pdf_gradient of a low-rank predictive equals the dense one", "[gradients][studentt][low_rank]") {
+TEST_CASE("StudentT::log_pdf_gradient of a low-rank predictive equals the dense one",
+          "[gradients][studentt][low_rank]") {
   Rng rng(31);
   struct Shape {
     Eigen::Index d, n;
     bool isotropic;
   };
-  for (const Shape s : {Shape{5, 2, true}, Shape{12, 3, true}, Shape{12, 10, false}, Shape{40, 4, true}}) {
+  for (const Shape s :
+       {Shape{5, 2, true}, Shape{12, 3, true}, Shape{12, 10, false}, Shape{40, 4, true}}) {
     INFO("d=" << s.d << " n=" << s.n << " isotropic=" << s.isotropic);
     const Prior prior = random_diagonal_prior(s.d, rng, s.isotropic);
     const Mat Z = data_rows(s.n, s.d, rng);
@@ -590,22 +631,27 @@ TEST_CASE("StudentT::log_pdf_gradient of a low-rank predictive equals the dense 
       const Vec x = X.row(j).transpose();
       const auto gl = tl.log_pdf_gradient(x);
       const auto gd = td.log_pdf_gradient(x);
-      expect_within("StudentT low-rank value == dense", relative_error(gl.value, gd.value), path_tol);
-      expect_within("StudentT low-rank d_x == dense", max_relative_error(gl.d_x, gd.d_x), path_tol);
-      expect_within("StudentT low-rank d_location == dense", max_relative_error(gl.d_location, gd.d_location),
+      expect_within("StudentT low-rank value == dense", relative_error(gl.value, gd.value),
                     path_tol);
-      expect_within("StudentT low-rank d_scale == dense", max_relative_error(gl.d_scale, gd.d_scale), path_tol);
-      expect_within("StudentT low-rank d_dof == dense", relative_error(gl.d_dof, gd.d_dof), path_tol);
+      expect_within("StudentT low-rank d_x == dense", max_relative_error(gl.d_x, gd.d_x), path_tol);
+      expect_within("StudentT low-rank d_location == dense",
+                    max_relative_error(gl.d_location, gd.d_location), path_tol);
+      expect_within("StudentT low-rank d_scale == dense",
+                    max_relative_error(gl.d_scale, gd.d_scale), path_tol);
+      expect_within("StudentT low-rank d_dof == dense", relative_error(gl.d_dof, gd.d_dof),
+                    path_tol);
       // And the low-rank d_x against finite differences of the low-rank log_pdf itself.
-      expect_within("StudentT low-rank d_x", gradient_error(gl.d_x, fd_entries(x, 2e-4, [&](const Mat& y) {
-                                                                  return tl.log_pdf(Vec(y.col(0)));
-                                                                })),
-                    fd_tol);
+      expect_within(
+          "StudentT low-rank d_x",
+          gradient_error(
+              gl.d_x, fd_entries(x, 2e-4, [&](const Mat& y) { return tl.log_pdf(Vec(y.col(0))); })),
+          fd_tol);
     }
   }
 }
 
-TEST_CASE("log_predictive_vjp: every gradient matches finite differences (dense path)", "[gradients][vjp]") {
+TEST_CASE("log_predictive_vjp: every gradient matches finite differences (dense path)",
+          "[gradients][vjp]") {
   Rng rng(20260202);
   bool negative = false;
   for (Eigen::Index d : {1, 3, 6, 16}) {
@@ -639,15 +685,17 @@ TEST_CASE("log_predictive_vjp: every gradient matches finite differences (dense 
   }
 }
 
-TEST_CASE("log_predictive_vjp: every gradient matches finite differences (low-rank path)", "[gradients][vjp][low_rank]") {
+TEST_CASE("log_predictive_vjp: every gradient matches finite differences (low-rank path)",
+          "[gradients][vjp][low_rank]") {
   Rng rng(20260203);
   struct Shape {
     Eigen::Index d, n, m;
     bool isotropic;
   };
   // n + 1 < d (the regime the low-rank path is for), and forced with n + 1 >= d.
-  for (const Shape s : {Shape{6, 1, 7, false}, Shape{6, 2, 1, true}, Shape{16, 1, 7, true}, Shape{16, 2, 7, false},
-                        Shape{16, 5, 1, false}, Shape{16, 5, 7, true}, Shape{3, 5, 7, false}, Shape{6, 20, 7, false}}) {
+  for (const Shape s : {Shape{6, 1, 7, false}, Shape{6, 2, 1, true}, Shape{16, 1, 7, true},
+                        Shape{16, 2, 7, false}, Shape{16, 5, 1, false}, Shape{16, 5, 7, true},
+                        Shape{3, 5, 7, false}, Shape{6, 20, 7, false}}) {
     INFO("d=" << s.d << " n=" << s.n << " m=" << s.m << " isotropic=" << s.isotropic);
     const Prior prior = random_diagonal_prior(s.d, rng, s.isotropic);
     const Mat Z = data_rows(s.n, s.d, rng);
@@ -657,7 +705,8 @@ TEST_CASE("log_predictive_vjp: every gradient matches finite differences (low-ra
   }
 }
 
-TEST_CASE("log_predictive_self_vjp: gradient with the queries moving with the support", "[gradients][vjp][self]") {
+TEST_CASE("log_predictive_self_vjp: gradient with the queries moving with the support",
+          "[gradients][vjp][self]") {
   Rng rng(20260204);
   bool negative = false;
   for (Eigen::Index d : {1, 3, 6, 16}) {
@@ -689,19 +738,23 @@ TEST_CASE("log_predictive_self_vjp: gradient with the queries moving with the su
   }
 }
 
-TEST_CASE("log_predictive_self_vjp with weights -1/n is the inner loss -mean log t(z_i | posterior(Z))",
-          "[gradients][vjp][self]") {
+TEST_CASE(
+    "log_predictive_self_vjp with weights -1/n is the inner loss -mean log t(z_i | posterior(Z))",
+    "[gradients][vjp][self]") {
   Rng rng(5);
-  for (const auto& [d, n] : {std::pair<Eigen::Index, Eigen::Index>{1, 1}, {3, 5}, {8, 3}, {64, 5}, {6, 20}}) {
+  for (const auto& [d, n] :
+       {std::pair<Eigen::Index, Eigen::Index>{1, 1}, {3, 5}, {8, 3}, {64, 5}, {6, 20}}) {
     for (const Path path : {Path::dense, Path::automatic}) {
       INFO("d=" << d << " n=" << n << " path " << path_name(path));
-      const Prior prior = path == Path::dense ? random_prior(d, rng) : random_diagonal_prior(d, rng, true);
+      const Prior prior =
+          path == Path::dense ? random_prior(d, rng) : random_diagonal_prior(d, rng, true);
       const Mat Z = data_rows(n, d, rng);
       const Vec w = Vec::Constant(n, -1.0 / static_cast<double>(n));
       const auto post = prior.posterior(Z);
       const double loss = -post.predictive().log_pdf(Z).mean();
       const Vjp g = baypr::log_predictive_self_vjp(prior, Z, w, path);
-      expect_within("self_vjp inner loss == -mean log t (relative)", relative_error(g.value, loss), 1e-12);
+      expect_within("self_vjp inner loss == -mean log t (relative)", relative_error(g.value, loss),
+                    1e-12);
     }
   }
 }
@@ -712,8 +765,9 @@ TEST_CASE("low-rank path == dense path for log_predictive_vjp", "[gradients][vjp
     Eigen::Index d, n;
     bool isotropic;
   };
-  for (const Shape s : {Shape{8, 1, true}, Shape{8, 2, false}, Shape{8, 6, false}, Shape{64, 1, false},
-                        Shape{64, 5, true}, Shape{64, 20, false}, Shape{300, 5, false}, Shape{300, 3, true}}) {
+  for (const Shape s :
+       {Shape{8, 1, true}, Shape{8, 2, false}, Shape{8, 6, false}, Shape{64, 1, false},
+        Shape{64, 5, true}, Shape{64, 20, false}, Shape{300, 5, false}, Shape{300, 3, true}}) {
     INFO("d=" << s.d << " n=" << s.n << " isotropic=" << s.isotropic);
     const Prior prior = random_diagonal_prior(s.d, rng, s.isotropic);
     const Mat Z = data_rows(s.n, s.d, rng);
@@ -730,16 +784,19 @@ TEST_CASE("low-rank path == dense path for log_predictive_vjp", "[gradients][vjp
     CHECK((au.d_support == lr.d_support));
 
     expect_within("low-rank == dense value", relative_error(lr.value, de.value), path_tol);
-    expect_within("low-rank == dense d_support", max_relative_error(lr.d_support, de.d_support), path_tol);
-    expect_within("low-rank == dense d_queries", max_relative_error(lr.d_queries, de.d_queries), path_tol);
+    expect_within("low-rank == dense d_support", max_relative_error(lr.d_support, de.d_support),
+                  path_tol);
+    expect_within("low-rank == dense d_queries", max_relative_error(lr.d_queries, de.d_queries),
+                  path_tol);
     expect_within("low-rank == dense d_mu0", max_relative_error(lr.d_mu0, de.d_mu0), path_tol);
     // The scalar hyper-parameter gradients are sums of O(1) terms that can cancel (at d = 300,
     // d_kappa0 ~ 5e-3 from terms ~1 has been seen): relative to max(1, |value|), as for FD.
     expect_within("low-rank == dense d_kappa0", gradient_error(lr.d_kappa0, de.d_kappa0), path_tol);
     expect_within("low-rank == dense d_nu0", gradient_error(lr.d_nu0, de.d_nu0), path_tol);
-    expect_within("low-rank == dense d_log_kappa0", gradient_error(lr.d_log_kappa0, de.d_log_kappa0), path_tol);
-    expect_within("low-rank == dense d_log_nu0_excess", gradient_error(lr.d_log_nu0_excess, de.d_log_nu0_excess),
-                  path_tol);
+    expect_within("low-rank == dense d_log_kappa0",
+                  gradient_error(lr.d_log_kappa0, de.d_log_kappa0), path_tol);
+    expect_within("low-rank == dense d_log_nu0_excess",
+                  gradient_error(lr.d_log_nu0_excess, de.d_log_nu0_excess), path_tol);
     expect_within("low-rank == dense d_psi0_log_diagonal",
                   max_relative_error(lr.d_psi0_log_diagonal, de.d_psi0_log_diagonal), path_tol);
 
@@ -749,7 +806,8 @@ TEST_CASE("low-rank path == dense path for log_predictive_vjp", "[gradients][vjp
     const Vjp slr = baypr::log_predictive_self_vjp(prior, Z, ws, Path::low_rank);
     const Vjp sde = baypr::log_predictive_self_vjp(prior, Z, ws, Path::dense);
     expect_within("low-rank == dense self value", relative_error(slr.value, sde.value), path_tol);
-    expect_within("low-rank == dense self d_support", gradient_error(slr.d_support, sde.d_support), path_tol);
+    expect_within("low-rank == dense self d_support", gradient_error(slr.d_support, sde.d_support),
+                  path_tol);
     expect_within("low-rank == dense self d_psi0_log_diagonal",
                   max_relative_error(slr.d_psi0_log_diagonal, sde.d_psi0_log_diagonal), path_tol);
 
@@ -760,8 +818,9 @@ TEST_CASE("low-rank path == dense path for log_predictive_vjp", "[gradients][vjp
       std::uniform_int_distribution<Eigen::Index> pick(0, s.d - 1);
       for (int k = 0; k < 12; ++k) indices.push_back(pick(rng));
     }
-    const Vec fd = fd_factor_log_diagonal(
-        prior, indices, [&](const Prior& p) { return weighted_log_density(p, Z, Q, w, Path::low_rank); });
+    const Vec fd = fd_factor_log_diagonal(prior, indices, [&](const Prior& p) {
+      return weighted_log_density(p, Z, Q, w, Path::low_rank);
+    });
     expect_within("vjp low-rank d_psi0_log_diagonal (d up to 300)",
                   gradient_error(select(lr.d_psi0_log_diagonal, indices), fd), fd_tol);
   }
@@ -780,7 +839,8 @@ TEST_CASE("PriorScatterGradient::skip leaves the Psi0 gradients empty and the ot
                        Case{16, 5, true, Path::dense}, Case{16, 5, true, Path::low_rank},
                        Case{64, 5, true, Path::automatic}}) {
     INFO("d=" << c.d << " n=" << c.n << " path " << path_name(c.path));
-    const Prior prior = c.diagonal ? random_diagonal_prior(c.d, rng, false) : random_prior(c.d, rng);
+    const Prior prior =
+        c.diagonal ? random_diagonal_prior(c.d, rng, false) : random_prior(c.d, rng);
     const Mat Z = data_rows(c.n, c.d, rng);
     const Mat Q = data_rows(7, c.d, rng, 2.0);
     const Vec w = random_weights(7, rng, true);
@@ -788,16 +848,19 @@ TEST_CASE("PriorScatterGradient::skip leaves the Psi0 gradients empty and the ot
       const Vec ws = self ? Vec(random_weights(c.n, rng, false)) : w;
       const Vjp full = self ? baypr::log_predictive_self_vjp(prior, Z, ws, c.path)
                             : baypr::log_predictive_vjp(prior, Z, Q, ws, c.path);
-      const Vjp skip =
-          self ? baypr::log_predictive_self_vjp(prior, Z, ws, c.path, baypr::PriorScatterGradient::skip)
-               : baypr::log_predictive_vjp(prior, Z, Q, ws, c.path, baypr::PriorScatterGradient::skip);
+      const Vjp skip = self ? baypr::log_predictive_self_vjp(prior, Z, ws, c.path,
+                                                             baypr::PriorScatterGradient::skip)
+                            : baypr::log_predictive_vjp(prior, Z, Q, ws, c.path,
+                                                        baypr::PriorScatterGradient::skip);
       CHECK(skip.d_psi0.size() == 0);
       CHECK(skip.d_psi0_factor.size() == 0);
       CHECK(skip.d_psi0_log_diagonal.size() == 0);
       const auto names = block_names();
       const std::vector<Mat> bf = blocks(full), bs = blocks(skip);
       for (std::size_t b = 0; b < names.size(); ++b) {
-        if (names[b] == "d_psi0" || names[b] == "d_psi0_factor" || names[b] == "d_psi0_log_diagonal") continue;
+        if (names[b] == "d_psi0" || names[b] == "d_psi0_factor" ||
+            names[b] == "d_psi0_log_diagonal")
+          continue;
         expect_within("skip == compute " + names[b], max_relative_error(bs[b], bf[b]), path_tol);
       }
     }
@@ -808,7 +871,8 @@ TEST_CASE("second order: dual numbers over the analytic reverse pass give Hessia
           "[gradients][vjp][second_order]") {
   Rng rng(20260206);
   SECTION("dense path, non-diagonal priors") {
-    for (const auto& [d, n] : {std::pair<Eigen::Index, Eigen::Index>{1, 3}, {3, 5}, {6, 2}, {6, 20}}) {
+    for (const auto& [d, n] :
+         {std::pair<Eigen::Index, Eigen::Index>{1, 3}, {3, 5}, {6, 2}, {6, 20}}) {
       INFO("d=" << d << " n=" << n);
       const Prior prior = random_prior(d, rng);
       const Mat Z = data_rows(n, d, rng);
@@ -835,15 +899,16 @@ TEST_CASE("float agrees with double for the value and every gradient", "[gradien
     Eigen::Index d, n;
     Path path;
   };
-  for (const Shape s : {Shape{2, 5, Path::dense}, Shape{4, 3, Path::dense}, Shape{4, 8, Path::dense},
-                        Shape{6, 2, Path::low_rank}}) {
+  for (const Shape s : {Shape{2, 5, Path::dense}, Shape{4, 3, Path::dense},
+                        Shape{4, 8, Path::dense}, Shape{6, 2, Path::low_rank}}) {
     INFO("d=" << s.d << " n=" << s.n << " path " << path_name(s.path));
-    const Prior p0 = s.path == Path::dense ? random_prior(s.d, rng) : random_diagonal_prior(s.d, rng, false);
+    const Prior p0 =
+        s.path == Path::dense ? random_prior(s.d, rng) : random_diagonal_prior(s.d, rng, false);
     const baypr::NiwPrior<float> pf(p0.mean().cast<float>(), static_cast<float>(p0.kappa()),
                                     static_cast<float>(p0.nu()), p0.scatter().cast<float>());
     // The double reference sees exactly the float-rounded inputs.
-    const Prior pd(pf.mean().cast<double>(), static_cast<double>(pf.kappa()), static_cast<double>(pf.nu()),
-                   pf.scatter().cast<double>());
+    const Prior pd(pf.mean().cast<double>(), static_cast<double>(pf.kappa()),
+                   static_cast<double>(pf.nu()), pf.scatter().cast<double>());
     const Eigen::MatrixXf Zf = data_rows(s.n, s.d, rng).cast<float>();
     const Eigen::MatrixXf Qf = data_rows(5, s.d, rng, 2.0).cast<float>();
     const Eigen::VectorXf wf = random_weights(5, rng, true).cast<float>();
@@ -858,7 +923,8 @@ TEST_CASE("float agrees with double for the value and every gradient", "[gradien
   }
 }
 
-TEST_CASE("log_predictive_vjp: bad input names the function, argument and row", "[gradients][vjp][errors]") {
+TEST_CASE("log_predictive_vjp: bad input names the function, argument and row",
+          "[gradients][vjp][errors]") {
   const Eigen::Index d = 3;
   Rng rng(9);
   const Prior prior = random_prior(d, rng);
@@ -869,12 +935,14 @@ TEST_CASE("log_predictive_vjp: bad input names the function, argument and row", 
 
   Mat Zbad = Z;
   Zbad(2, 1) = nan;
-  CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Zbad, Q, w); }),
-                 "baypr::log_predictive_vjp: argument 'support' must be finite, got nan at row 2, column 1"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::log_predictive_vjp(prior, Zbad, Q, w); }),
+      "baypr::log_predictive_vjp: argument 'support' must be finite, got nan at row 2, column 1"));
   Mat Qbad = Q;
   Qbad(3, 0) = std::numeric_limits<double>::infinity();
-  CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Qbad, w); }),
-                 "baypr::log_predictive_vjp: argument 'queries' must be finite, got inf at row 3, column 0"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Qbad, w); }),
+      "baypr::log_predictive_vjp: argument 'queries' must be finite, got inf at row 3, column 0"));
   Qbad(3, 0) = nan;
   CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Qbad, w); }),
                  "baypr::log_predictive_vjp: argument 'queries' must be finite, got nan at row 3"));
@@ -884,8 +952,9 @@ TEST_CASE("log_predictive_vjp: bad input names the function, argument and row", 
                  "baypr::log_predictive_vjp: argument 'weights' must be finite, got nan at row 4"));
   CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Q, Vec(w.head(3))); }),
                  "baypr::log_predictive_vjp: argument 'weights' has size 3, expected 5"));
-  CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Mat(Q.leftCols(2)), w); }),
-                 "baypr::log_predictive_vjp: argument 'queries' has columns 2, expected 3"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Mat(Q.leftCols(2)), w); }),
+      "baypr::log_predictive_vjp: argument 'queries' has columns 2, expected 3"));
   CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Mat::Zero(4, 4), Q, w); }),
                  "baypr::log_predictive_vjp: argument 'support' has columns 4, expected 3"));
   CHECK_THROWS_AS(baypr::log_predictive_vjp(prior, Z, Q, wbad), std::invalid_argument);
@@ -893,20 +962,25 @@ TEST_CASE("log_predictive_vjp: bad input names the function, argument and row", 
   // Self variant.
   const Vec ws = random_weights(4, rng, false);
   CHECK(contains(message_of([&] { (void)baypr::log_predictive_self_vjp(prior, Zbad, ws); }),
-                 "baypr::log_predictive_self_vjp: argument 'support' must be finite, got nan at row 2, column 1"));
+                 "baypr::log_predictive_self_vjp: argument 'support' must be finite, got nan at "
+                 "row 2, column 1"));
   CHECK(contains(message_of([&] { (void)baypr::log_predictive_self_vjp(prior, Z, w); }),
                  "baypr::log_predictive_self_vjp: argument 'weights' has size 5, expected 4"));
-  CHECK(contains(message_of([&] { (void)baypr::log_predictive_self_vjp(prior, Mat(0, d), Vec(0)); }),
-                 "baypr::log_predictive_self_vjp: argument 'support' must have at least one row"));
+  CHECK(
+      contains(message_of([&] { (void)baypr::log_predictive_self_vjp(prior, Mat(0, d), Vec(0)); }),
+               "baypr::log_predictive_self_vjp: argument 'support' must have at least one row"));
 
   // Forcing the low-rank path needs a diagonal Psi0.
   REQUIRE(!prior.is_diagonal());
   CHECK_THROWS_AS(baypr::log_predictive_vjp(prior, Z, Q, w, Path::low_rank), std::invalid_argument);
-  CHECK(contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Q, w, Path::low_rank); }),
-                 "argument 'path'"));
-  CHECK_THROWS_AS(baypr::log_predictive_self_vjp(prior, Z, ws, Path::low_rank), std::invalid_argument);
-  CHECK(contains(message_of([&] { (void)baypr::log_predictive_self_vjp(prior, Z, ws, Path::low_rank); }),
-                 "argument 'path'"));
+  CHECK(
+      contains(message_of([&] { (void)baypr::log_predictive_vjp(prior, Z, Q, w, Path::low_rank); }),
+               "argument 'path'"));
+  CHECK_THROWS_AS(baypr::log_predictive_self_vjp(prior, Z, ws, Path::low_rank),
+                  std::invalid_argument);
+  CHECK(contains(
+      message_of([&] { (void)baypr::log_predictive_self_vjp(prior, Z, ws, Path::low_rank); }),
+      "argument 'path'"));
 
   // StudentT::log_pdf_gradient checks its point.
   const auto t = prior.posterior(Z).predictive();
@@ -914,6 +988,7 @@ TEST_CASE("log_predictive_vjp: bad input names the function, argument and row", 
                  "baypr::StudentT::log_pdf_gradient: argument 'x' has size 4, expected 3"));
   Vec xbad = Vec::Zero(d);
   xbad(1) = nan;
-  CHECK(contains(message_of([&] { (void)t.log_pdf_gradient(xbad); }),
-                 "baypr::StudentT::log_pdf_gradient: argument 'x' must be finite, got nan at row 1"));
+  CHECK(
+      contains(message_of([&] { (void)t.log_pdf_gradient(xbad); }),
+               "baypr::StudentT::log_pdf_gradient: argument 'x' must be finite, got nan at row 1"));
 }

@@ -6,13 +6,13 @@
 
 #include "baypr/baypr.hpp"
 #include "support/catch.hpp"
-#include "support/messages.hpp"
 #include "support/fixtures.hpp"
+#include "support/messages.hpp"
 
 using baypr::test::contains;
-using baypr::test::message_of;
 using baypr::test::max_elementwise_relative_error;
 using baypr::test::max_relative_error;
+using baypr::test::message_of;
 using baypr::test::relative_error;
 
 namespace {
@@ -39,8 +39,8 @@ Eigen::MatrixXd gaussian_rows(Eigen::Index n, Eigen::Index d, std::mt19937_64& r
 baypr::NiwPrior<double> random_prior(Eigen::Index d, std::mt19937_64& rng) {
   std::normal_distribution<double> normal;
   Eigen::MatrixXd B = Eigen::MatrixXd::NullaryExpr(d, d, [&] { return normal(rng); });
-  Eigen::MatrixXd psi0 = B * B.transpose() / static_cast<double>(d) +
-                         Eigen::MatrixXd::Identity(d, d);
+  Eigen::MatrixXd psi0 =
+      B * B.transpose() / static_cast<double>(d) + Eigen::MatrixXd::Identity(d, d);
   Eigen::VectorXd mu0 = Eigen::VectorXd::NullaryExpr(d, [&] { return normal(rng); });
   return baypr::NiwPrior<double>(mu0, 0.7, static_cast<double>(d) + 1.5, psi0);
 }
@@ -146,10 +146,12 @@ TEST_CASE("merging low-rank posteriors past n + 1 = d turns dense and equals the
   auto a = prior.posterior(Z.topRows(2));
   a.merge(prior.posterior(Z.middleRows(2, 2)));
   CHECK(a.is_low_rank());
-  CHECK(relative_error(a.log_marginal_likelihood(), prior.posterior(Z.topRows(4)).log_marginal_likelihood()) <= 1e-12);
+  CHECK(relative_error(a.log_marginal_likelihood(),
+                       prior.posterior(Z.topRows(4)).log_marginal_likelihood()) <= 1e-12);
 }
 
-TEST_CASE("add then remove restores the posterior; removing all returns the prior", "[niw][update]") {
+TEST_CASE("add then remove restores the posterior; removing all returns the prior",
+          "[niw][update]") {
   std::mt19937_64 rng(11);
   const Eigen::Index d = 6;
   const auto prior = random_prior(d, rng);
@@ -235,8 +237,10 @@ TEST_CASE("tail probability is calibrated under the predictive", "[studentt][cal
     const Eigen::VectorXd p = t.tail_probability(Y);
     for (double alpha : {0.1, 0.01}) {
       const double thr = t.threshold(alpha);
-      const double rate = static_cast<double>((delta.array() >= thr).count()) / static_cast<double>(m);
-      const double p_rate = static_cast<double>((p.array() <= alpha).count()) / static_cast<double>(m);
+      const double rate =
+          static_cast<double>((delta.array() >= thr).count()) / static_cast<double>(m);
+      const double p_rate =
+          static_cast<double>((p.array() <= alpha).count()) / static_cast<double>(m);
       // 5 binomial standard errors: a wrong dof or a factor of 2 in delta fails by far more.
       const double tol = 5.0 * std::sqrt(alpha * (1 - alpha) / static_cast<double>(m));
       INFO("d=" << d << " alpha=" << alpha << " rate=" << rate << " p-rate=" << p_rate);
@@ -252,8 +256,8 @@ void check_fixed_matches_dynamic(std::mt19937_64& rng) {
   const auto dyn_prior = random_prior(Dim, rng);
   const Eigen::MatrixXd Z = gaussian_rows(5, Dim, rng);
   const Eigen::MatrixXd X = gaussian_rows(4, Dim, rng);
-  const baypr::NiwPrior<double, Dim> fixed_prior(dyn_prior.mean(), dyn_prior.kappa(), dyn_prior.nu(),
-                                                 dyn_prior.scatter());
+  const baypr::NiwPrior<double, Dim> fixed_prior(dyn_prior.mean(), dyn_prior.kappa(),
+                                                 dyn_prior.nu(), dyn_prior.scatter());
   const auto a = dyn_prior.posterior(Z).predictive().log_pdf(X);
   auto fixed_post = fixed_prior.posterior(Z);
   const auto b = fixed_post.predictive().log_pdf(X);
@@ -290,11 +294,13 @@ TEST_CASE("d = 2048, n = 5: dense and low-rank paths agree", "[niw][lowrank][lar
   CHECK(max_elementwise_relative_error(a, b) <= 1e-10);
 }
 
-TEST_CASE("DiagPlusLowRank: the dense matrix, its solves and log-determinant; bad input named", "[lowrank]") {
+TEST_CASE("DiagPlusLowRank: the dense matrix, its solves and log-determinant; bad input named",
+          "[lowrank]") {
   std::mt19937_64 rng(31);
   std::normal_distribution<double> normal;
   const Eigen::Index d = 7;
-  const Eigen::VectorXd diag = Eigen::VectorXd::NullaryExpr(d, [&] { return 0.5 + std::abs(normal(rng)); });
+  const Eigen::VectorXd diag =
+      Eigen::VectorXd::NullaryExpr(d, [&] { return 0.5 + std::abs(normal(rng)); });
   const Eigen::MatrixXd W = Eigen::MatrixXd::NullaryExpr(3, d, [&] { return normal(rng); });
   const baypr::DiagPlusLowRank<double> a(diag, W, 2.5);
   Eigen::MatrixXd dense = W.transpose() * W;
@@ -304,23 +310,28 @@ TEST_CASE("DiagPlusLowRank: the dense matrix, its solves and log-determinant; ba
   CHECK(relative_error(a.log_det(), std::log(dense.determinant())) <= 1e-12);
   const Eigen::MatrixXd U = Eigen::MatrixXd::NullaryExpr(d, 2, [&] { return normal(rng); });
   CHECK((a.solve(U) - dense.llt().solve(U)).norm() <= 1e-12 * U.norm() * dense.inverse().norm());
-  CHECK((a.inverse_diagonal() - dense.inverse().diagonal()).norm() <= 1e-12 * dense.inverse().norm());
+  CHECK((a.inverse_diagonal() - dense.inverse().diagonal()).norm() <=
+        1e-12 * dense.inverse().norm());
   using LR = baypr::DiagPlusLowRank<double>;
   Eigen::VectorXd bad = diag;
   bad(4) = 0.0;
   CHECK(contains(message_of([&] { (void)LR(bad, W, 1.0); }),
-                 "baypr::DiagPlusLowRank::DiagPlusLowRank: argument 'diag' must be finite and > 0, got 0 at index 4"));
+                 "baypr::DiagPlusLowRank::DiagPlusLowRank: argument 'diag' must be finite and > 0, "
+                 "got 0 at index 4"));
   CHECK(contains(message_of([&] { (void)LR(diag, Eigen::MatrixXd(W.leftCols(6)), 1.0); }),
                  "argument 'W' has columns 6, expected 7"));
   Eigen::MatrixXd w_nan = W;
   w_nan(2, 3) = std::nan("");
-  CHECK(contains(message_of([&] { (void)LR(diag, w_nan, 1.0); }), "argument 'W' must be finite, got nan at row 2, column 3"));
-  CHECK(contains(message_of([&] { (void)LR(diag, W, -1.0); }), "argument 'c' must be finite and > 0, got -1"));
+  CHECK(contains(message_of([&] { (void)LR(diag, w_nan, 1.0); }),
+                 "argument 'W' must be finite, got nan at row 2, column 3"));
+  CHECK(contains(message_of([&] { (void)LR(diag, W, -1.0); }),
+                 "argument 'c' must be finite and > 0, got -1"));
   CHECK(contains(message_of([&] { (void)LR(Eigen::VectorXd(0), Eigen::MatrixXd(0, 0), 1.0); }),
                  "argument 'diag' must have at least one entry, got 0"));
 }
 
-TEST_CASE("bad input throws naming function, argument and value; objects unchanged", "[niw][errors]") {
+TEST_CASE("bad input throws naming function, argument and value; objects unchanged",
+          "[niw][errors]") {
   const Eigen::Index d = 3;
   const Eigen::VectorXd mu0 = Eigen::VectorXd::Zero(d);
   const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(d, d);
@@ -328,24 +339,28 @@ TEST_CASE("bad input throws naming function, argument and value; objects unchang
 
   CHECK(contains(message_of([&] { P(mu0, 0.0, 5.0, I); }),
                  "baypr::NiwPrior::NiwPrior: argument 'kappa0' must be finite and > 0, got 0"));
-  CHECK(contains(message_of([&] { P(mu0, 1.0, 2.0, I); }), "argument 'nu0' must be > d - 1 = 2, got 2"));
+  CHECK(contains(message_of([&] { P(mu0, 1.0, 2.0, I); }),
+                 "argument 'nu0' must be > d - 1 = 2, got 2"));
   Eigen::MatrixXd asym = I;
   asym(0, 2) = 0.5;
   CHECK(contains(message_of([&] { P(mu0, 1.0, 5.0, asym); }), "argument 'psi0' must be symmetric"));
   Eigen::MatrixXd indef = I;
   indef(1, 1) = -1.0;
-  CHECK(contains(message_of([&] { P(mu0, 1.0, 5.0, indef); }), "argument 'psi0' must be positive definite"));
+  CHECK(contains(message_of([&] { P(mu0, 1.0, 5.0, indef); }),
+                 "argument 'psi0' must be positive definite"));
   Eigen::VectorXd bad_mu = mu0;
   bad_mu(1) = std::numeric_limits<double>::infinity();
-  CHECK(contains(message_of([&] { P(bad_mu, 1.0, 5.0, I); }), "argument 'mu0' must be finite, got inf at row 1"));
+  CHECK(contains(message_of([&] { P(bad_mu, 1.0, 5.0, I); }),
+                 "argument 'mu0' must be finite, got inf at row 1"));
   CHECK_THROWS_AS(P(mu0, 1.0, 5.0, Eigen::MatrixXd::Identity(2, 2)), std::invalid_argument);
 
   const P prior(mu0, 1.0, 5.0, I);
   Eigen::MatrixXd Z = Eigen::MatrixXd::Random(4, d);
   Eigen::MatrixXd Zbad = Z;
   Zbad(2, 1) = std::nan("");
-  CHECK(contains(message_of([&] { (void)prior.posterior(Zbad); }),
-                 "baypr::NiwPrior::posterior: argument 'samples' must be finite, got nan at row 2, column 1"));
+  CHECK(contains(
+      message_of([&] { (void)prior.posterior(Zbad); }),
+      "baypr::NiwPrior::posterior: argument 'samples' must be finite, got nan at row 2, column 1"));
   CHECK(contains(message_of([&] { (void)prior.posterior(Eigen::MatrixXd::Zero(4, 2)); }),
                  "argument 'samples' has columns 2, expected 3"));
 
@@ -357,9 +372,11 @@ TEST_CASE("bad input throws naming function, argument and value; objects unchang
   };
   Eigen::VectorXd xbad = Eigen::VectorXd::Zero(d);
   xbad(0) = std::nan("");
-  CHECK(contains(message_of([&] { post.add(xbad); }), "baypr::NiwPosterior::add: argument 'x' must be finite"));
+  CHECK(contains(message_of([&] { post.add(xbad); }),
+                 "baypr::NiwPosterior::add: argument 'x' must be finite"));
   CHECK(unchanged());
-  CHECK(contains(message_of([&] { post.add(Eigen::VectorXd::Zero(d + 1)); }), "argument 'x' has size 4, expected 3"));
+  CHECK(contains(message_of([&] { post.add(Eigen::VectorXd::Zero(d + 1)); }),
+                 "argument 'x' has size 4, expected 3"));
   CHECK(unchanged());
   // Removing a point far from anything added would make Psi_n indefinite.
   const Eigen::VectorXd far = Eigen::VectorXd::Constant(d, 100.0);
@@ -370,8 +387,9 @@ TEST_CASE("bad input throws naming function, argument and value; objects unchang
   for (const baypr::Path path : {baypr::Path::dense, baypr::Path::automatic}) {
     auto one = prior.posterior(Z.topRows(1), path);
     const auto one_before = one;
-    CHECK(contains(message_of([&] { one.remove(Eigen::VectorXd::Constant(d, 1e6)); }),
-                   "baypr::NiwPosterior::remove: argument 'x' is not the one sample of this posterior"));
+    CHECK(contains(
+        message_of([&] { one.remove(Eigen::VectorXd::Constant(d, 1e6)); }),
+        "baypr::NiwPosterior::remove: argument 'x' is not the one sample of this posterior"));
     CHECK(one.count() == 1);
     CHECK(one.mean() == one_before.mean());
     CHECK(one.scatter() == one_before.scatter());
@@ -381,7 +399,8 @@ TEST_CASE("bad input throws naming function, argument and value; objects unchang
   // ... to rounding: two added, one removed, then the other (its mean carries rounding).
   auto two = prior.posterior(Z.topRows(2), baypr::Path::dense);
   two.remove(Z.row(0));
-  CHECK_THROWS_AS(two.remove(Eigen::VectorXd(Z.row(1).transpose() * (1 + 1e-6))), baypr::invalid_argument);
+  CHECK_THROWS_AS(two.remove(Eigen::VectorXd(Z.row(1).transpose() * (1 + 1e-6))),
+                  baypr::invalid_argument);
   two.remove(Z.row(1));
   CHECK(two.count() == 0);
   auto empty = prior.posterior();
@@ -393,7 +412,8 @@ TEST_CASE("bad input throws naming function, argument and value; objects unchang
   CHECK(unchanged());
 
   const auto t = post.predictive();
-  CHECK(contains(message_of([&] { (void)t.threshold(1.0); }), "argument 'alpha' must be in (0, 1), got 1"));
+  CHECK(contains(message_of([&] { (void)t.threshold(1.0); }),
+                 "argument 'alpha' must be in (0, 1), got 1"));
   CHECK(contains(message_of([&] { (void)t.log_pdf(Eigen::MatrixXd::Zero(2, 4)); }),
                  "baypr::StudentT::log_pdf: argument 'X' has columns 4, expected 3"));
   CHECK_THROWS_AS(baypr::StudentT<double>(mu0, I, -1.0), std::invalid_argument);
@@ -406,8 +426,8 @@ TEST_CASE("recursive triangular inverse and Cholesky inverse match the plain TRS
   std::normal_distribution<double> normal;
   for (Eigen::Index n : {1, 7, 48, 49, 130, 301}) {
     const Eigen::MatrixXd A = Eigen::MatrixXd::NullaryExpr(n, n, [&] { return normal(rng); });
-    const Eigen::MatrixXd S = A * A.transpose() / static_cast<double>(n) +
-                              Eigen::MatrixXd::Identity(n, n);
+    const Eigen::MatrixXd S =
+        A * A.transpose() / static_cast<double>(n) + Eigen::MatrixXd::Identity(n, n);
     const Eigen::MatrixXd L = S.llt().matrixL();
     const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(n, n);
     const Eigen::MatrixXd inv_simple = L.triangularView<Eigen::Lower>().solve(I);

@@ -127,8 +127,8 @@ int main(int argc, char** argv) try {
       task_labels.push_back(c);
     }
   }
-  const meta::ClassTaskSampler sampler(x(task_rows, Eigen::all), task_labels,
-                                       train_classes, {5, 12, 4});
+  const meta::ClassTaskSampler sampler(x(task_rows, Eigen::all), task_labels, train_classes,
+                                       {5, 12, 4});
   const auto validation = episodes(x, y, validation_classes, {1, 5}, 8, 0x76616c);
   const auto evaluation = episodes(x, y, held_out, {1, 5}, 40, 0x657661);
 

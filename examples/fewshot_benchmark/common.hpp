@@ -13,7 +13,8 @@
 #include <vector>
 
 namespace baypr {
-struct EpisodeMethod;  // eval/episodes.hpp; only declared here to keep main.cpp and figures.cpp light
+struct
+    EpisodeMethod;  // eval/episodes.hpp; only declared here to keep main.cpp and figures.cpp light
 }
 
 namespace bench {
@@ -21,8 +22,8 @@ namespace bench {
 struct Args {
   std::vector<std::string> datasets = {"fashion-mnist", "textures"};
   int episodes = 10;
-  std::vector<int> classes = {0, 1};        // Fashion-MNIST normal classes
-  int texture_categories = 4;               // 0: every eligible pattern
+  std::vector<int> classes = {0, 1};  // Fashion-MNIST normal classes
+  int texture_categories = 4;         // 0: every eligible pattern
   std::vector<Eigen::Index> shots = {1, 2, 4, 8};
   std::uint64_t seed = 2026;
   bool full_test_split = false;
@@ -42,14 +43,17 @@ struct Report {
   std::vector<std::string> csv;  // rows of results.csv
   std::filesystem::path out_dir;
   bool figures = false;
-  [[nodiscard]] std::filesystem::path figure(const std::string& name) const { return out_dir / "figures" / name; }
+  [[nodiscard]] std::filesystem::path figure(const std::string& name) const {
+    return out_dir / "figures" / name;
+  }
 };
 
-inline const char* csv_header = "dataset,protocol,embedding,method,group,metric,K,episodes,mean,lower_95,upper_95";
+inline const char* csv_header =
+    "dataset,protocol,embedding,method,group,metric,K,episodes,mean,lower_95,upper_95";
 
 std::string csv_row(std::string_view dataset, std::string_view protocol, std::string_view embedding,
-                    std::string_view method, std::string_view group, std::string_view metric, Eigen::Index k,
-                    const std::vector<double>& values);
+                    std::string_view method, std::string_view group, std::string_view metric,
+                    Eigen::Index k, const std::vector<double>& values);
 
 // "0.873 [0.866, 0.880]"
 std::string cell(const baypr::MeanInterval& ci);
@@ -79,7 +83,7 @@ namespace bench {
 // figures/<stem>-roc.png and figures/<stem>-hist.png (no-op without figures or gnuplot). Returns
 // Markdown image links for what was written.
 std::string score_charts(const Report& report, const std::string& stem, const std::string& title,
-                         const std::vector<std::string>& methods, const std::vector<Eigen::VectorXd>& scores,
-                         const Eigen::VectorXi& labels);
+                         const std::vector<std::string>& methods,
+                         const std::vector<Eigen::VectorXd>& scores, const Eigen::VectorXi& labels);
 
 }  // namespace bench

@@ -1,8 +1,8 @@
 // Fashion-MNIST (Debian's dataset-fashion-mnist): one-class few-shot episodes.
 //
-// Protocol (include/baypr/eval/episodes.hpp): each class c in turn is "normal"; an episode draws
-// K normal *training* images as support and 12 normal + 4 anomalous (other classes) *test* images
-// as queries (the authors' episode); optionally each support is also scored on the whole test split.
+// Protocol (include/baypr/eval/episodes.hpp): each class c in turn is "normal"; an episode draws K
+// normal *training* images as support and 12 normal + 4 anomalous (other classes) *test* images as
+// queries (the authors' episode); optionally each support is also scored on the whole test split.
 //
 // Embeddings, fixed and untrained:
 //   pixels-784  every pixel standardised with training-split statistics, (x - mean) / max(sd, 0.1)
@@ -26,7 +26,6 @@ namespace {
 const char* const class_names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-
 std::string section_table(const baypr::OneClassResults& r, bool full, std::vector<std::string>& csv,
                           const char* protocol) {
   std::vector<std::vector<baypr::MeanInterval>> cells(r.methods.size());
@@ -36,11 +35,13 @@ std::string section_table(const baypr::OneClassResults& r, bool full, std::vecto
     for (std::size_t k = 0; k < r.shots.size(); ++k) {
       const auto values = r.class_averaged(m, k, full);
       cells[m].push_back(baypr::mean_interval(values));
-      csv.push_back(csv_row("fashion-mnist", protocol, emb, method, "class mean", "image_auroc", r.shots[k], values));
+      csv.push_back(csv_row("fashion-mnist", protocol, emb, method, "class mean", "image_auroc",
+                            r.shots[k], values));
       const auto& a = full ? r.full_test : r.auroc;
       for (std::size_t c = 0; c < r.classes.size(); ++c) {
-        csv.push_back(csv_row("fashion-mnist", protocol, emb, method, "class " + std::to_string(r.classes[c]),
-                              "image_auroc", r.shots[k], a[m][c][k]));
+        csv.push_back(csv_row("fashion-mnist", protocol, emb, method,
+                              "class " + std::to_string(r.classes[c]), "image_auroc", r.shots[k],
+                              a[m][c][k]));
       }
     }
   }
@@ -66,14 +67,16 @@ void run_fashion_mnist(const Args& args, Report& report) {
   std::vector<Eigen::Index> keep;
   baypr::FewShotData data;
   for (std::size_t i = 0; i < train.labels.size(); ++i) {
-    if (std::find(args.classes.begin(), args.classes.end(), train.labels[i]) != args.classes.end()) {
+    if (std::find(args.classes.begin(), args.classes.end(), train.labels[i]) !=
+        args.classes.end()) {
       keep.push_back(static_cast<Eigen::Index>(i));
       data.train_labels.push_back(train.labels[i]);
     }
   }
   Eigen::MatrixXd train_pixels(static_cast<Eigen::Index>(keep.size()), 784);
   for (std::size_t i = 0; i < keep.size(); ++i) {
-    train_pixels.row(static_cast<Eigen::Index>(i)) = train.images.pixels.row(keep[i]).cast<double>() / 255.0;
+    train_pixels.row(static_cast<Eigen::Index>(i)) =
+        train.images.pixels.row(keep[i]).cast<double>() / 255.0;
   }
   data.test_labels.assign(test.labels.begin(), test.labels.end());
   const Eigen::MatrixXd train_std = standardiser.apply(train_pixels);
@@ -88,7 +91,9 @@ void run_fashion_mnist(const Args& args, Report& report) {
   options.episodes = args.episodes;
   options.seed = args.seed;
   options.full_test_split = args.full_test_split;
-  options.progress = [&](std::string_view what) { log_line(t0, "Fashion-MNIST: " + std::string(what)); };
+  options.progress = [&](std::string_view what) {
+    log_line(t0, "Fashion-MNIST: " + std::string(what));
+  };
   const auto methods = fashion_methods();
   const auto results = baypr::run_one_class_episodes(data, options, methods);
   log_line(t0, "Fashion-MNIST: done");
@@ -102,10 +107,12 @@ void run_fashion_mnist(const Args& args, Report& report) {
   }
   std::ostringstream md;
   md << "## Fashion-MNIST, one-class few-shot\n\n"
-     << "Embeddings: pixels-784 = standardised pixels; proj-128 = a fixed seeded Gaussian projection of them to "
+     << "Embeddings: pixels-784 = standardised pixels; proj-128 = a fixed seeded Gaussian "
+        "projection of them to "
         "128-d. Normal classes: "
      << classes << ". " << args.episodes << " episodes per class per K, seed " << args.seed
-     << ". Episode: K normal training images as support; 12 normal + 4 anomalous (other classes) test images as "
+     << ". Episode: K normal training images as support; 12 normal + 4 anomalous (other classes) "
+        "test images as "
         "queries. The two ablation rows vary the Bayesian prior (see the README).\n\n"
      << section_table(results, false, report.csv, "episode_12+4");
   if (args.full_test_split) {
@@ -123,11 +130,13 @@ void run_fashion_mnist(const Args& args, Report& report) {
     }
     std::mt19937_64 rng(args.seed);
     for (std::size_t i = 0; i < static_cast<std::size_t>(k); ++i) {
-      std::swap(rows[i], rows[i + static_cast<std::size_t>(baypr::uniform_below(rng, rows.size() - i))]);
+      std::swap(rows[i],
+                rows[i + static_cast<std::size_t>(baypr::uniform_below(rng, rows.size() - i))]);
     }
     rows.resize(static_cast<std::size_t>(k));
     Eigen::VectorXi labels(static_cast<Eigen::Index>(data.test_labels.size()));
-    for (std::size_t i = 0; i < data.test_labels.size(); ++i) labels(static_cast<Eigen::Index>(i)) = data.test_labels[i] == c ? 0 : 1;
+    for (std::size_t i = 0; i < data.test_labels.size(); ++i)
+      labels(static_cast<Eigen::Index>(i)) = data.test_labels[i] == c ? 0 : 1;
     std::vector<std::string> names;
     std::vector<Eigen::VectorXd> scores;
     for (const auto& m : methods) {
@@ -137,9 +146,10 @@ void run_fashion_mnist(const Args& args, Report& report) {
     }
     md << "\nCharts: class " << c << " (" << class_names[c] << ") normal, one support of K = " << k
        << " training images, every test image as a query (pixels-784).\n\n"
-       << score_charts(report, "fashion-class" + std::to_string(c), "Fashion-MNIST, class " + std::to_string(c) +
-                                                                          " normal, K = " + std::to_string(k),
-                       names, scores, labels);
+       << score_charts(
+              report, "fashion-class" + std::to_string(c),
+              "Fashion-MNIST, class " + std::to_string(c) + " normal, K = " + std::to_string(k),
+              names, scores, labels);
   }
   report.markdown += md.str() + "\n";
 }

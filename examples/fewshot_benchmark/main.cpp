@@ -31,7 +31,8 @@ std::vector<long long> parse_list(const std::string& flag, const std::string& te
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0') throw std::invalid_argument(flag + ": not an integer list: '" + text + "'");
+    if (item.empty() || *end != '\0')
+      throw std::invalid_argument(flag + ": not an integer list: '" + text + "'");
     out.push_back(v);
   }
   if (out.empty()) throw std::invalid_argument(flag + ": empty list");
@@ -63,7 +64,8 @@ Args parse_args(int argc, char** argv) {
       std::string d;
       while (std::getline(ss, d, ',')) {
         if (d != "fashion-mnist" && d != "textures") {
-          throw std::invalid_argument("--datasets: unknown dataset '" + d + "' (fashion-mnist, textures)");
+          throw std::invalid_argument("--datasets: unknown dataset '" + d +
+                                      "' (fashion-mnist, textures)");
         }
         a.datasets.push_back(d);
       }
@@ -77,7 +79,8 @@ Args parse_args(int argc, char** argv) {
         for (int c = 0; c < 10; ++c) a.classes.push_back(c);
       } else {
         for (const long long c : parse_list(flag, v)) {
-          if (c < 0 || c > 9) throw std::invalid_argument("--classes: class " + std::to_string(c) + " not in 0..9");
+          if (c < 0 || c > 9)
+            throw std::invalid_argument("--classes: class " + std::to_string(c) + " not in 0..9");
           a.classes.push_back(static_cast<int>(c));
         }
       }
@@ -120,13 +123,14 @@ Args parse_args(int argc, char** argv) {
 }
 
 std::string csv_row(std::string_view dataset, std::string_view protocol, std::string_view embedding,
-                    std::string_view method, std::string_view group, std::string_view metric, Eigen::Index k,
-                    const std::vector<double>& values) {
+                    std::string_view method, std::string_view group, std::string_view metric,
+                    Eigen::Index k, const std::vector<double>& values) {
   const auto ci = baypr::mean_interval(values);
   std::ostringstream s;
   s.precision(10);
-  s << dataset << "," << protocol << "," << embedding << ",\"" << method << "\",\"" << group << "\"," << metric << ","
-    << k << "," << values.size() << "," << ci.mean << "," << ci.lower << "," << ci.upper;
+  s << dataset << "," << protocol << "," << embedding << ",\"" << method << "\",\"" << group
+    << "\"," << metric << "," << k << "," << values.size() << "," << ci.mean << "," << ci.lower
+    << "," << ci.upper;
   return s.str();
 }
 
@@ -152,10 +156,13 @@ std::string table(const std::vector<std::string>& names, const std::vector<Eigen
   return s.str();
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 void log_line(Clock::time_point t0, std::string_view what) {
-  std::fprintf(stderr, "[%7.1fs] %.*s\n", seconds_since(t0), static_cast<int>(what.size()), what.data());
+  std::fprintf(stderr, "[%7.1fs] %.*s\n", seconds_since(t0), static_cast<int>(what.size()),
+               what.data());
 }
 
 }  // namespace bench
@@ -176,9 +183,12 @@ int main(int argc, char** argv) try {
   } else {
     report.markdown +=
         "# baypr few-shot anomaly-detection benchmark\n\n"
-        "Fixed, untrained embeddings: no pretrained CNN weights are available offline, so every method sees "
-        "the same honest baseline features (described per dataset below), and the same seeded episodes. "
-        "Cells: mean AUROC over episodes [95% Student-t interval over episodes]; each episode's value is first "
+        "Fixed, untrained embeddings: no pretrained CNN weights are available offline, so every "
+        "method sees "
+        "the same honest baseline features (described per dataset below), and the same seeded "
+        "episodes. "
+        "Cells: mean AUROC over episodes [95% Student-t interval over episodes]; each episode's "
+        "value is first "
         "averaged over the classes / categories.\n\n";
     for (const auto& d : args.datasets) {
       if (d == "fashion-mnist") bench::run_fashion_mnist(args, report);

@@ -15,16 +15,21 @@ std::vector<baypr::EpisodeMethod> fashion_methods() {
   auto methods = baypr::standard_episode_methods();
   baypr::BayesianScorerOptions tail;
   tail.score = baypr::BayesScore::tail;
-  methods.insert(methods.begin() + 2, baypr::make_episode_method("bayes tail", baypr::BayesianScorer(tail)));
+  methods.insert(methods.begin() + 2,
+                 baypr::make_episode_method("bayes tail", baypr::BayesianScorer(tail)));
   baypr::BayesianScorerOptions authors;  // Psi0 = I, kappa0 = 0.01, nu0 = d + 2, mu0 = 0
   authors.kappa0 = 0.01;
-  methods.push_back(baypr::make_episode_method("ablation: bayes llr, Psi0 = I, kappa0 = 0.01 (authors')",
-                                               baypr::BayesianScorer(authors)));
+  methods.push_back(baypr::make_episode_method(
+      "ablation: bayes llr, Psi0 = I, kappa0 = 0.01 (authors')", baypr::BayesianScorer(authors)));
   return methods;
 }
 
-std::vector<baypr::EpisodeMethod> texture_methods() { return baypr::texture_episode_methods(); }
+std::vector<baypr::EpisodeMethod> texture_methods() {
+  return baypr::texture_episode_methods();
+}
 
-std::vector<baypr::EpisodeMethod> user_methods() { return baypr::standard_episode_methods(); }
+std::vector<baypr::EpisodeMethod> user_methods() {
+  return baypr::standard_episode_methods();
+}
 
 }  // namespace bench

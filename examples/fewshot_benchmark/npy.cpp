@@ -45,7 +45,8 @@ void run_user_npy(const Args& args, Report& report) {
   const auto support = load_embeddings(dir / "support.npy");
   const auto queries = load_embeddings(dir / "queries.npy");
   if (support.patches != queries.patches) {
-    throw std::invalid_argument("support.npy has " + std::to_string(support.patches) + " patches per image, queries.npy " +
+    throw std::invalid_argument("support.npy has " + std::to_string(support.patches) +
+                                " patches per image, queries.npy " +
                                 std::to_string(queries.patches));
   }
   const baypr::NpyArray label_array = baypr::read_npy(dir / "labels.npy");
@@ -56,9 +57,11 @@ void run_user_npy(const Args& args, Report& report) {
   const auto label_values = label_array.as<std::int64_t>();
   Eigen::VectorXi labels(static_cast<Eigen::Index>(label_values.size()));
   for (std::size_t i = 0; i < label_values.size(); ++i) {
-    labels(static_cast<Eigen::Index>(i)) = label_values[i] == 0 ? 0 : (label_values[i] == 1 ? 1 : -1);
+    labels(static_cast<Eigen::Index>(i)) =
+        label_values[i] == 0 ? 0 : (label_values[i] == 1 ? 1 : -1);
     if (labels(static_cast<Eigen::Index>(i)) < 0) {
-      throw std::invalid_argument("labels.npy: entry " + std::to_string(i) + " is " + std::to_string(label_values[i]) +
+      throw std::invalid_argument("labels.npy: entry " + std::to_string(i) + " is " +
+                                  std::to_string(label_values[i]) +
                                   ", must be 0 (normal) or 1 (anomalous)");
     }
   }
@@ -69,12 +72,14 @@ void run_user_npy(const Args& args, Report& report) {
   options.patches = support.patches;
   const auto t0 = Clock::now();
   options.progress = [&](std::string_view what) { log_line(t0, what); };
-  const auto r = baypr::run_task_episodes(support.rows, queries.rows, labels, options, user_methods());
+  const auto r =
+      baypr::run_task_episodes(support.rows, queries.rows, labels, options, user_methods());
 
   std::ostringstream md;
   md << "# Few-shot anomaly detection on user embeddings (" << dir.string() << ")\n\n"
      << "Support: " << support.images << " normal images; queries: " << queries.images << " ("
-     << labels.sum() << " anomalous); " << support.patches << " row(s) per image, d = " << support.rows.cols()
+     << labels.sum() << " anomalous); " << support.patches
+     << " row(s) per image, d = " << support.rows.cols()
      << (support.patches > 1 ? "; image score = max over its patches" : "") << ".\n"
      << "Cells: mean image AUROC over " << args.episodes
      << " episodes of K support images drawn at random (seed " << args.seed
@@ -85,7 +90,8 @@ void run_user_npy(const Args& args, Report& report) {
   md << "\n";
   for (std::size_t m = 0; m < r.methods.size(); ++m) {
     md << "| " << r.methods[m] << " |";
-    for (std::size_t k = 0; k < r.shots.size(); ++k) md << " " << cell(baypr::mean_interval(r.auroc[m][k])) << " |";
+    for (std::size_t k = 0; k < r.shots.size(); ++k)
+      md << " " << cell(baypr::mean_interval(r.auroc[m][k])) << " |";
     char buf[32];
     std::snprintf(buf, sizeof buf, " %.3f |\n", r.full_support[m]);
     md << buf;
@@ -93,7 +99,8 @@ void run_user_npy(const Args& args, Report& report) {
   report.markdown += md.str();
   for (std::size_t m = 0; m < r.methods.size(); ++m) {
     for (std::size_t k = 0; k < r.shots.size(); ++k) {
-      report.csv.push_back(csv_row("user-npy", "task", "user", r.methods[m], dir.string(), "image_auroc", r.shots[k], r.auroc[m][k]));
+      report.csv.push_back(csv_row("user-npy", "task", "user", r.methods[m], dir.string(),
+                                   "image_auroc", r.shots[k], r.auroc[m][k]));
     }
   }
 }

@@ -1,7 +1,7 @@
 // libFuzzer target for baypr/io/idx.hpp: any byte string given to baypr::parse_idx (plain or
 // gzip-compressed IDX) either decodes to a consistent array or throws baypr::io_error; so do the
-// idx_images / idx_labels views of a decoded array. Any other exception, a crash, a sanitizer report
-// or a broken invariant is a finding. Built and run by scripts/fuzz (target "idx"); idx.hpp
+// idx_images / idx_labels views of a decoded array. Any other exception, a crash, a sanitizer
+// report or a broken invariant is a finding. Built and run by scripts/fuzz (target "idx"); idx.hpp
 // gunzips through zlib, so the target links -lz:
 //
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
@@ -32,7 +32,8 @@ void exercise(const baypr::IdxArray& a, std::size_t input_size, bool gzipped) {
   try {
     const baypr::IdxImages images = baypr::idx_images(a, "fuzz input");
     check(a.dims.size() == 3);
-    check(images.rows == static_cast<Eigen::Index>(a.dims[1]) && images.cols == static_cast<Eigen::Index>(a.dims[2]));
+    check(images.rows == static_cast<Eigen::Index>(a.dims[1]) &&
+          images.cols == static_cast<Eigen::Index>(a.dims[2]));
     check(images.pixels.rows() == static_cast<Eigen::Index>(a.dims[0]));
     check(images.pixels.cols() == images.rows * images.cols);
     const Eigen::MatrixXd unit = baypr::to_unit_interval(images);
@@ -58,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // The string_view overload must give the same answer.
   try {
-    from_view = baypr::parse_idx(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz input");
+    from_view =
+        baypr::parse_idx(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz input");
   } catch (const baypr::io_error&) {
   }
   check(from_span.has_value() == from_view.has_value());

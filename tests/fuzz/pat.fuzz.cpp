@@ -26,7 +26,8 @@ void exercise(const baypr::PatPattern& p, std::size_t input_size) {
   check(24 + p.name.size() + 1 + p.pixels.size() <= input_size);
   check(p.name.find('\0') == std::string::npos);
   const Eigen::ArrayXXd g = baypr::pattern_to_grey(p);
-  check(g.rows() == static_cast<Eigen::Index>(p.height) && g.cols() == static_cast<Eigen::Index>(p.width));
+  check(g.rows() == static_cast<Eigen::Index>(p.height) &&
+        g.cols() == static_cast<Eigen::Index>(p.width));
   check((g >= 0.0).all() && (g <= 1.0).all());
 }
 

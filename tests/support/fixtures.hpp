@@ -95,8 +95,9 @@ inline NiwCase assemble(const std::string& path, long case_line, long end_line, 
   auto take = [&](const std::string& key, Eigen::Index count) -> const std::vector<double>& {
     const auto it = entries.find(key);
     if (it == entries.end())
-      fail(path, end_line, "case '" + c.name + "' (line " + std::to_string(case_line) +
-                               ") has no '" + key + "' line");
+      fail(path, end_line,
+           "case '" + c.name + "' (line " + std::to_string(case_line) + ") has no '" + key +
+               "' line");
     if (static_cast<Eigen::Index>(it->second.values.size()) != count)
       fail(path, it->second.line,
            "'" + key + "' has " + std::to_string(it->second.values.size()) + " values, expected " +
@@ -114,8 +115,7 @@ inline NiwCase assemble(const std::string& path, long case_line, long end_line, 
     const auto& v = take(key, rows * cols);
     Eigen::MatrixXd out(rows, cols);
     for (Eigen::Index i = 0; i < rows; ++i)
-      for (Eigen::Index j = 0; j < cols; ++j)
-        out(i, j) = v[static_cast<std::size_t>(i * cols + j)];
+      for (Eigen::Index j = 0; j < cols; ++j) out(i, j) = v[static_cast<std::size_t>(i * cols + j)];
     return out;
   };
   c.kappa0 = scalar("kappa0");
@@ -147,9 +147,10 @@ inline NiwCase assemble(const std::string& path, long case_line, long end_line, 
 inline std::vector<NiwCase> read_niw_cases(const std::string& path) {
   namespace fd = fixtures_detail;
   static const char* const known_keys[] = {
-      "kappa0", "nu0",   "mu0",          "psi0",    "Z",           "X",
-      "kappa_n", "nu_n", "mu_n",         "psi_n",   "dof",         "scale",
-      "log_marginal",    "log_pdf",      "mahalanobis", "tail", "threshold_0.1", "threshold_0.01"};
+      "kappa0", "nu0",           "mu0",           "psi0",    "Z",
+      "X",      "kappa_n",       "nu_n",          "mu_n",    "psi_n",
+      "dof",    "scale",         "log_marginal",  "log_pdf", "mahalanobis",
+      "tail",   "threshold_0.1", "threshold_0.01"};
   std::ifstream in(path);
   if (!in) throw std::runtime_error("read_niw_cases: cannot open '" + path + "'");
 
@@ -188,8 +189,9 @@ inline std::vector<NiwCase> read_niw_cases(const std::string& path) {
       if (std::find(std::begin(known_keys), std::end(known_keys), key) == std::end(known_keys))
         fd::fail(path, line_no, "unknown key '" + key + "'");
       if (entries.count(key) != 0)
-        fd::fail(path, line_no, "repeated key '" + key + "' (first on line " +
-                                    std::to_string(entries[key].line) + ")");
+        fd::fail(
+            path, line_no,
+            "repeated key '" + key + "' (first on line " + std::to_string(entries[key].line) + ")");
       fd::Entry e;
       e.line = line_no;
       e.values.reserve(tokens.size() - 1);
@@ -200,8 +202,8 @@ inline std::vector<NiwCase> read_niw_cases(const std::string& path) {
   }
   if (in.bad()) throw std::runtime_error("read_niw_cases: error reading '" + path + "'");
   if (in_case)
-    fd::fail(path, line_no, "case '" + current.name + "' (line " + std::to_string(case_line) +
-                                ") has no 'end'");
+    fd::fail(path, line_no,
+             "case '" + current.name + "' (line " + std::to_string(case_line) + ") has no 'end'");
   return cases;
 }
 
@@ -222,9 +224,9 @@ inline double relative_error(double got, double expected) {
 template <class A, class B>
 double max_relative_error(const Eigen::MatrixBase<A>& got, const Eigen::MatrixBase<B>& expected) {
   if (got.rows() != expected.rows() || got.cols() != expected.cols())
-    throw std::invalid_argument("max_relative_error: shapes differ (" +
-                                std::to_string(got.rows()) + "x" + std::to_string(got.cols()) +
-                                " vs " + std::to_string(expected.rows()) + "x" +
+    throw std::invalid_argument("max_relative_error: shapes differ (" + std::to_string(got.rows()) +
+                                "x" + std::to_string(got.cols()) + " vs " +
+                                std::to_string(expected.rows()) + "x" +
                                 std::to_string(expected.cols()) + ")");
   double max_abs_diff = 0.0, max_expected = 0.0;
   for (Eigen::Index j = 0; j < expected.cols(); ++j)

@@ -78,7 +78,8 @@ std::string format_value(const T& v) {
 template <class Derived>
 [[nodiscard]] bool all_finite(const Eigen::DenseBase<Derived>& m) {
   using Scalar = typename Derived::Scalar;
-  static_assert(std::is_floating_point_v<Scalar>, "baypr::detail::all_finite: float or double entries");
+  static_assert(std::is_floating_point_v<Scalar>,
+                "baypr::detail::all_finite: float or double entries");
   return (m.derived() * Scalar(0)).sum() == Scalar(0);
 }
 
@@ -129,7 +130,8 @@ inline void check_size(std::string_view function, std::string_view argument,
 
 // A scorer (or other fitted model) used before fit: names the call that fits it.
 inline void check_fitted(std::string_view function, bool fitted, std::string_view fit_call) {
-  if (!fitted) throw_invalid(function, "this", "is not fitted: call " + std::string(fit_call) + " first");
+  if (!fitted)
+    throw_invalid(function, "this", "is not fitted: call " + std::string(fit_call) + " first");
 }
 
 // An index into a container of `size` entries.
@@ -154,7 +156,8 @@ void check_symmetric(std::string_view function, std::string_view argument,
   using Scalar = typename Derived::Scalar;
   double max_abs = 0.0;
   for (Eigen::Index j = 0; j < m.cols(); ++j) {
-    for (Eigen::Index i = 0; i < m.rows(); ++i) max_abs = std::max(max_abs, std::abs(value_of(m(i, j))));
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
+      max_abs = std::max(max_abs, std::abs(value_of(m(i, j))));
   }
   const double tol = Eigen::NumTraits<plain_scalar_t<Scalar>>::dummy_precision() * max_abs;
   for (Eigen::Index i = 0; i < m.rows(); ++i) {
@@ -163,8 +166,8 @@ void check_symmetric(std::string_view function, std::string_view argument,
         throw_invalid(function, argument,
                       "must be symmetric, but entry (" + std::to_string(i) + ", " +
                           std::to_string(j) + ") = " + format_value(m(i, j)) + " differs from (" +
-                          std::to_string(j) + ", " + std::to_string(i) + ") = " +
-                          format_value(m(j, i)));
+                          std::to_string(j) + ", " + std::to_string(i) +
+                          ") = " + format_value(m(j, i)));
       }
     }
   }

@@ -1,14 +1,14 @@
 // baypr/core/random.hpp: the library's seeded random draws, portable across standard libraries.
 //
 //   splitmix64(x)                                  one SplitMix64 output (Steele et al., 2014)
-//   derive_seed(seed, {c1, c2, ...})               a seed depending on the run's seed and coordinates
-//   uniform_below(rng, bound)                      uniform integer in [0, bound), exact (rejection)
+//   derive_seed(seed, {c1, c2, ...})               a seed from the run's seed and coordinates
+//   uniform_below(rng, bound)                      uniform integer in [0, bound), exact
 //   uniform01(rng)                                 uniform in [0, 1), 53 random bits
 //   uniform_symmetric(rng, bound)                  uniform in [-bound, bound), one draw
-//   standard_normal(rng)                           N(0, 1) by Box-Muller, the cosine only (two draws)
-//   PortableNormal(seed)()                         N(0, 1) by Box-Muller, both values (a cached spare)
-//   sample_without_replacement(pool, count, rng)   `count` distinct entries (partial Fisher-Yates)
-//   gaussian_projection(in_dim, out_dim, seed)     a fixed in_dim x out_dim matrix, N(0, 1 / in_dim)
+//   standard_normal(rng)                           N(0, 1) by Box-Muller, the cosine only
+//   PortableNormal(seed)()                         N(0, 1) by Box-Muller, both values of a pair
+//   sample_without_replacement(pool, count, rng)   `count` distinct entries (partial shuffle)
+//   gaussian_projection(in_dim, out_dim, seed)     fixed in_dim x out_dim matrix, N(0, 1 / in_dim)
 //
 // Every draw reads std::mt19937_64, whose output sequence the standard fixes, through the
 // transformations below, never through a std::*_distribution (their algorithms are
@@ -46,8 +46,8 @@ namespace baypr {
 
 // The seed of one episode (or update): the run's seed mixed with each coordinate in turn (class,
 // K, episode index, ...), so every episode's draws depend on its coordinates alone.
-[[nodiscard]] constexpr std::uint64_t derive_seed(std::uint64_t seed,
-                                                  std::initializer_list<std::uint64_t> coordinates) noexcept {
+[[nodiscard]] constexpr std::uint64_t derive_seed(
+    std::uint64_t seed, std::initializer_list<std::uint64_t> coordinates) noexcept {
   std::uint64_t s = splitmix64(seed);
   for (const std::uint64_t c : coordinates) s = splitmix64(s ^ c);
   return s;
@@ -121,13 +121,14 @@ class PortableNormal {
 // of a copy (entry i swapped with a uniform j in [i, size)), in the order drawn. A count outside
 // [0, pool size] throws baypr::invalid_argument naming the caller's function and argument.
 template <class T>
-[[nodiscard]] std::vector<T> sample_without_replacement(std::vector<T> pool, Eigen::Index count,
-                                                        std::mt19937_64& rng,
-                                                        std::string_view function = "baypr::sample_without_replacement",
-                                                        std::string_view argument = "count") {
+[[nodiscard]] std::vector<T> sample_without_replacement(
+    std::vector<T> pool, Eigen::Index count, std::mt19937_64& rng,
+    std::string_view function = "baypr::sample_without_replacement",
+    std::string_view argument = "count") {
   if (count < 0 || static_cast<std::size_t>(count) > pool.size()) {
     detail::throw_invalid(function, argument,
-                          "asks for " + std::to_string(count) + " distinct draws from " + std::to_string(pool.size()));
+                          "asks for " + std::to_string(count) + " distinct draws from " +
+                              std::to_string(pool.size()));
   }
   const auto n = pool.size(), k = static_cast<std::size_t>(count);
   for (std::size_t i = 0; i < k; ++i) {
@@ -140,10 +141,13 @@ template <class T>
 
 // A fixed random projection, in_dim x out_dim, entries N(0, 1 / in_dim) drawn row by row from
 // PortableNormal(seed): x * P keeps squared norms on average.
-[[nodiscard]] inline Eigen::MatrixXd gaussian_projection(Eigen::Index in_dim, Eigen::Index out_dim, std::uint64_t seed) {
+[[nodiscard]] inline Eigen::MatrixXd gaussian_projection(Eigen::Index in_dim, Eigen::Index out_dim,
+                                                         std::uint64_t seed) {
   constexpr std::string_view fn = "baypr::gaussian_projection";
-  if (in_dim < 1) detail::throw_invalid(fn, "in_dim", "must be >= 1, got " + std::to_string(in_dim));
-  if (out_dim < 1) detail::throw_invalid(fn, "out_dim", "must be >= 1, got " + std::to_string(out_dim));
+  if (in_dim < 1)
+    detail::throw_invalid(fn, "in_dim", "must be >= 1, got " + std::to_string(in_dim));
+  if (out_dim < 1)
+    detail::throw_invalid(fn, "out_dim", "must be >= 1, got " + std::to_string(out_dim));
   PortableNormal normal(seed);
   const double sd = 1.0 / std::sqrt(static_cast<double>(in_dim));
   Eigen::MatrixXd p(in_dim, out_dim);

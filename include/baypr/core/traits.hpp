@@ -33,7 +33,8 @@ struct plain_scalar {
 };
 template <class T>
 struct plain_scalar<T, std::enable_if_t<!std::is_arithmetic_v<T>>> {
-  using type = typename plain_scalar<std::remove_cvref_t<decltype(std::declval<T>().value())>>::type;
+  using type =
+      typename plain_scalar<std::remove_cvref_t<decltype(std::declval<T>().value())>>::type;
 };
 template <class T>
 using plain_scalar_t = typename plain_scalar<T>::type;

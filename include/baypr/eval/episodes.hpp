@@ -53,14 +53,16 @@ struct FewShotData {
 
 struct EpisodeMethod {
   std::string name;
-  std::function<Eigen::VectorXd(const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries)> fit_score;
+  std::function<Eigen::VectorXd(const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries)>
+      fit_score;
 };
 
 // A method from a scorer with fit(support) and score(queries); the scorer is copied per call, so a
 // method is stateless and safe to reuse.
 template <class S>
 [[nodiscard]] EpisodeMethod make_episode_method(std::string name, S scorer) {
-  return {std::move(name), [scorer](const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries) {
+  return {std::move(name),
+          [scorer](const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries) {
             S s = scorer;
             s.fit(support);
             return Eigen::VectorXd(s.score(queries));
@@ -70,7 +72,8 @@ template <class S>
 // The benchmark's methods: Bayesian llr and nll with the empirical-Bayes Psi0 scale, PatchCore
 // with every support row in the memory bank (coreset 100%), prototype, Gaussian (Ledoit-Wolf).
 // bayes_path: the Bayesian scorers' posterior path (automatic: low-rank when K + 1 < d).
-[[nodiscard]] inline std::vector<EpisodeMethod> standard_episode_methods(Path bayes_path = Path::automatic) {
+[[nodiscard]] inline std::vector<EpisodeMethod> standard_episode_methods(
+    Path bayes_path = Path::automatic) {
   BayesianScorerOptions llr;  // the defaults: Psi0 = I, kappa0 = 1e-4
   llr.path = bayes_path;
   BayesianScorerOptions nll = llr;
@@ -88,9 +91,9 @@ template <class S>
 }
 
 struct OneClassOptions {
-  std::vector<int> classes;                         // normal classes; empty: every training label
-  std::vector<Eigen::Index> shots = {1, 2, 4, 8};   // K values
-  int episodes = 20;                                // per class per K (>= 2, for the interval)
+  std::vector<int> classes;                        // normal classes; empty: every training label
+  std::vector<Eigen::Index> shots = {1, 2, 4, 8};  // K values
+  int episodes = 20;                               // per class per K (>= 2, for the interval)
   std::uint64_t seed = 2026;
   Eigen::Index normal_queries = 12;
   Eigen::Index anomalous_queries = 4;
@@ -109,13 +112,15 @@ struct OneClassResults {
   // Per episode, the mean over classes (episode e of every class averaged): the values whose
   // mean and interval a summary table reports.
   // Throws baypr::invalid_argument for m or k out of range, or full without the full-split run.
-  [[nodiscard]] std::vector<double> class_averaged(std::size_t m, std::size_t k, bool full = false) const {
+  [[nodiscard]] std::vector<double> class_averaged(std::size_t m, std::size_t k,
+                                                   bool full = false) const {
     constexpr std::string_view fn = "baypr::OneClassResults::class_averaged";
     detail::check_index(fn, "m", m, methods.size());
     detail::check_index(fn, "k", k, shots.size());
     if (full && full_test.empty()) {
-      detail::throw_invalid(fn, "full", "is true but the run did not score the full test split "
-                                        "(OneClassOptions::full_test_split)");
+      detail::throw_invalid(fn, "full",
+                            "is true but the run did not score the full test split "
+                            "(OneClassOptions::full_test_split)");
     }
     const auto& a = full ? full_test : auroc;
     if (classes.empty() || a.size() != methods.size()) {
@@ -137,7 +142,8 @@ struct OneClassResults {
   if (data.embeddings.empty()) detail::throw_invalid(fn, "data.embeddings", "must not be empty");
   if (methods.empty()) detail::throw_invalid(fn, "methods", "must not be empty");
   if (options.episodes < 2) {
-    detail::throw_invalid(fn, "options.episodes", "must be >= 2, got " + std::to_string(options.episodes));
+    detail::throw_invalid(fn, "options.episodes",
+                          "must be >= 2, got " + std::to_string(options.episodes));
   }
   if (options.shots.empty()) detail::throw_invalid(fn, "options.shots", "must not be empty");
   if (options.normal_queries < 1 || options.anomalous_queries < 1) {
@@ -148,7 +154,8 @@ struct OneClassResults {
                        static_cast<Eigen::Index>(data.train_labels.size()));
     detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "rows", emb.test.rows(),
                        static_cast<Eigen::Index>(data.test_labels.size()));
-    detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "columns", emb.test.cols(), emb.train.cols());
+    detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "columns", emb.test.cols(),
+                       emb.train.cols());
   }
   OneClassResults out;
   out.classes = options.classes;
@@ -179,21 +186,24 @@ struct OneClassResults {
     }
     Eigen::VectorXi full_labels(static_cast<Eigen::Index>(data.test_labels.size()));
     for (std::size_t i = 0; i < data.test_labels.size(); ++i) {
-      (data.test_labels[i] == c ? test_normal : test_anomalous).push_back(static_cast<Eigen::Index>(i));
+      (data.test_labels[i] == c ? test_normal : test_anomalous)
+          .push_back(static_cast<Eigen::Index>(i));
       full_labels(static_cast<Eigen::Index>(i)) = data.test_labels[i] == c ? 0 : 1;
     }
     for (const Eigen::Index k : out.shots) {
       if (k < 1 || k > static_cast<Eigen::Index>(train_normal.size())) {
         detail::throw_invalid(fn, "options.shots",
-                              "has K = " + std::to_string(k) + ", but class " + std::to_string(c) + " has " +
-                                  std::to_string(train_normal.size()) + " training images");
+                              "has K = " + std::to_string(k) + ", but class " + std::to_string(c) +
+                                  " has " + std::to_string(train_normal.size()) +
+                                  " training images");
       }
     }
     if (static_cast<Eigen::Index>(test_normal.size()) < options.normal_queries ||
         static_cast<Eigen::Index>(test_anomalous.size()) < options.anomalous_queries) {
       detail::throw_invalid(fn, "options.classes",
-                            "has class " + std::to_string(c) + " with " + std::to_string(test_normal.size()) +
-                                " normal and " + std::to_string(test_anomalous.size()) +
+                            "has class " + std::to_string(c) + " with " +
+                                std::to_string(test_normal.size()) + " normal and " +
+                                std::to_string(test_anomalous.size()) +
                                 " anomalous test images, too few for the queries");
     }
     for (std::size_t ki = 0; ki < out.shots.size(); ++ki) {
@@ -203,22 +213,26 @@ struct OneClassResults {
                          std::to_string(options.episodes) + " episodes");
       }
       for (int e = 0; e < options.episodes; ++e) {
-        std::mt19937_64 rng(derive_seed(
-            options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
-        const auto support_rows = sample_without_replacement(train_normal, k, rng, fn, "options.shots");
-        auto query_rows =
-            sample_without_replacement(test_normal, options.normal_queries, rng, fn, "options.normal_queries");
-        const auto anomalous = sample_without_replacement(test_anomalous, options.anomalous_queries, rng, fn,
-                                                                  "options.anomalous_queries");
+        std::mt19937_64 rng(
+            derive_seed(options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k),
+                                       static_cast<std::uint64_t>(e)}));
+        const auto support_rows =
+            sample_without_replacement(train_normal, k, rng, fn, "options.shots");
+        auto query_rows = sample_without_replacement(test_normal, options.normal_queries, rng, fn,
+                                                     "options.normal_queries");
+        const auto anomalous = sample_without_replacement(test_anomalous, options.anomalous_queries,
+                                                          rng, fn, "options.anomalous_queries");
         query_rows.insert(query_rows.end(), anomalous.begin(), anomalous.end());
         std::size_t m = 0;
         for (const auto& emb : data.embeddings) {
           const Eigen::MatrixXd support = emb.train(support_rows, Eigen::all);
           const Eigen::MatrixXd queries = emb.test(query_rows, Eigen::all);
           for (const auto& method : methods) {
-            out.auroc[m][ci][ki].push_back(auroc(method.fit_score(support, queries), episode_labels));
+            out.auroc[m][ci][ki].push_back(
+                auroc(method.fit_score(support, queries), episode_labels));
             if (options.full_test_split) {
-              out.full_test[m][ci][ki].push_back(auroc(method.fit_score(support, emb.test), full_labels));
+              out.full_test[m][ci][ki].push_back(
+                  auroc(method.fit_score(support, emb.test), full_labels));
             }
             ++m;
           }
@@ -240,26 +254,28 @@ struct OneClassResults {
 // methods see every support image), reported as `full_support`.
 struct TaskOptions {
   std::vector<Eigen::Index> shots = {1, 2, 4, 8};  // K values larger than the support are skipped
-  int episodes = 20;                                // per K (>= 2)
+  int episodes = 20;                               // per K (>= 2)
   std::uint64_t seed = 2026;
-  Eigen::Index patches = 1;                         // rows per image
+  Eigen::Index patches = 1;  // rows per image
   std::function<void(std::string_view)> progress;
 };
 
 struct TaskResults {
   std::vector<std::string> methods;
-  std::vector<Eigen::Index> shots;                    // the K values run (<= support images)
+  std::vector<Eigen::Index> shots;                      // the K values run (<= support images)
   std::vector<std::vector<std::vector<double>>> auroc;  // [method][shot][episode]
-  std::vector<double> full_support;                   // [method]: AUROC with every support image
+  std::vector<double> full_support;                     // [method]: AUROC with every support image
 };
 
-[[nodiscard]] inline TaskResults run_task_episodes(const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries,
-                                                   const Eigen::VectorXi& labels, const TaskOptions& options,
-                                                   const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
+[[nodiscard]] inline TaskResults run_task_episodes(
+    const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries, const Eigen::VectorXi& labels,
+    const TaskOptions& options,
+    const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
   constexpr std::string_view fn = "baypr::run_task_episodes";
   if (methods.empty()) detail::throw_invalid(fn, "methods", "must not be empty");
   if (options.episodes < 2) {
-    detail::throw_invalid(fn, "options.episodes", "must be >= 2, got " + std::to_string(options.episodes));
+    detail::throw_invalid(fn, "options.episodes",
+                          "must be >= 2, got " + std::to_string(options.episodes));
   }
   const Eigen::Index p = options.patches;
   if (p < 1) detail::throw_invalid(fn, "options.patches", "must be >= 1, got " + std::to_string(p));
@@ -270,16 +286,18 @@ struct TaskResults {
   detail::check_finite(fn, "queries", queries);
   if (support.rows() % p != 0 || queries.rows() % p != 0) {
     detail::throw_invalid(fn, "options.patches",
-                          "must divide the support rows (" + std::to_string(support.rows()) + ") and query rows (" +
-                              std::to_string(queries.rows()) + "), got " + std::to_string(p));
+                          "must divide the support rows (" + std::to_string(support.rows()) +
+                              ") and query rows (" + std::to_string(queries.rows()) + "), got " +
+                              std::to_string(p));
   }
   const Eigen::Index n_support = support.rows() / p, n_queries = queries.rows() / p;
   detail::check_size(fn, "labels", "size", labels.size(), n_queries);
   Eigen::Index n_anomalous = 0;
   for (Eigen::Index i = 0; i < labels.size(); ++i) {
     if (labels(i) != 0 && labels(i) != 1) {
-      detail::throw_invalid(fn, "labels", "must be 0 (normal) or 1 (anomalous), got " + std::to_string(labels(i)) +
-                                              " at index " + std::to_string(i));
+      detail::throw_invalid(fn, "labels",
+                            "must be 0 (normal) or 1 (anomalous), got " +
+                                std::to_string(labels(i)) + " at index " + std::to_string(i));
     }
     n_anomalous += labels(i);
   }
@@ -291,8 +309,8 @@ struct TaskResults {
     const Eigen::VectorXd rows = m.fit_score(s, queries);
     detail::check_size(fn, "methods[" + m.name + "] scores", "size", rows.size(), queries.rows());
     if (p == 1) return rows;
-    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> per_image(
-        rows.data(), n_queries, p);
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        per_image(rows.data(), n_queries, p);
     return per_image.rowwise().maxCoeff();
   };
 
@@ -308,16 +326,19 @@ struct TaskResults {
   for (std::size_t ki = 0; ki < out.shots.size(); ++ki) {
     const Eigen::Index k = out.shots[ki];
     if (options.progress) {
-      options.progress("K = " + std::to_string(k) + ": " + std::to_string(options.episodes) + " episodes");
+      options.progress("K = " + std::to_string(k) + ": " + std::to_string(options.episodes) +
+                       " episodes");
     }
     for (int e = 0; e < options.episodes; ++e) {
-      std::mt19937_64 rng(derive_seed(options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
+      std::mt19937_64 rng(derive_seed(
+          options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
       const auto images = sample_without_replacement(pool, k, rng, fn, "options.shots");
       Eigen::MatrixXd rows(k * p, support.cols());
       for (std::size_t i = 0; i < images.size(); ++i) {
         rows.middleRows(static_cast<Eigen::Index>(i) * p, p) = support.middleRows(images[i] * p, p);
       }
-      for (std::size_t m = 0; m < methods.size(); ++m) out.auroc[m][ki].push_back(auroc(image_scores(methods[m], rows), labels));
+      for (std::size_t m = 0; m < methods.size(); ++m)
+        out.auroc[m][ki].push_back(auroc(image_scores(methods[m], rows), labels));
     }
   }
   if (options.progress) options.progress("all " + std::to_string(n_support) + " support images");
@@ -332,7 +353,9 @@ struct PixelStandardiser {
 
   [[nodiscard]] static PixelStandardiser fit(const Eigen::MatrixXd& train, double min_sd = 0.1) {
     constexpr std::string_view fn = "baypr::PixelStandardiser::fit";
-    if (train.rows() < 2) detail::throw_invalid(fn, "train", "must have at least 2 rows, got " + std::to_string(train.rows()));
+    if (train.rows() < 2)
+      detail::throw_invalid(fn, "train",
+                            "must have at least 2 rows, got " + std::to_string(train.rows()));
     detail::check_positive(fn, "min_sd", min_sd);
     PixelStandardiser s;
     s.mean = train.colwise().mean();

@@ -456,8 +456,7 @@ requires std::invocable<Metric&, const Eigen::VectorXd&, const Eigen::VectorXi&>
       resampled(i) = positive_scores[uniform_below(rng, positive_scores.size())];
     }
     for (Eigen::Index i = 0; i < data.negatives; ++i) {
-      resampled(data.positives + i) =
-          negative_scores[uniform_below(rng, negative_scores.size())];
+      resampled(data.positives + i) = negative_scores[uniform_below(rng, negative_scores.size())];
     }
     value = evaluate(resampled, resampled_labels, "a resample");
   }

@@ -38,9 +38,9 @@
 //   scratch    a 1-3 px wide quadratic Bezier curve (straight to clearly bent), length 30-70% of n,
 //              random direction; pixels move 70-95% of the way to 0.03 or 0.97 (usually the side
 //              away from the image mean)
-//   blotch     the union of 2-4 overlapping ellipses with wavy borders (a stain): pixels are blended
-//              (weight 0.6 at the border rising to 1 inside) towards a 5 x 5 box blur of the image
-//              shifted by +-(0.15..0.3)
+//   blotch     the union of 2-4 overlapping ellipses with wavy borders (a stain): pixels are
+//              blended (weight 0.6 at the border rising to 1 inside) towards a 5 x 5 box blur of
+//              the image shifted by +-(0.15..0.3)
 //   hole       an ellipse, semi-axes 5-13% of n: near-black core (0.02..0.05, +-0.005 noise) and a
 //              slightly lighter rim (0.08..0.15 brighter, the outer quarter of the radius)
 // The mask is exactly the set of pixels whose value changed (a pixel whose new value happens to
@@ -388,10 +388,10 @@ inline Eigen::ArrayXXd draw_defect(const Eigen::ArrayXXd& img, DefectType type,
   detail::check_grey_image(fn, "texture", texture, 2);
   if (size < 1) detail::throw_invalid(fn, "size", "must be >= 1, got " + std::to_string(size));
   detail::check_nuisance(fn, nuisance);
-  const double oy = detail::as_double(static_cast<Eigen::Index>(
-      uniform_below(rng, static_cast<std::uint64_t>(texture.rows()))));
-  const double ox = detail::as_double(static_cast<Eigen::Index>(
-      uniform_below(rng, static_cast<std::uint64_t>(texture.cols()))));
+  const double oy = detail::as_double(
+      static_cast<Eigen::Index>(uniform_below(rng, static_cast<std::uint64_t>(texture.rows()))));
+  const double ox = detail::as_double(
+      static_cast<Eigen::Index>(uniform_below(rng, static_cast<std::uint64_t>(texture.cols()))));
   const double max_angle = nuisance.rotation_degrees * std::numbers::pi / 180.0;
   const double angle = detail::uniform_in(rng, -max_angle, max_angle);
   const double scale = detail::uniform_in(rng, nuisance.scale_min, nuisance.scale_max);
@@ -628,8 +628,10 @@ struct TextureResults {
     detail::check_index(fn, "m", m, methods.size());
     detail::check_index(fn, "k", k, shots.size());
     if (type < -1 || type >= static_cast<int>(defect_types.size())) {
-      detail::throw_invalid(fn, "type", "must be -1 (all types) or in [0, " + std::to_string(defect_types.size()) +
-                                            "), got " + std::to_string(type));
+      detail::throw_invalid(fn, "type",
+                            "must be -1 (all types) or in [0, " +
+                                std::to_string(defect_types.size()) + "), got " +
+                                std::to_string(type));
     }
     if (episodes.size() != methods.size() || categories.empty()) {
       detail::throw_invalid(fn, "this", "holds no results for its methods and categories");
@@ -851,7 +853,8 @@ inline PixelAurocs pixel_aurocs(const std::vector<Eigen::ArrayXXd>& maps,
       }
       for (int e = 0; e < options.episodes; ++e) {
         std::mt19937_64 rng(derive_seed(
-            options.seed, {static_cast<std::uint64_t>(ci), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
+            options.seed, {static_cast<std::uint64_t>(ci), static_cast<std::uint64_t>(k),
+                           static_cast<std::uint64_t>(e)}));
 
         std::vector<Eigen::ArrayXXd> support, queries;
         std::vector<DefectMask> masks;

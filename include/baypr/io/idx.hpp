@@ -14,10 +14,10 @@
 //
 // The IDX header is big-endian: two zero bytes, a type code (only 0x08, unsigned byte, is
 // supported: it is the only one MNIST-style data uses), the number of dimensions, then one uint32
-// per dimension; the data follow in C order. Every problem is a baypr::io_error whose message
-// names the function and the file: bad magic, unsupported type, wrong number of dimensions, zero
-// image rows or columns, truncated data, trailing bytes, corrupt gzip, label / image count
-// mismatch. The decompressed size is capped (max_idx_bytes) so a crafted gzip cannot exhaust memory.
+// per dimension; the data follow in C order. Every problem is a baypr::io_error whose message names
+// the function and the file: bad magic, unsupported type, wrong number of dimensions, zero image
+// rows or columns, truncated data, trailing bytes, corrupt gzip, label / image count mismatch. The
+// decompressed size is capped (max_idx_bytes) so a crafted gzip cannot exhaust memory.
 #pragma once
 
 #include <zlib.h>
@@ -59,7 +59,8 @@ struct IdxDataset {
 
 namespace detail {
 
-[[noreturn]] inline void throw_idx(std::string_view function, std::string_view name, std::string_view what) {
+[[noreturn]] inline void throw_idx(std::string_view function, std::string_view name,
+                                   std::string_view what) {
   std::string msg(function);
   msg.append(": '").append(name).append("': ").append(what);
   throw io_error(msg);
@@ -80,7 +81,8 @@ inline bool is_gzip(std::span<const std::byte> bytes) {
 inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_view name,
                                         std::span<const std::byte> bytes) {
   z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw_idx(function, name, "corrupt gzip: zlib could not start");
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+    throw_idx(function, name, "corrupt gzip: zlib could not start");
   struct Guard {
     z_stream* z;
     ~Guard() { inflateEnd(z); }
@@ -102,7 +104,8 @@ inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_v
     }
     if (produced == out.size()) {
       if (out.size() >= max_idx_bytes) {
-        throw_idx(function, name, "decompresses to more than " + std::to_string(max_idx_bytes) + " bytes");
+        throw_idx(function, name,
+                  "decompresses to more than " + std::to_string(max_idx_bytes) + " bytes");
       }
       out.resize(std::min(out.size() * 2, max_idx_bytes));
     }
@@ -113,7 +116,8 @@ inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_v
     produced += room - zs.avail_out;
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
       throw_idx(function, name,
-                std::string("corrupt gzip: ") + (zs.msg != nullptr ? zs.msg : "inflate error " + std::to_string(rc)));
+                std::string("corrupt gzip: ") +
+                    (zs.msg != nullptr ? zs.msg : "inflate error " + std::to_string(rc)));
     }
     if (rc == Z_BUF_ERROR && zs.avail_in != 0 && zs.avail_out != 0) {
       throw_idx(function, name, "corrupt gzip: inflate made no progress");
@@ -128,25 +132,31 @@ inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_v
   return out;
 }
 
-inline IdxArray parse_idx_raw(std::string_view function, std::string_view name, std::span<const std::uint8_t> b) {
+inline IdxArray parse_idx_raw(std::string_view function, std::string_view name,
+                              std::span<const std::uint8_t> b) {
   if (b.size() < 4) {
-    throw_idx(function, name, "truncated: " + std::to_string(b.size()) + " bytes, shorter than the 4-byte magic");
+    throw_idx(function, name,
+              "truncated: " + std::to_string(b.size()) + " bytes, shorter than the 4-byte magic");
   }
   const std::uint32_t magic = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
                               (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]};
   if (b[0] != 0 || b[1] != 0) {
-    throw_idx(function, name, "bad magic " + hex32(magic) + ", expected 0x000008NN (two zero bytes, type, rank)");
+    throw_idx(function, name,
+              "bad magic " + hex32(magic) + ", expected 0x000008NN (two zero bytes, type, rank)");
   }
   if (b[2] != 0x08) {
-    throw_idx(function, name, "unsupported IDX element type " + hex32(b[2]) + " in magic " + hex32(magic) +
-                                  ", only 0x08 (unsigned byte) is supported");
+    throw_idx(function, name,
+              "unsupported IDX element type " + hex32(b[2]) + " in magic " + hex32(magic) +
+                  ", only 0x08 (unsigned byte) is supported");
   }
   const std::size_t rank = b[3];
   if (rank == 0) throw_idx(function, name, "bad magic " + hex32(magic) + ": rank 0");
   const std::size_t header = 4 + 4 * rank;
   if (b.size() < header) {
-    throw_idx(function, name, "truncated: " + std::to_string(b.size()) + " bytes, shorter than the " +
-                                  std::to_string(header) + "-byte header of a rank-" + std::to_string(rank) + " array");
+    throw_idx(function, name,
+              "truncated: " + std::to_string(b.size()) + " bytes, shorter than the " +
+                  std::to_string(header) + "-byte header of a rank-" + std::to_string(rank) +
+                  " array");
   }
   IdxArray out;
   std::uint64_t count = 1;
@@ -160,15 +170,19 @@ inline IdxArray parse_idx_raw(std::string_view function, std::string_view name, 
     count *= dim;
     if (count > max_idx_bytes) overflow = true;
   }
-  if (overflow) throw_idx(function, name, "dimensions describe more than " + std::to_string(max_idx_bytes) + " bytes");
+  if (overflow)
+    throw_idx(function, name,
+              "dimensions describe more than " + std::to_string(max_idx_bytes) + " bytes");
   const std::size_t available = b.size() - header;
   if (available < count) {
-    throw_idx(function, name, "truncated: the header promises " + std::to_string(count) + " data bytes, found " +
-                                  std::to_string(available));
+    throw_idx(function, name,
+              "truncated: the header promises " + std::to_string(count) + " data bytes, found " +
+                  std::to_string(available));
   }
   if (available > count) {
-    throw_idx(function, name, std::to_string(available - count) + " trailing bytes after the " +
-                                  std::to_string(count) + " data bytes");
+    throw_idx(function, name,
+              std::to_string(available - count) + " trailing bytes after the " +
+                  std::to_string(count) + " data bytes");
   }
   out.data.assign(b.begin() + static_cast<std::ptrdiff_t>(header), b.end());
   return out;
@@ -182,29 +196,34 @@ inline std::vector<std::byte> read_file_bytes(std::string_view function, const s
   if (size < 0) throw_idx(function, path, "cannot determine the file size");
   in.seekg(0, std::ios::beg);
   std::vector<std::byte> bytes(static_cast<std::size_t>(size));
-  if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+  if (!bytes.empty() &&
+      !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
     throw_idx(function, path, "read error");
   }
   return bytes;
 }
 
-inline IdxImages idx_images_impl(std::string_view function, std::string_view name, const IdxArray& a) {
+inline IdxImages idx_images_impl(std::string_view function, std::string_view name,
+                                 const IdxArray& a) {
   if (a.dims.size() != 3) {
-    throw_idx(function, name, "bad magic: expected images (0x00000803, rank 3), got rank " +
-                                  std::to_string(a.dims.size()) + " (magic " +
-                                  hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
+    throw_idx(function, name,
+              "bad magic: expected images (0x00000803, rank 3), got rank " +
+                  std::to_string(a.dims.size()) + " (magic " +
+                  hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
   }
   if (a.dims[1] == 0 || a.dims[2] == 0) {
-    throw_idx(function, name, "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
-                                  std::to_string(a.dims[2]) + " pixels");
+    throw_idx(function, name,
+              "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
+                  std::to_string(a.dims[2]) + " pixels");
   }
   // The product in 64 bits, capped: with zero images the data is empty whatever the image size, and
   // an absurd one would overflow Eigen::Index or make a 0 x (rows * cols) matrix slow to walk.
   const std::uint64_t pixels = std::uint64_t{a.dims[1]} * std::uint64_t{a.dims[2]};
   if (pixels > max_idx_image_pixels) {
-    throw_idx(function, name, "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
-                                  std::to_string(a.dims[2]) + " pixels, more than " +
-                                  std::to_string(max_idx_image_pixels) + " per image");
+    throw_idx(function, name,
+              "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
+                  std::to_string(a.dims[2]) + " pixels, more than " +
+                  std::to_string(max_idx_image_pixels) + " per image");
   }
   IdxImages out;
   const auto n = static_cast<Eigen::Index>(a.dims[0]);
@@ -214,27 +233,32 @@ inline IdxImages idx_images_impl(std::string_view function, std::string_view nam
   return out;
 }
 
-inline std::vector<std::uint8_t> idx_labels_impl(std::string_view function, std::string_view name, const IdxArray& a) {
+inline std::vector<std::uint8_t> idx_labels_impl(std::string_view function, std::string_view name,
+                                                 const IdxArray& a) {
   if (a.dims.size() != 1) {
-    throw_idx(function, name, "bad magic: expected labels (0x00000801, rank 1), got rank " +
-                                  std::to_string(a.dims.size()) + " (magic " +
-                                  hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
+    throw_idx(function, name,
+              "bad magic: expected labels (0x00000801, rank 1), got rank " +
+                  std::to_string(a.dims.size()) + " (magic " +
+                  hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
   }
   return a.data;
 }
 
-inline IdxArray parse_idx_impl(std::string_view function, std::string_view name, std::span<const std::byte> bytes) {
+inline IdxArray parse_idx_impl(std::string_view function, std::string_view name,
+                               std::span<const std::byte> bytes) {
   if (is_gzip(bytes)) {
     const std::vector<std::uint8_t> raw = gunzip(function, name, bytes);
     return parse_idx_raw(function, name, raw);
   }
   return parse_idx_raw(function, name,
-                       std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+                       std::span<const std::uint8_t>(
+                           reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace detail
 
-[[nodiscard]] inline IdxArray parse_idx(std::span<const std::byte> bytes, std::string_view name = "buffer") {
+[[nodiscard]] inline IdxArray parse_idx(std::span<const std::byte> bytes,
+                                        std::string_view name = "buffer") {
   return detail::parse_idx_impl("baypr::parse_idx", name, bytes);
 }
 
@@ -246,7 +270,8 @@ inline IdxArray parse_idx_impl(std::string_view function, std::string_view name,
   return detail::idx_images_impl("baypr::idx_images", name, array);
 }
 
-[[nodiscard]] inline std::vector<std::uint8_t> idx_labels(const IdxArray& array, std::string_view name = "buffer") {
+[[nodiscard]] inline std::vector<std::uint8_t> idx_labels(const IdxArray& array,
+                                                          std::string_view name = "buffer") {
   return detail::idx_labels_impl("baypr::idx_labels", name, array);
 }
 
@@ -262,14 +287,16 @@ inline IdxArray parse_idx_impl(std::string_view function, std::string_view name,
   return detail::idx_labels_impl(fn, path, detail::parse_idx_impl(fn, path, bytes));
 }
 
-[[nodiscard]] inline IdxDataset read_idx_dataset(const std::string& images_path, const std::string& labels_path) {
+[[nodiscard]] inline IdxDataset read_idx_dataset(const std::string& images_path,
+                                                 const std::string& labels_path) {
   IdxDataset out;
   out.images = read_idx_images(images_path);
   out.labels = read_idx_labels(labels_path);
   if (static_cast<Eigen::Index>(out.labels.size()) != out.images.pixels.rows()) {
     detail::throw_idx("baypr::read_idx_dataset", labels_path,
-                      "label / image count mismatch: " + std::to_string(out.labels.size()) + " labels for " +
-                          std::to_string(out.images.pixels.rows()) + " images in '" + images_path + "'");
+                      "label / image count mismatch: " + std::to_string(out.labels.size()) +
+                          " labels for " + std::to_string(out.images.pixels.rows()) +
+                          " images in '" + images_path + "'");
   }
   return out;
 }

@@ -54,15 +54,16 @@ namespace detail::pat {
 
 inline constexpr std::size_t fixed_header = 24;
 
-[[noreturn]] inline void fail(std::string_view function, std::string_view source, std::string_view what) {
+[[noreturn]] inline void fail(std::string_view function, std::string_view source,
+                              std::string_view what) {
   std::string msg(function);
   msg.append(": ").append(source).append(": ").append(what);
   throw io_error(msg);
 }
 
 inline std::uint32_t be32(std::span<const std::uint8_t> b, std::size_t at) {
-  return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) | (std::uint32_t{b[at + 2]} << 8) |
-         std::uint32_t{b[at + 3]};
+  return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) |
+         (std::uint32_t{b[at + 2]} << 8) | std::uint32_t{b[at + 3]};
 }
 
 // The magic as text, non-printable bytes escaped, for the error message.
@@ -80,36 +81,44 @@ inline std::string printable(std::span<const std::uint8_t> b) {
   return s;
 }
 
-inline PatPattern parse(std::string_view function, std::string_view source, std::span<const std::uint8_t> b) {
+inline PatPattern parse(std::string_view function, std::string_view source,
+                        std::span<const std::uint8_t> b) {
   const auto n = std::to_string(b.size());
   if (b.size() < fixed_header) {
     fail(function, source, "short header: " + n + " bytes, fewer than the 24-byte fixed header");
   }
-  const std::uint32_t header_size = be32(b, 0), version = be32(b, 4), width = be32(b, 8), height = be32(b, 12),
-                      bytes = be32(b, 16);
+  const std::uint32_t header_size = be32(b, 0), version = be32(b, 4), width = be32(b, 8),
+                      height = be32(b, 12), bytes = be32(b, 16);
   if (b[20] != 'G' || b[21] != 'P' || b[22] != 'A' || b[23] != 'T') {
-    fail(function, source, "wrong magic \"" + printable(b.subspan(20, 4)) + "\" at byte 20, expected \"GPAT\"");
+    fail(function, source,
+         "wrong magic \"" + printable(b.subspan(20, 4)) + "\" at byte 20, expected \"GPAT\"");
   }
-  if (version != 1) fail(function, source, "unsupported version " + std::to_string(version) + ", expected 1");
+  if (version != 1)
+    fail(function, source, "unsupported version " + std::to_string(version) + ", expected 1");
   if (header_size < fixed_header) {
-    fail(function, source, "header_size " + std::to_string(header_size) + " is less than the 24-byte fixed header");
+    fail(function, source,
+         "header_size " + std::to_string(header_size) + " is less than the 24-byte fixed header");
   }
   if (header_size > max_pat_header_bytes) {
-    fail(function, source, "header_size " + std::to_string(header_size) + " is absurd (more than " +
-                               std::to_string(max_pat_header_bytes) + " bytes)");
+    fail(function, source,
+         "header_size " + std::to_string(header_size) + " is absurd (more than " +
+             std::to_string(max_pat_header_bytes) + " bytes)");
   }
   if (header_size > b.size()) {
-    fail(function, source, "header_size " + std::to_string(header_size) + " is beyond the file (" + n + " bytes)");
+    fail(function, source,
+         "header_size " + std::to_string(header_size) + " is beyond the file (" + n + " bytes)");
   }
   if (width == 0 || height == 0) {
-    fail(function, source, "empty pattern: width " + std::to_string(width) + ", height " + std::to_string(height));
+    fail(function, source,
+         "empty pattern: width " + std::to_string(width) + ", height " + std::to_string(height));
   }
   // Both factors are below 2^32, so the product cannot overflow 64 bits.
   const std::uint64_t pixels = std::uint64_t{width} * height;
   if (pixels > max_pat_pixels) {
-    fail(function, source, "width " + std::to_string(width) + " x height " + std::to_string(height) + " = " +
-                               std::to_string(pixels) + " pixels, more than the cap of " +
-                               std::to_string(max_pat_pixels));
+    fail(function, source,
+         "width " + std::to_string(width) + " x height " + std::to_string(height) + " = " +
+             std::to_string(pixels) + " pixels, more than the cap of " +
+             std::to_string(max_pat_pixels));
   }
   if (bytes < 1 || bytes > 4) {
     fail(function, source, "bytes per pixel " + std::to_string(bytes) + " not in 1..4");
@@ -117,18 +126,21 @@ inline PatPattern parse(std::string_view function, std::string_view source, std:
   const auto name_field = b.subspan(fixed_header, header_size - fixed_header);
   const auto nul = std::find(name_field.begin(), name_field.end(), std::uint8_t{0});
   if (nul == name_field.end()) {
-    fail(function, source, "missing NUL at the end of the " + std::to_string(name_field.size()) + "-byte name field");
+    fail(function, source,
+         "missing NUL at the end of the " + std::to_string(name_field.size()) + "-byte name field");
   }
   const std::uint64_t data = pixels * bytes;  // at most 2^28
   const std::uint64_t available = b.size() - header_size;
   if (available < data) {
-    fail(function, source, "truncated pixel data: " + std::to_string(width) + " x " + std::to_string(height) +
-                               " x " + std::to_string(bytes) + " = " + std::to_string(data) + " bytes expected, " +
-                               std::to_string(available) + " found");
+    fail(function, source,
+         "truncated pixel data: " + std::to_string(width) + " x " + std::to_string(height) + " x " +
+             std::to_string(bytes) + " = " + std::to_string(data) + " bytes expected, " +
+             std::to_string(available) + " found");
   }
   if (available > data) {
-    fail(function, source, std::to_string(available - data) + " trailing bytes after the " + std::to_string(data) +
-                               " bytes of pixel data");
+    fail(function, source,
+         std::to_string(available - data) + " trailing bytes after the " + std::to_string(data) +
+             " bytes of pixel data");
   }
   PatPattern out;
   out.name.assign(name_field.begin(), nul);
@@ -139,11 +151,14 @@ inline PatPattern parse(std::string_view function, std::string_view source, std:
   return out;
 }
 
-inline std::string file_source(const std::filesystem::path& path) { return "file '" + path.string() + "'"; }
+inline std::string file_source(const std::filesystem::path& path) {
+  return "file '" + path.string() + "'";
+}
 
 }  // namespace detail::pat
 
-[[nodiscard]] inline PatPattern parse_pat(std::span<const std::uint8_t> bytes, std::string_view source = "<memory>") {
+[[nodiscard]] inline PatPattern parse_pat(std::span<const std::uint8_t> bytes,
+                                          std::string_view source = "<memory>") {
   std::string label = "'";
   label.append(source).append("'");
   return detail::pat::parse("baypr::parse_pat", label, bytes);
@@ -158,14 +173,17 @@ inline std::string file_source(const std::filesystem::path& path) { return "file
   const std::streamoff size = in.tellg();
   if (size < 0) detail::pat::fail(function, source, "cannot determine the file size");
   // Refuse before allocating: no valid pattern is this large.
-  const std::uint64_t largest = detail::pat::fixed_header + max_pat_header_bytes + 4 * max_pat_pixels;
+  const std::uint64_t largest =
+      detail::pat::fixed_header + max_pat_header_bytes + 4 * max_pat_pixels;
   if (static_cast<std::uint64_t>(size) > largest) {
     detail::pat::fail(function, source,
-                      std::to_string(size) + " bytes, larger than any valid pattern (" + std::to_string(largest) + ")");
+                      std::to_string(size) + " bytes, larger than any valid pattern (" +
+                          std::to_string(largest) + ")");
   }
   in.seekg(0, std::ios::beg);
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+  if (!bytes.empty() &&
+      !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
     detail::pat::fail(function, source, "read error");
   }
   return detail::pat::parse(function, source, bytes);
@@ -177,13 +195,15 @@ inline std::string file_source(const std::filesystem::path& path) { return "file
 [[nodiscard]] inline Eigen::ArrayXXd pattern_to_grey(const PatPattern& p) {
   constexpr std::string_view function = "baypr::pattern_to_grey";
   if (p.channels < 1 || p.channels > 4) {
-    detail::throw_invalid(function, "p", "has channels " + std::to_string(p.channels) + ", expected 1..4");
+    detail::throw_invalid(function, "p",
+                          "has channels " + std::to_string(p.channels) + ", expected 1..4");
   }
   const std::uint64_t pixels = std::uint64_t{p.width} * p.height;
   if (pixels > max_pat_pixels || pixels * p.channels != p.pixels.size()) {
     detail::throw_invalid(function, "p",
-                          "has " + std::to_string(p.pixels.size()) + " pixel bytes, expected width " +
-                              std::to_string(p.width) + " x height " + std::to_string(p.height) + " x channels " +
+                          "has " + std::to_string(p.pixels.size()) +
+                              " pixel bytes, expected width " + std::to_string(p.width) +
+                              " x height " + std::to_string(p.height) + " x channels " +
                               std::to_string(p.channels));
   }
   const auto rows = static_cast<Eigen::Index>(p.height), cols = static_cast<Eigen::Index>(p.width);
@@ -191,11 +211,13 @@ inline std::string file_source(const std::filesystem::path& path) { return "file
   Eigen::ArrayXXd out(rows, cols);
   for (Eigen::Index y = 0; y < rows; ++y) {
     for (Eigen::Index x = 0; x < cols; ++x) {
-      const std::size_t at = (static_cast<std::size_t>(y) * p.width + static_cast<std::size_t>(x)) * c;
+      const std::size_t at =
+          (static_cast<std::size_t>(y) * p.width + static_cast<std::size_t>(x)) * c;
       if (c < 3) {
         out(y, x) = p.pixels[at] / 255.0;
       } else {
-        const std::uint32_t luma = 299U * p.pixels[at] + 587U * p.pixels[at + 1] + 114U * p.pixels[at + 2];
+        const std::uint32_t luma =
+            299U * p.pixels[at] + 587U * p.pixels[at + 1] + 114U * p.pixels[at + 2];
         out(y, x) = luma / 255000.0;
       }
     }
@@ -205,15 +227,18 @@ inline std::string file_source(const std::filesystem::path& path) { return "file
 
 // Every regular file named *.pat (lower-case extension, as GIMP installs them) below root,
 // recursively, in sorted order.
-[[nodiscard]] inline std::vector<std::filesystem::path> find_pat_files(const std::filesystem::path& root) {
+[[nodiscard]] inline std::vector<std::filesystem::path> find_pat_files(
+    const std::filesystem::path& root) {
   namespace fs = std::filesystem;
   constexpr std::string_view function = "baypr::find_pat_files";
   const std::string source = "directory '" + root.string() + "'";
   std::error_code ec;
   const fs::file_status status = fs::status(root, ec);
-  if (status.type() == fs::file_type::not_found) detail::pat::fail(function, source, "does not exist");
+  if (status.type() == fs::file_type::not_found)
+    detail::pat::fail(function, source, "does not exist");
   if (ec) detail::pat::fail(function, source, "cannot access: " + ec.message());
-  if (status.type() != fs::file_type::directory) detail::pat::fail(function, source, "not a directory");
+  if (status.type() != fs::file_type::directory)
+    detail::pat::fail(function, source, "not a directory");
   std::vector<fs::path> out;
   fs::recursive_directory_iterator it(root, ec), end;
   if (ec) detail::pat::fail(function, source, "cannot list: " + ec.message());

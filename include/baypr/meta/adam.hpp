@@ -21,10 +21,18 @@ struct Adam {
 
   void step(Eigen::VectorXd& theta, const Eigen::VectorXd& gradient) {
     constexpr std::string_view fn = "baypr::meta::Adam::step";
-    if (!(std::isfinite(lr) && lr > 0)) baypr::detail::throw_invalid(fn, "lr", "must be finite and > 0, got " + baypr::detail::format_value(lr));
-    if (!(beta1 >= 0 && beta1 < 1)) baypr::detail::throw_invalid(fn, "beta1", "must be in [0, 1), got " + baypr::detail::format_value(beta1));
-    if (!(beta2 >= 0 && beta2 < 1)) baypr::detail::throw_invalid(fn, "beta2", "must be in [0, 1), got " + baypr::detail::format_value(beta2));
-    if (!(std::isfinite(eps) && eps >= 0)) baypr::detail::throw_invalid(fn, "eps", "must be finite and >= 0, got " + baypr::detail::format_value(eps));
+    if (!(std::isfinite(lr) && lr > 0))
+      baypr::detail::throw_invalid(
+          fn, "lr", "must be finite and > 0, got " + baypr::detail::format_value(lr));
+    if (!(beta1 >= 0 && beta1 < 1))
+      baypr::detail::throw_invalid(fn, "beta1",
+                                   "must be in [0, 1), got " + baypr::detail::format_value(beta1));
+    if (!(beta2 >= 0 && beta2 < 1))
+      baypr::detail::throw_invalid(fn, "beta2",
+                                   "must be in [0, 1), got " + baypr::detail::format_value(beta2));
+    if (!(std::isfinite(eps) && eps >= 0))
+      baypr::detail::throw_invalid(
+          fn, "eps", "must be finite and >= 0, got " + baypr::detail::format_value(eps));
     baypr::detail::check_size(fn, "gradient", "size", gradient.size(), theta.size());
     baypr::detail::check_finite(fn, "gradient", gradient);
     if (m.size() == 0) {

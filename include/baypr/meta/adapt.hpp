@@ -11,7 +11,8 @@
 //
 // with Z and Q computed at theta' (L_out depends on theta' through both) and p_a the vague
 // anomaly Student-t: location a 1, scale s I, dof v (authors: a = 0, s = 100, v = 2),
-//   log p_a(q) = lgamma((v+d)/2) - lgamma(v/2) - (d/2) log(v pi s) - ((v+d)/2) log1p(|q - a|^2 / (s v)).
+//   log p_a(q) = lgamma((v+d)/2) - lgamma(v/2) - (d/2) log(v pi s)
+//                - ((v+d)/2) log1p(|q - a|^2 / (s v)).
 //
 // Meta-gradient with respect to the initial theta (chain rule through the T SGD steps):
 //   first_order    g = grad L_out(theta_T)                         (FOMAML: Jacobians taken as I)
@@ -94,7 +95,8 @@ struct VagueAnomalyModel {
 
   // d log p_a / dz for each row of Z (m x d): -((v + d) / (s v + |z - a|^2)) (z - a).
   template <class Derived>
-  [[nodiscard]] RowMatrix<typename Derived::Scalar> log_pdf_gradient(const Eigen::MatrixBase<Derived>& Z) const {
+  [[nodiscard]] RowMatrix<typename Derived::Scalar> log_pdf_gradient(
+      const Eigen::MatrixBase<Derived>& Z) const {
     using Scalar = typename Derived::Scalar;
     const double d = static_cast<double>(Z.cols());
     RowMatrix<Scalar> g = Z.derived();
@@ -110,7 +112,8 @@ struct VagueAnomalyModel {
 // The outer (meta-training) objective on the queries, all three on the same score
 // s_j = log p_a(q_j) - log t(q_j | Z) (higher = more anomalous), and its calibration
 // a_j = alpha s_j + beta, alpha = exp(rho), m_0 / m_1 the numbers of normal / anomalous queries:
-//   discriminative  sum_j w_j [softplus(a_j) - y_j a_j] + l2 (rho^2 + beta^2),  w_j = 1 / (2 m_{y_j})
+//   discriminative  sum_j w_j [softplus(a_j) - y_j a_j] + l2 (rho^2 + beta^2),
+//                   w_j = 1 / (2 m_{y_j})
 //                   (class-balanced logistic loss; with alpha = 1 and beta the log prior odds it is
 //                   -log p(y | q) under the mixture {posterior predictive, p_a}: Proto-MAML's class
 //                   softmax made Bayesian. All scores equal is its worst value, so shrinking the
@@ -119,7 +122,8 @@ struct VagueAnomalyModel {
 //                   (a smooth AUROC surrogate; beta does not enter)
 //   generative      -(1/m) sum_j [(1 - y_j) log t(q_j | Z) + y_j log p_a(q_j)]
 //                   (the paper's loss, kept for reproduction: it has no Jacobian term, so shrinking
-//                   every embedding raises every density and the embedding collapses; docs/design.md)
+//                   every embedding raises every density and the embedding collapses;
+//                   docs/design.md)
 enum class Objective { discriminative, ranking, generative };
 
 // The score's calibration (rho, beta): meta-parameters shared by all tasks, not adapted in the
@@ -132,7 +136,8 @@ struct Calibration {
 };
 
 // The outer loss: the objective, its calibration and L2 weight, and an optional supervised
-// contrastive term (SupCon on L2-normalised query embeddings; 0 = off; DESIGN: weight 0.1, tau 0.07).
+// contrastive term (SupCon on L2-normalised query embeddings; 0 = off; DESIGN: weight 0.1, tau
+// 0.07).
 struct OuterOptions {
   Objective objective = Objective::discriminative;
   Calibration calibration;
@@ -160,22 +165,26 @@ struct OuterLossAndGradient : LossAndGradient {
 };
 
 struct Adaptation {
-  Eigen::VectorXd params;               // theta'
-  NiwPosterior<double> posterior;       // posterior of f_theta'(support) under the prior
-  std::vector<double> inner_losses;     // L_in(theta_0), ..., L_in(theta_T): T + 1 values
+  Eigen::VectorXd params;            // theta'
+  NiwPosterior<double> posterior;    // posterior of f_theta'(support) under the prior
+  std::vector<double> inner_losses;  // L_in(theta_0), ..., L_in(theta_T): T + 1 values
 };
 
 namespace detail {
 
-inline void check_steps(const char* fn, const char* steps_arg, int steps, const char* size_arg, double step_size) {
-  if (steps < 0) baypr::detail::throw_invalid(fn, steps_arg, "must be >= 0, got " + std::to_string(steps));
+inline void check_steps(const char* fn, const char* steps_arg, int steps, const char* size_arg,
+                        double step_size) {
+  if (steps < 0)
+    baypr::detail::throw_invalid(fn, steps_arg, "must be >= 0, got " + std::to_string(steps));
   if (!std::isfinite(step_size) || step_size < 0.0) {
-    baypr::detail::throw_invalid(fn, size_arg, "must be finite and >= 0, got " + baypr::detail::format_value(step_size));
+    baypr::detail::throw_invalid(
+        fn, size_arg, "must be finite and >= 0, got " + baypr::detail::format_value(step_size));
   }
 }
 
 inline void check_adapt_options(const char* fn, const AdaptOptions& o) {
-  check_steps(fn, "options.inner_steps", o.inner_steps, "options.inner_step_size", o.inner_step_size);
+  check_steps(fn, "options.inner_steps", o.inner_steps, "options.inner_step_size",
+              o.inner_step_size);
 }
 
 inline void check_anomaly_model(const char* fn, const VagueAnomalyModel& a) {
@@ -187,8 +196,9 @@ inline void check_anomaly_model(const char* fn, const VagueAnomalyModel& a) {
 inline void check_outer_options(const char* fn, const OuterOptions& o) {
   if (o.objective != Objective::discriminative && o.objective != Objective::ranking &&
       o.objective != Objective::generative) {
-    baypr::detail::throw_invalid(fn, "outer.objective",
-                                 "is not a valid Objective, got " + std::to_string(static_cast<int>(o.objective)));
+    baypr::detail::throw_invalid(
+        fn, "outer.objective",
+        "is not a valid Objective, got " + std::to_string(static_cast<int>(o.objective)));
   }
   baypr::detail::check_finite_scalar(fn, "outer.calibration.rho", o.calibration.rho);
   baypr::detail::check_finite_scalar(fn, "outer.calibration.beta", o.calibration.beta);
@@ -199,17 +209,20 @@ inline void check_outer_options(const char* fn, const OuterOptions& o) {
                                      baypr::detail::format_value(o.calibration.rho));
   }
   if (!std::isfinite(o.calibration_l2) || o.calibration_l2 < 0.0) {
-    baypr::detail::throw_invalid(fn, "outer.calibration_l2",
-                                 "must be finite and >= 0, got " + baypr::detail::format_value(o.calibration_l2));
+    baypr::detail::throw_invalid(
+        fn, "outer.calibration_l2",
+        "must be finite and >= 0, got " + baypr::detail::format_value(o.calibration_l2));
   }
   if (!std::isfinite(o.supcon_weight) || o.supcon_weight < 0.0) {
-    baypr::detail::throw_invalid(fn, "outer.supcon_weight",
-                                 "must be finite and >= 0, got " + baypr::detail::format_value(o.supcon_weight));
+    baypr::detail::throw_invalid(
+        fn, "outer.supcon_weight",
+        "must be finite and >= 0, got " + baypr::detail::format_value(o.supcon_weight));
   }
   baypr::detail::check_positive(fn, "outer.supcon_temperature", o.supcon_temperature);
 }
 
-inline void check_parameters(const char* fn, const char* arg, const Eigen::VectorXd& theta, Eigen::Index expected) {
+inline void check_parameters(const char* fn, const char* arg, const Eigen::VectorXd& theta,
+                             Eigen::Index expected) {
   baypr::detail::check_size(fn, arg, "size", theta.size(), expected);
   baypr::detail::check_finite(fn, arg, theta);
 }
@@ -217,7 +230,8 @@ inline void check_parameters(const char* fn, const char* arg, const Eigen::Vecto
 // Divergent inner steps (a step size far too large) are a numerical failure, not bad input.
 inline void check_adapted(const char* fn, const Eigen::VectorXd& theta) {
   if (!baypr::detail::all_finite(theta)) {
-    baypr::detail::throw_numerical(fn, "the adapted parameters are not finite (inner step size too large?)");
+    baypr::detail::throw_numerical(
+        fn, "the adapted parameters are not finite (inner step size too large?)");
   }
 }
 
@@ -232,13 +246,15 @@ template <class E>
 void check_episode(const char* fn, const E& embedding, const MetaEpisode& episode) {
   check_inputs(fn, "episode.support", embedding, episode.support);
   check_inputs(fn, "episode.queries", embedding, episode.queries);
-  baypr::detail::check_size(fn, "episode.labels", "size", static_cast<Eigen::Index>(episode.labels.size()),
+  baypr::detail::check_size(fn, "episode.labels", "size",
+                            static_cast<Eigen::Index>(episode.labels.size()),
                             episode.queries.rows());
   for (std::size_t j = 0; j < episode.labels.size(); ++j) {
     if (episode.labels[j] != 0 && episode.labels[j] != 1) {
       baypr::detail::throw_invalid(fn, "episode.labels",
-                                   "must be 0 (normal) or 1 (anomalous), got " + std::to_string(episode.labels[j]) +
-                                       " at index " + std::to_string(j));
+                                   "must be 0 (normal) or 1 (anomalous), got " +
+                                       std::to_string(episode.labels[j]) + " at index " +
+                                       std::to_string(j));
     }
   }
 }
@@ -254,25 +270,28 @@ NiwPrior<Scalar> lift_prior(const NiwPrior<double>& prior) {
   if constexpr (std::is_same_v<Scalar, double>) {
     return prior;
   } else {
-    return NiwPrior<Scalar>(prior.mean().template cast<Scalar>(), Scalar(prior.kappa()), Scalar(prior.nu()),
-                            prior.scatter().template cast<Scalar>());
+    return NiwPrior<Scalar>(prior.mean().template cast<Scalar>(), Scalar(prior.kappa()),
+                            Scalar(prior.nu()), prior.scatter().template cast<Scalar>());
   }
 }
 
 // L_in and its gradient in any Scalar (double, or HvpScalar for Hessian-vector products).
 template <class Scalar, class E>
-std::pair<Scalar, ParamVector<Scalar>> bayes_inner(const E& embedding, const ParamVector<Scalar>& theta,
-                                                   const Eigen::MatrixXd& support, const NiwPrior<Scalar>& prior,
-                                                   Path path) {
+std::pair<Scalar, ParamVector<Scalar>> bayes_inner(const E& embedding,
+                                                   const ParamVector<Scalar>& theta,
+                                                   const Eigen::MatrixXd& support,
+                                                   const NiwPrior<Scalar>& prior, Path path) {
   const RowMatrix<Scalar> Z = embedding.forward(theta, support);
-  const Eigen::VectorXd w = Eigen::VectorXd::Constant(Z.rows(), -1.0 / static_cast<double>(Z.rows()));
+  const Eigen::VectorXd w =
+      Eigen::VectorXd::Constant(Z.rows(), -1.0 / static_cast<double>(Z.rows()));
   const auto g = log_predictive_self_vjp(prior, Z, w, path, PriorScatterGradient::skip);
   return {g.value, embedding.vjp(theta, support, g.d_support)};
 }
 
 // H v for a gradient function of theta written for HvpScalar: evaluate it at theta + eps v.
 template <class GradientFn>
-Eigen::VectorXd hvp_by_duals(const GradientFn& gradient, const Eigen::VectorXd& theta, const Eigen::VectorXd& v) {
+Eigen::VectorXd hvp_by_duals(const GradientFn& gradient, const Eigen::VectorXd& theta,
+                             const Eigen::VectorXd& v) {
   ParamVector<HvpScalar> t(theta.size());
   for (Eigen::Index i = 0; i < theta.size(); ++i) {
     t(i) = HvpScalar(theta(i), Eigen::Matrix<double, 1, 1>(v(i)));
@@ -284,16 +303,18 @@ Eigen::VectorXd hvp_by_duals(const GradientFn& gradient, const Eigen::VectorXd& 
 }
 
 // Supervised contrastive loss on L2-normalised rows u_j = q_j / |q_j| with labels y:
-//   L = (1/|A|) sum_{i in A} -(1/|P_i|) sum_{p in P_i} [s_ip / tau - log sum_{a != i} exp(s_ia / tau)]
+//   L = (1/|A|) sum_{i in A} -(1/|P_i|) sum_{p in P_i} [s_ip / tau
+//                                                        - log sum_{a != i} exp(s_ia / tau)]
 // s_ij = u_i . u_j, P_i the other rows with y_i's label, A the rows with P_i non-empty (L = 0 when
 // A is empty). Adds weight * dL/dQ to *dq and returns weight * L.
-inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::vector<int>& y, double weight,
-                         double tau, Eigen::MatrixXd* dq) {
+inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::vector<int>& y,
+                         double weight, double tau, Eigen::MatrixXd* dq) {
   const Eigen::Index m = Q.rows();
   const Eigen::VectorXd norms = Q.rowwise().norm();
   if (weight == 0.0 || m < 2) return 0.0;
   if ((norms.array() <= 0.0).any()) {
-    baypr::detail::throw_numerical(fn, "a query embedding is zero: the SupCon term cannot normalise it");
+    baypr::detail::throw_numerical(
+        fn, "a query embedding is zero: the SupCon term cannot normalise it");
   }
   const Eigen::MatrixXd U = norms.cwiseInverse().asDiagonal() * Q;
   const Eigen::MatrixXd S = U * U.transpose() / tau;
@@ -302,19 +323,23 @@ inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::ve
   Eigen::Index anchors = 0;
   for (Eigen::Index i = 0; i < m; ++i) {
     Eigen::Index positives = 0;
-    for (Eigen::Index p = 0; p < m; ++p) positives += (p != i && y[static_cast<std::size_t>(p)] == y[static_cast<std::size_t>(i)]);
+    for (Eigen::Index p = 0; p < m; ++p)
+      positives += (p != i && y[static_cast<std::size_t>(p)] == y[static_cast<std::size_t>(i)]);
     if (positives > 0) ++anchors;
   }
   if (anchors == 0) return 0.0;
   for (Eigen::Index i = 0; i < m; ++i) {
     const auto yi = y[static_cast<std::size_t>(i)];
     Eigen::Index positives = 0;
-    for (Eigen::Index p = 0; p < m; ++p) positives += (p != i && y[static_cast<std::size_t>(p)] == yi);
+    for (Eigen::Index p = 0; p < m; ++p)
+      positives += (p != i && y[static_cast<std::size_t>(p)] == yi);
     if (positives == 0) continue;
     double mx = -std::numeric_limits<double>::infinity();
-    for (Eigen::Index a = 0; a < m; ++a) if (a != i) mx = std::max(mx, S(i, a));
+    for (Eigen::Index a = 0; a < m; ++a)
+      if (a != i) mx = std::max(mx, S(i, a));
     double z = 0.0;
-    for (Eigen::Index a = 0; a < m; ++a) if (a != i) z += std::exp(S(i, a) - mx);
+    for (Eigen::Index a = 0; a < m; ++a)
+      if (a != i) z += std::exp(S(i, a) - mx);
     const double lse = mx + std::log(z);
     const double c = 1.0 / (static_cast<double>(anchors) * static_cast<double>(positives));
     for (Eigen::Index a = 0; a < m; ++a) {
@@ -322,7 +347,8 @@ inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::ve
       const bool pos = y[static_cast<std::size_t>(a)] == yi;
       if (pos) loss -= c * (S(i, a) - lse);
       // d/dS_ia of -c sum_p (S_ip - lse) = -c [a in P] + c |P| softmax_ia
-      dS(i, a) += -c * (pos ? 1.0 : 0.0) + c * static_cast<double>(positives) * std::exp(S(i, a) - lse);
+      dS(i, a) +=
+          -c * (pos ? 1.0 : 0.0) + c * static_cast<double>(positives) * std::exp(S(i, a) - lse);
     }
   }
   // S = U U^T / tau -> dL/dU = (dS + dS^T) U / tau; u = q / |q| -> dq = (du - u (u . du)) / |q|.
@@ -334,15 +360,17 @@ inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::ve
   return weight * loss;
 }
 
-inline double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+inline double softplus(double x) {
+  return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+}
 inline double sigmoid(double x) {
   return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
 }
 
 // The discriminative / ranking loss on scores s (m values) with labels y, and its derivatives:
 // dL/ds into ds, dL/d(rho, beta) into dcal (the L2 term included). Returns L.
-inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& y, const OuterOptions& o,
-                              Eigen::VectorXd& ds, Eigen::Vector2d& dcal) {
+inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& y,
+                              const OuterOptions& o, Eigen::VectorXd& ds, Eigen::Vector2d& dcal) {
   const Eigen::Index m = s.size();
   const double alpha = o.calibration.alpha(), beta = o.calibration.beta, rho = o.calibration.rho;
   Eigen::Index counts[2] = {0, 0};
@@ -364,7 +392,8 @@ inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& 
     value += o.calibration_l2 * (rho * rho + beta * beta);
   } else {  // ranking
     if (counts[0] > 0 && counts[1] > 0) {
-      const double inv_pairs = 1.0 / (static_cast<double>(counts[0]) * static_cast<double>(counts[1]));
+      const double inv_pairs =
+          1.0 / (static_cast<double>(counts[0]) * static_cast<double>(counts[1]));
       for (Eigen::Index i = 0; i < m; ++i) {
         if (y[static_cast<std::size_t>(i)] != 0) continue;
         for (Eigen::Index k = 0; k < m; ++k) {
@@ -389,10 +418,12 @@ inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& 
 // its gradients with respect to both (into dz, dq), to the calibration (into dcal) and to each
 // log p_a(q_j) (into da).
 template <class DZ, class DQ>
-double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q, const std::vector<int>& labels,
-                       const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly, Path path,
-                       const OuterOptions& outer, Eigen::MatrixXd& dz, Eigen::MatrixXd& dq, Eigen::Vector2d& dcal,
-                       Eigen::VectorXd& da, const char* fn = "baypr::meta::outer_loss_and_gradient") {
+double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q,
+                       const std::vector<int>& labels, const NiwPrior<double>& prior,
+                       const VagueAnomalyModel& anomaly, Path path, const OuterOptions& outer,
+                       Eigen::MatrixXd& dz, Eigen::MatrixXd& dq, Eigen::Vector2d& dcal,
+                       Eigen::VectorXd& da,
+                       const char* fn = "baypr::meta::outer_loss_and_gradient") {
   const Eigen::Index m = Q.rows();
   double value = 0.0;
   dcal.setZero();
@@ -450,8 +481,8 @@ double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<D
 // Returns the outer loss, the inner loss at theta_0, the meta-gradient and theta_T.
 template <class InnerGradient, class InnerHvp, class OuterGradient>
 MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const InnerHvp& inner_hvp,
-                                const OuterGradient& outer_gradient, const Eigen::VectorXd& theta, int steps,
-                                double step_size, MetaGradient order,
+                                const OuterGradient& outer_gradient, const Eigen::VectorXd& theta,
+                                int steps, double step_size, MetaGradient order,
                                 const char* fn = "baypr::meta::unrolled_meta_gradient") {
   detail::check_steps(fn, "steps", steps, "step_size", step_size);
   std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}, kept for the reverse sweep
@@ -474,7 +505,8 @@ MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const Inner
   }
   Eigen::VectorXd v = std::move(outer.gradient);
   if (order == MetaGradient::second_order) {
-    for (auto it = trajectory.rbegin(); it != trajectory.rend(); ++it) v -= step_size * inner_hvp(*it, v);
+    for (auto it = trajectory.rbegin(); it != trajectory.rend(); ++it)
+      v -= step_size * inner_hvp(*it, v);
   }
   out.gradient = std::move(v);
   out.adapted = std::move(current);
@@ -487,8 +519,9 @@ namespace detail {
 // std::pair<Scalar, ParamVector<Scalar>> (loss, gradient) for Scalar double and, when E is
 // twice differentiable, HvpScalar (it is only instantiated with HvpScalar then).
 template <class E, class Inner, class Outer>
-MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd& theta, const Inner& inner,
-                       const Outer& outer, const AdaptOptions& options, MetaGradient order) {
+MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
+                       const Inner& inner, const Outer& outer, const AdaptOptions& options,
+                       MetaGradient order) {
   (void)embedding;
   auto inner_double = [&](const Eigen::VectorXd& t) {
     auto [value, gradient] = inner(t);
@@ -498,23 +531,27 @@ MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd
     auto hvp = [&](const Eigen::VectorXd& t, const Eigen::VectorXd& v) {
       return hvp_by_duals([&](const ParamVector<HvpScalar>& td) { return inner(td).second; }, t, v);
     };
-    return unrolled_meta_gradient(inner_double, hvp, outer, theta, options.inner_steps, options.inner_step_size,
-                                  order, fn);
+    return unrolled_meta_gradient(inner_double, hvp, outer, theta, options.inner_steps,
+                                  options.inner_step_size, order, fn);
   } else {
     if (order == MetaGradient::second_order) {
-      baypr::detail::throw_invalid(fn, "order",
-                                   "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
-                                   "HvpScalar); this embedding supports first_order only");
+      baypr::detail::throw_invalid(
+          fn, "order",
+          "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
+          "HvpScalar); this embedding supports first_order only");
     }
-    auto no_hvp = [](const Eigen::VectorXd&, const Eigen::VectorXd& v) -> Eigen::VectorXd { return v; };
-    return unrolled_meta_gradient(inner_double, no_hvp, outer, theta, options.inner_steps, options.inner_step_size,
-                                  order, fn);
+    auto no_hvp = [](const Eigen::VectorXd&, const Eigen::VectorXd& v) -> Eigen::VectorXd {
+      return v;
+    };
+    return unrolled_meta_gradient(inner_double, no_hvp, outer, theta, options.inner_steps,
+                                  options.inner_step_size, order, fn);
   }
 }
 
 // theta_T of T SGD steps on inner(theta) -> (loss, gradient) in double.
 template <class Inner>
-Eigen::VectorXd sgd_adapt(const char* fn, const Inner& inner, const Eigen::VectorXd& theta, const AdaptOptions& o) {
+Eigen::VectorXd sgd_adapt(const char* fn, const Inner& inner, const Eigen::VectorXd& theta,
+                          const AdaptOptions& o) {
   Eigen::VectorXd current = theta;
   for (int t = 0; t < o.inner_steps; ++t) current -= o.inner_step_size * inner(current).second;
   check_adapted(fn, current);
@@ -540,7 +577,7 @@ struct TapeOf<E> {
 template <class E>
 struct MetaWorkspace {
   using Tape = typename TapeOf<E>::type;
-  std::vector<Tape> inner;            // one per inner step for second order (their activations)
+  std::vector<Tape> inner;  // one per inner step for second order (their activations)
   std::vector<Eigen::MatrixXd> inner_z;
   std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}
   Tape outer, outer_queries;
@@ -553,14 +590,14 @@ struct MetaWorkspace {
   MetaStep result;
 };
 
-
 // L_out and its gradient at theta' (into gradient) for a TapedEmbedding: support and queries as
 // one stacked batch when the rows are independent (one forward, one vjp), else one tape each.
 template <TapedEmbedding E>
 double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& adapted,
-                   const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
-                   Path path, const OuterOptions& outer, Eigen::VectorXd& gradient, Eigen::Vector2d& dcal,
-                   Eigen::VectorXd& da, const char* fn = "baypr::meta::outer_loss_and_gradient") {
+                   const MetaEpisode& episode, const NiwPrior<double>& prior,
+                   const VagueAnomalyModel& anomaly, Path path, const OuterOptions& outer,
+                   Eigen::VectorXd& gradient, Eigen::Vector2d& dcal, Eigen::VectorXd& da,
+                   const char* fn = "baypr::meta::outer_loss_and_gradient") {
   const Eigen::MatrixXd& support = episode.support;
   const Eigen::Index n = support.rows(), m = episode.queries.rows();
   double value = 0.0;
@@ -569,16 +606,18 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
     ws.stacked.topRows(n) = support;
     ws.stacked.bottomRows(m) = episode.queries;
     const Eigen::MatrixXd& all = embedding.forward_with_tape(adapted, ws.stacked, ws.outer);
-    value = outer_objective(all.topRows(n), all.bottomRows(m), episode.labels, prior, anomaly, path, outer, ws.dz,
-                            ws.dq, dcal, da, fn);
+    value = outer_objective(all.topRows(n), all.bottomRows(m), episode.labels, prior, anomaly, path,
+                            outer, ws.dz, ws.dq, dcal, da, fn);
     ws.d_stacked.resize(n + m, ws.dz.cols());
     ws.d_stacked.topRows(n) = ws.dz;
     ws.d_stacked.bottomRows(m) = ws.dq;
     embedding.vjp_from_tape(adapted, ws.stacked, ws.d_stacked, ws.outer, gradient);
   } else {
     const Eigen::MatrixXd& Z = embedding.forward_with_tape(adapted, support, ws.outer);
-    const Eigen::MatrixXd& Q = embedding.forward_with_tape(adapted, episode.queries, ws.outer_queries);
-    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq, dcal, da, fn);
+    const Eigen::MatrixXd& Q =
+        embedding.forward_with_tape(adapted, episode.queries, ws.outer_queries);
+    value = outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, ws.dz, ws.dq, dcal,
+                            da, fn);
     embedding.vjp_from_tape(adapted, support, ws.dz, ws.outer, gradient);
     embedding.vjp_from_tape(adapted, episode.queries, ws.dq, ws.outer_queries, ws.gradient);
     gradient += ws.gradient;
@@ -591,21 +630,24 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
 // L_in(theta) = -(1/n) sum_i log t(f_theta(x_i) | posterior(f_theta(support))) and its gradient.
 template <DifferentiableEmbedding E>
 LossAndGradient inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& theta,
-                                        const Eigen::MatrixXd& support_inputs, const NiwPrior<double>& prior,
+                                        const Eigen::MatrixXd& support_inputs,
+                                        const NiwPrior<double>& prior,
                                         Path path = Path::automatic) {
   constexpr const char* fn = "baypr::meta::inner_loss_and_gradient";
   detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
   detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
   detail::check_prior(fn, embedding, prior);
-  auto [value, gradient] = detail::bayes_inner<double>(embedding, theta, support_inputs, prior, path);
+  auto [value, gradient] =
+      detail::bayes_inner<double>(embedding, theta, support_inputs, prior, path);
   return {value, std::move(gradient)};
 }
 
 // T inner SGD steps from theta on the support; the adapted parameters, the posterior of the
 // adapted support embeddings, and the inner loss along the way (T + 1 values).
 template <DifferentiableEmbedding E>
-Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::MatrixXd& support_inputs,
-                 const NiwPrior<double>& prior, const AdaptOptions& options = {}) {
+Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta,
+                 const Eigen::MatrixXd& support_inputs, const NiwPrior<double>& prior,
+                 const AdaptOptions& options = {}) {
   constexpr const char* fn = "baypr::meta::adapt";
   detail::check_adapt_options(fn, options);
   detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
@@ -615,7 +657,8 @@ Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::
   std::vector<double> losses;
   losses.reserve(static_cast<std::size_t>(options.inner_steps) + 1);
   for (int t = 0; t < options.inner_steps; ++t) {
-    const auto g = detail::bayes_inner<double>(embedding, current, support_inputs, prior, options.path);
+    const auto g =
+        detail::bayes_inner<double>(embedding, current, support_inputs, prior, options.path);
     losses.push_back(g.first);
     current -= options.inner_step_size * g.second;
   }
@@ -630,9 +673,12 @@ Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::
 // theta', through both the support posterior and the query embeddings, and to the calibration;
 // plus the SupCon term when outer.supcon_weight > 0.
 template <DifferentiableEmbedding E>
-OuterLossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted, const MetaEpisode& episode,
-                                        const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
-                                        Path path = Path::automatic, const OuterOptions& outer = {}) {
+OuterLossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted,
+                                             const MetaEpisode& episode,
+                                             const NiwPrior<double>& prior,
+                                             const VagueAnomalyModel& anomaly = {},
+                                             Path path = Path::automatic,
+                                             const OuterOptions& outer = {}) {
   constexpr const char* fn = "baypr::meta::outer_loss_and_gradient";
   detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
   detail::check_episode(fn, embedding, episode);
@@ -642,8 +688,8 @@ OuterLossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::Ve
   if constexpr (TapedEmbedding<E>) {
     detail::MetaWorkspace<E> ws;
     OuterLossAndGradient out;
-    out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, anomaly, path, outer, out.gradient,
-                                    out.calibration_gradient, out.anomaly_weights);
+    out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, anomaly, path, outer,
+                                    out.gradient, out.calibration_gradient, out.anomaly_weights);
     return out;
   }
   const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
@@ -664,8 +710,9 @@ namespace detail {
 // independent, and with a TangentTapedEmbedding each H_in v is the tangent of the taped inner
 // gradient in plain double matrices (only the small n x d Student-t part runs in duals).
 template <TapedEmbedding E>
-void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& theta,
-                     const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
+void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
+                     const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                     const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
                      const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
   const int T = options.inner_steps;
   const double alpha = options.inner_step_size;
@@ -698,12 +745,13 @@ void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws, c
   if (T == 0) {
     out.adapted = theta;
     const Eigen::MatrixXd& Z = embedding.forward_with_tape(theta, support, ws.inner[0]);
-    out.inner_loss = log_predictive_self_vjp(prior, Z, ws.w, path, PriorScatterGradient::skip).value;
+    out.inner_loss =
+        log_predictive_self_vjp(prior, Z, ws.w, path, PriorScatterGradient::skip).value;
   }
   check_adapted(fn, out.adapted);
 
-  out.outer_loss = taped_outer(embedding, ws, out.adapted, episode, prior, anomaly, path, outer, out.gradient,
-                               out.calibration_gradient, out.anomaly_weights, fn);
+  out.outer_loss = taped_outer(embedding, ws, out.adapted, episode, prior, anomaly, path, outer,
+                               out.gradient, out.calibration_gradient, out.anomaly_weights, fn);
   if (!second) return;
 
   if constexpr (TwiceDifferentiableEmbedding<E>) {
@@ -716,20 +764,23 @@ void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws, c
       const auto k = static_cast<std::size_t>(t);
       const Eigen::VectorXd& theta_t = t == 0 ? theta : ws.trajectory[k];
       if constexpr (TangentTapedEmbedding<E>) {
-        const Eigen::MatrixXd& z_dot = embedding.jvp_from_tape(theta_t, out.gradient, support, ws.inner[k]);
+        const Eigen::MatrixXd& z_dot =
+            embedding.jvp_from_tape(theta_t, out.gradient, support, ws.inner[k]);
         const Eigen::MatrixXd& Z = ws.inner_z[k];
         ws.z_dual.resize(Z.rows(), Z.cols());
         for (Eigen::Index i = 0; i < Z.size(); ++i) {
           ws.z_dual(i) = HvpScalar(Z(i), Eigen::Matrix<double, 1, 1>(z_dot(i)));
         }
-        const auto g = log_predictive_self_vjp(dual_prior, ws.z_dual, ws.w, path, PriorScatterGradient::skip);
+        const auto g =
+            log_predictive_self_vjp(dual_prior, ws.z_dual, ws.w, path, PriorScatterGradient::skip);
         ws.dz.resize(Z.rows(), Z.cols());
         ws.dz_dot.resize(Z.rows(), Z.cols());
         for (Eigen::Index i = 0; i < Z.size(); ++i) {
           ws.dz(i) = g.d_support(i).value();
           ws.dz_dot(i) = g.d_support(i).derivatives()(0);
         }
-        embedding.vjp_tangent_from_tape(theta_t, out.gradient, support, ws.dz, ws.dz_dot, ws.inner[k], ws.hvp);
+        embedding.vjp_tangent_from_tape(theta_t, out.gradient, support, ws.dz, ws.dz_dot,
+                                        ws.inner[k], ws.hvp);
       } else {
         ws.hvp = hvp_by_duals(
             [&](const ParamVector<HvpScalar>& td) {
@@ -745,8 +796,8 @@ void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws, c
 template <class E>
 MetaStep generic_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
                            const MetaEpisode& episode, const NiwPrior<double>& prior,
-                           const VagueAnomalyModel& anomaly, const AdaptOptions& options, MetaGradient order,
-                           const OuterOptions& outer) {
+                           const VagueAnomalyModel& anomaly, const AdaptOptions& options,
+                           MetaGradient order, const OuterOptions& outer) {
   const Path path = options.path;
   std::optional<NiwPrior<HvpScalar>> dual_prior;
   if constexpr (TwiceDifferentiableEmbedding<E>) {
@@ -770,8 +821,9 @@ MetaStep generic_meta_step(const char* fn, const E& embedding, const Eigen::Vect
 
 // The meta-step into ws.result: the taped path where E has one, otherwise forward/vjp.
 template <class E>
-void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws, const Eigen::VectorXd& theta,
-                    const MetaEpisode& episode, const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
+void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
+                    const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                    const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
                     const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
   check_adapt_options(fn, options);
   check_parameters(fn, "theta", theta, embedding.parameter_count());
@@ -781,15 +833,17 @@ void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws, co
   check_outer_options(fn, outer);
   if constexpr (!TwiceDifferentiableEmbedding<E>) {
     if (order == MetaGradient::second_order) {
-      baypr::detail::throw_invalid(fn, "order",
-                                   "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
-                                   "HvpScalar); this embedding supports first_order only");
+      baypr::detail::throw_invalid(
+          fn, "order",
+          "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
+          "HvpScalar); this embedding supports first_order only");
     }
   }
   if constexpr (TapedEmbedding<E>) {
     taped_meta_step(fn, embedding, ws, theta, episode, prior, anomaly, options, order, outer);
   } else {
-    ws.result = generic_meta_step(fn, embedding, theta, episode, prior, anomaly, options, order, outer);
+    ws.result =
+        generic_meta_step(fn, embedding, theta, episode, prior, anomaly, options, order, outer);
   }
 }
 
@@ -805,8 +859,8 @@ MetaStep meta_step(const E& embedding, const Eigen::VectorXd& theta, const MetaE
                    const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
                    const OuterOptions& outer = {}) {
   detail::MetaWorkspace<E> ws;
-  detail::meta_step_into("baypr::meta::meta_step", embedding, ws, theta, episode, prior, anomaly, options, order,
-                         outer);
+  detail::meta_step_into("baypr::meta::meta_step", embedding, ws, theta, episode, prior, anomaly,
+                         options, order, outer);
   return std::move(ws.result);
 }
 
@@ -820,9 +874,10 @@ class MetaStepper {
 
   [[nodiscard]] const E& embedding() const { return embedding_; }
 
-  MetaStep step(const Eigen::VectorXd& theta, const MetaEpisode& episode, const NiwPrior<double>& prior,
-                const VagueAnomalyModel& anomaly = {}, const AdaptOptions& options = {},
-                MetaGradient order = default_meta_gradient<E>, const OuterOptions& outer = {}) {
+  MetaStep step(const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
+                const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
+                const OuterOptions& outer = {}) {
     MetaStep out;
     step(theta, episode, prior, anomaly, options, order, outer, out);
     return out;
@@ -833,8 +888,8 @@ class MetaStepper {
   void step(const Eigen::VectorXd& theta, const MetaEpisode& episode, const NiwPrior<double>& prior,
             const VagueAnomalyModel& anomaly, const AdaptOptions& options, MetaGradient order,
             const OuterOptions& outer, MetaStep& out) {
-    detail::meta_step_into("baypr::meta::MetaStepper::step", embedding_, ws_, theta, episode, prior, anomaly,
-                           options, order, outer);
+    detail::meta_step_into("baypr::meta::MetaStepper::step", embedding_, ws_, theta, episode, prior,
+                           anomaly, options, order, outer);
     out.outer_loss = ws_.result.outer_loss;
     out.inner_loss = ws_.result.inner_loss;
     out.gradient.swap(ws_.result.gradient);
@@ -866,7 +921,8 @@ void append_unadapted(MetaStep& step, const Eigen::MatrixBase<DG>& extra_gradien
 }  // namespace detail
 
 // Training the calibration with theta under one optimiser: the joint vector [theta; rho; beta].
-inline Eigen::VectorXd with_calibration(const Eigen::VectorXd& theta, const Calibration& calibration) {
+inline Eigen::VectorXd with_calibration(const Eigen::VectorXd& theta,
+                                        const Calibration& calibration) {
   Eigen::VectorXd joint(theta.size() + 2);
   joint << theta, calibration.rho, calibration.beta;
   return joint;
@@ -874,9 +930,9 @@ inline Eigen::VectorXd with_calibration(const Eigen::VectorXd& theta, const Cali
 
 inline std::pair<Eigen::VectorXd, Calibration> split_calibration(const Eigen::VectorXd& joint) {
   if (joint.size() < 3) {
-    baypr::detail::throw_invalid("baypr::meta::split_calibration", "joint",
-                                 "needs the embedding parameters and (rho, beta), got size " +
-                                     std::to_string(joint.size()));
+    baypr::detail::throw_invalid(
+        "baypr::meta::split_calibration", "joint",
+        "needs the embedding parameters and (rho, beta), got size " + std::to_string(joint.size()));
   }
   const Eigen::Index p = joint.size() - 2;
   return {joint.head(p), Calibration{joint(p), joint(p + 1)}};
@@ -886,12 +942,15 @@ inline std::pair<Eigen::VectorXd, Calibration> split_calibration(const Eigen::Ve
 // joint's): the result's gradient has the joint layout, and so has adapted (rho, beta unchanged:
 // the inner loop does not adapt them). With a MetaStepper, so its buffers are kept.
 template <DifferentiableEmbedding E>
-MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& joint, const MetaEpisode& episode,
-                              const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
-                              const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
+MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& joint,
+                              const MetaEpisode& episode, const NiwPrior<double>& prior,
+                              const VagueAnomalyModel& anomaly = {},
+                              const AdaptOptions& options = {},
+                              MetaGradient order = default_meta_gradient<E>,
                               OuterOptions outer = {}) {
   constexpr const char* fn = "baypr::meta::calibrated_meta_step";
-  baypr::detail::check_size(fn, "joint", "size", joint.size(), stepper.embedding().parameter_count() + 2);
+  baypr::detail::check_size(fn, "joint", "size", joint.size(),
+                            stepper.embedding().parameter_count() + 2);
   auto [theta, calibration] = split_calibration(joint);
   outer.calibration = calibration;
   MetaStep step = stepper.step(theta, episode, prior, anomaly, options, order, outer);
@@ -900,7 +959,8 @@ MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& jo
 }
 
 // sigma(exp(rho) s + beta): the calibrated probability that each query is anomalous.
-inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores, const Calibration& calibration) {
+inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores,
+                                           const Calibration& calibration) {
   const double alpha = calibration.alpha();
   return scores.unaryExpr([&](double s) { return detail::sigmoid(alpha * s + calibration.beta); });
 }
@@ -913,14 +973,16 @@ inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores, const 
 // labels present and finite scores.
 inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vector<int>& labels) {
   constexpr const char* fn = "baypr::meta::fit_calibration";
-  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()), scores.size());
+  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()),
+                            scores.size());
   baypr::detail::check_finite(fn, "scores", scores);
   double count[2] = {0.0, 0.0}, mean[2] = {0.0, 0.0};
   for (std::size_t j = 0; j < labels.size(); ++j) {
     const int y = labels[j];
     if (y != 0 && y != 1) {
-      baypr::detail::throw_invalid(fn, "labels", "must be 0 or 1, got " + std::to_string(y) + " at index " +
-                                                     std::to_string(j));
+      baypr::detail::throw_invalid(
+          fn, "labels",
+          "must be 0 or 1, got " + std::to_string(y) + " at index " + std::to_string(j));
     }
     count[y] += 1.0;
     mean[y] += scores(static_cast<Eigen::Index>(j));
@@ -973,7 +1035,8 @@ inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vec
 
 // Scores of the queries after adaptation: log p_a(z) - log t(z | posterior(f_theta'(support))).
 template <DifferentiableEmbedding E>
-Eigen::VectorXd bayes_scores(const E& embedding, const Eigen::VectorXd& adapted, const Eigen::MatrixXd& support_inputs,
+Eigen::VectorXd bayes_scores(const E& embedding, const Eigen::VectorXd& adapted,
+                             const Eigen::MatrixXd& support_inputs,
                              const Eigen::MatrixXd& query_inputs, const NiwPrior<double>& prior,
                              const VagueAnomalyModel& anomaly = {}, Path path = Path::automatic) {
   constexpr const char* fn = "baypr::meta::bayes_scores";

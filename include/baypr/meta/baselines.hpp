@@ -50,7 +50,8 @@ Scalar sigmoid(const Scalar& s) {
 }
 
 template <class Scalar, class E>
-std::pair<Scalar, ParamVector<Scalar>> proto_inner(const E& embedding, const ParamVector<Scalar>& theta,
+std::pair<Scalar, ParamVector<Scalar>> proto_inner(const E& embedding,
+                                                   const ParamVector<Scalar>& theta,
                                                    const Eigen::MatrixXd& support) {
   const RowMatrix<Scalar> Z = embedding.forward(theta, support);
   const Scalar n = from_index<Scalar>(Z.rows());
@@ -63,7 +64,8 @@ std::pair<Scalar, ParamVector<Scalar>> proto_inner(const E& embedding, const Par
 }
 
 // l(s, y) averaged over rows, and dl/ds (already divided by the count).
-inline double logistic_loss(const Eigen::VectorXd& s, const std::vector<int>& y, Eigen::VectorXd* ds) {
+inline double logistic_loss(const Eigen::VectorXd& s, const std::vector<int>& y,
+                            Eigen::VectorXd* ds) {
   const double inv = 1.0 / static_cast<double>(s.size());
   double value = 0.0;
   ds->resize(s.size());
@@ -76,7 +78,8 @@ inline double logistic_loss(const Eigen::VectorXd& s, const std::vector<int>& y,
 }
 
 template <class Scalar, class E>
-std::pair<Scalar, ParamVector<Scalar>> maml_inner(const E& embedding, const ParamVector<Scalar>& params,
+std::pair<Scalar, ParamVector<Scalar>> maml_inner(const E& embedding,
+                                                  const ParamVector<Scalar>& params,
                                                   const Eigen::MatrixXd& support) {
   const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
   const ParamVector<Scalar> theta = params.head(p);
@@ -143,20 +146,25 @@ LossAndGradient proto_outer_loss_and_gradient(const E& embedding, const Eigen::V
 
 // theta' after options.inner_steps SGD steps on the Proto-MAML inner loss (options.path unused).
 template <DifferentiableEmbedding E>
-Eigen::VectorXd proto_adapt(const E& embedding, const Eigen::VectorXd& theta, const Eigen::MatrixXd& support_inputs,
+Eigen::VectorXd proto_adapt(const E& embedding, const Eigen::VectorXd& theta,
+                            const Eigen::MatrixXd& support_inputs,
                             const AdaptOptions& options = {}) {
   constexpr const char* fn = "baypr::meta::proto_adapt";
   detail::check_adapt_options(fn, options);
   detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
   detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
   return detail::sgd_adapt(
-      fn, [&](const Eigen::VectorXd& t) { return detail::proto_inner<double>(embedding, t, support_inputs); },
+      fn,
+      [&](const Eigen::VectorXd& t) {
+        return detail::proto_inner<double>(embedding, t, support_inputs);
+      },
       theta, options);
 }
 
 template <DifferentiableEmbedding E>
-MetaStep proto_maml_step(const E& embedding, const Eigen::VectorXd& theta, const MetaEpisode& episode,
-                         const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>) {
+MetaStep proto_maml_step(const E& embedding, const Eigen::VectorXd& theta,
+                         const MetaEpisode& episode, const AdaptOptions& options = {},
+                         MetaGradient order = default_meta_gradient<E>) {
   constexpr const char* fn = "baypr::meta::proto_maml_step";
   detail::check_adapt_options(fn, options);
   detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
@@ -165,13 +173,16 @@ MetaStep proto_maml_step(const E& embedding, const Eigen::VectorXd& theta, const
     using Scalar = typename std::decay_t<decltype(t)>::Scalar;
     return detail::proto_inner<Scalar>(embedding, t, episode.support);
   };
-  auto outer = [&](const Eigen::VectorXd& t) { return proto_outer_loss_and_gradient(embedding, t, episode); };
+  auto outer = [&](const Eigen::VectorXd& t) {
+    return proto_outer_loss_and_gradient(embedding, t, episode);
+  };
   return detail::run_meta_step(fn, embedding, theta, inner, outer, options, order);
 }
 
 // |f(q) - c|^2 with c the prototype of the support under the adapted parameters.
 template <DifferentiableEmbedding E>
-Eigen::VectorXd proto_scores(const E& embedding, const Eigen::VectorXd& adapted, const Eigen::MatrixXd& support_inputs,
+Eigen::VectorXd proto_scores(const E& embedding, const Eigen::VectorXd& adapted,
+                             const Eigen::MatrixXd& support_inputs,
                              const Eigen::MatrixXd& query_inputs) {
   constexpr const char* fn = "baypr::meta::proto_scores";
   detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
@@ -231,20 +242,25 @@ LossAndGradient maml_outer_loss_and_gradient(const E& embedding, const Eigen::Ve
 }
 
 template <DifferentiableEmbedding E>
-Eigen::VectorXd maml_adapt(const E& embedding, const Eigen::VectorXd& params, const Eigen::MatrixXd& support_inputs,
+Eigen::VectorXd maml_adapt(const E& embedding, const Eigen::VectorXd& params,
+                           const Eigen::MatrixXd& support_inputs,
                            const AdaptOptions& options = {}) {
   constexpr const char* fn = "baypr::meta::maml_adapt";
   detail::check_adapt_options(fn, options);
   detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
   detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
   return detail::sgd_adapt(
-      fn, [&](const Eigen::VectorXd& t) { return detail::maml_inner<double>(embedding, t, support_inputs); },
+      fn,
+      [&](const Eigen::VectorXd& t) {
+        return detail::maml_inner<double>(embedding, t, support_inputs);
+      },
       params, options);
 }
 
 template <DifferentiableEmbedding E>
 MetaStep maml_step(const E& embedding, const Eigen::VectorXd& params, const MetaEpisode& episode,
-                   const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>) {
+                   const AdaptOptions& options = {},
+                   MetaGradient order = default_meta_gradient<E>) {
   constexpr const char* fn = "baypr::meta::maml_step";
   detail::check_adapt_options(fn, options);
   detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
@@ -253,13 +269,16 @@ MetaStep maml_step(const E& embedding, const Eigen::VectorXd& params, const Meta
     using Scalar = typename std::decay_t<decltype(t)>::Scalar;
     return detail::maml_inner<Scalar>(embedding, t, episode.support);
   };
-  auto outer = [&](const Eigen::VectorXd& t) { return maml_outer_loss_and_gradient(embedding, t, episode); };
+  auto outer = [&](const Eigen::VectorXd& t) {
+    return maml_outer_loss_and_gradient(embedding, t, episode);
+  };
   return detail::run_meta_step(fn, embedding, params, inner, outer, options, order);
 }
 
 // The head's anomaly logit w . f(q) + b under the adapted parameters.
 template <DifferentiableEmbedding E>
-Eigen::VectorXd maml_scores(const E& embedding, const Eigen::VectorXd& adapted, const Eigen::MatrixXd& query_inputs) {
+Eigen::VectorXd maml_scores(const E& embedding, const Eigen::VectorXd& adapted,
+                            const Eigen::MatrixXd& query_inputs) {
   constexpr const char* fn = "baypr::meta::maml_scores";
   detail::check_parameters(fn, "adapted", adapted, maml_parameter_count(embedding));
   detail::check_inputs(fn, "query_inputs", embedding, query_inputs);

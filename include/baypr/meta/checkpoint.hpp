@@ -33,16 +33,19 @@ struct BestSoFar {
   int epochs_without_gain = 0;
 };
 
-inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir, std::string_view stem, long long epoch) {
+inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir,
+                                             std::string_view stem, long long epoch) {
   return dir / (std::string(stem) + "-" + std::to_string(epoch) + ".npy");
 }
 
-[[noreturn]] inline void checkpoint_failure(const std::filesystem::path& path, std::string_view what) {
-  throw io_error(std::string(checkpoint_function) + ": checkpoint '" + path.string() + "' " + std::string(what));
+[[noreturn]] inline void checkpoint_failure(const std::filesystem::path& path,
+                                            std::string_view what) {
+  throw io_error(std::string(checkpoint_function) + ": checkpoint '" + path.string() + "' " +
+                 std::string(what));
 }
 
-inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::VectorXd& theta, const Adam& adam,
-                            int epochs_done, const BestSoFar& best) {
+inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::VectorXd& theta,
+                            const Adam& adam, int epochs_done, const BestSoFar& best) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -55,16 +58,18 @@ inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::Vecto
   char validation[40];
   std::snprintf(validation, sizeof validation, "%.17g", best.validation);
   // state.txt last, by rename: it only ever names an epoch whose files are all written.
-  const std::string state = "epochs " + std::to_string(epochs_done) + "\nadam_t " + std::to_string(adam.t) +
-                            "\nbest_epoch " + std::to_string(best.epoch) + "\nbest_validation " + validation +
-                            "\nepochs_without_gain " + std::to_string(best.epochs_without_gain) + "\n";
+  const std::string state = "epochs " + std::to_string(epochs_done) + "\nadam_t " +
+                            std::to_string(adam.t) + "\nbest_epoch " + std::to_string(best.epoch) +
+                            "\nbest_validation " + validation + "\nepochs_without_gain " +
+                            std::to_string(best.epochs_without_gain) + "\n";
   baypr::detail::npy::write_atomically(dir / "state.txt", state, checkpoint_function);
   // Earlier epochs' files: removal is best effort (a file left behind is never read again).
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     for (const std::string_view stem : stems) {
       const std::string prefix = std::string(stem) + "-";
-      if (name.rfind(prefix, 0) == 0 && name != checkpoint_file(dir, stem, epochs_done).filename().string()) {
+      if (name.rfind(prefix, 0) == 0 &&
+          name != checkpoint_file(dir, stem, epochs_done).filename().string()) {
         std::error_code ignored;
         fs::remove(it->path(), ignored);
       }
@@ -75,8 +80,8 @@ inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::Vecto
 // Loads the checkpoint in `dir` into theta, adam, epochs_done and best, all or nothing; false (and
 // nothing changed) when `dir` holds no state.txt. best.theta stays empty for a checkpoint written
 // before the best parameters were kept.
-inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam, int& epochs_done,
-                            BestSoFar& best) {
+inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam,
+                            int& epochs_done, BestSoFar& best) {
   const auto state_path = dir / "state.txt";
   std::ifstream state(state_path);
   if (!state) return false;
@@ -86,10 +91,12 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
   if (!state || key_epochs != "epochs" || key_t != "adam_t" || epochs < 0 || t < 0) {
     checkpoint_failure(state_path, "is malformed");
   }
-  const Eigen::VectorXd loaded = read_npy_matrix<double>(checkpoint_file(dir, "theta", epochs)).reshaped();
+  const Eigen::VectorXd loaded =
+      read_npy_matrix<double>(checkpoint_file(dir, "theta", epochs)).reshaped();
   if (loaded.size() != theta.size()) {
-    throw io_error(std::string(checkpoint_function) + ": checkpoint theta has " + std::to_string(loaded.size()) +
-                   " parameters, the model " + std::to_string(theta.size()));
+    throw io_error(std::string(checkpoint_function) + ": checkpoint theta has " +
+                   std::to_string(loaded.size()) + " parameters, the model " +
+                   std::to_string(theta.size()));
   }
   Adam a = adam;
   a.t = t;
@@ -97,21 +104,25 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
     a.m = read_npy_matrix<double>(checkpoint_file(dir, "adam_m", epochs)).reshaped();
     a.v = read_npy_matrix<double>(checkpoint_file(dir, "adam_v", epochs)).reshaped();
     if (a.m.size() != theta.size() || a.v.size() != theta.size()) {
-      throw io_error(std::string(checkpoint_function) + ": checkpoint Adam moments do not match theta's size");
+      throw io_error(std::string(checkpoint_function) +
+                     ": checkpoint Adam moments do not match theta's size");
     }
   }
   BestSoFar b;
   std::string key_best, key_validation, key_without;
   long long best_epoch = -1, without = 0;
   double best_validation = 0.0;
-  if (state >> key_best >> best_epoch >> key_validation >> best_validation >> key_without >> without) {
-    if (key_best != "best_epoch" || key_validation != "best_validation" || key_without != "epochs_without_gain" ||
-        best_epoch < 0 || best_epoch > epochs || without < 0) {
+  if (state >> key_best >> best_epoch >> key_validation >> best_validation >> key_without >>
+      without) {
+    if (key_best != "best_epoch" || key_validation != "best_validation" ||
+        key_without != "epochs_without_gain" || best_epoch < 0 || best_epoch > epochs ||
+        without < 0) {
       checkpoint_failure(state_path, "is malformed");
     }
     b.theta = read_npy_matrix<double>(checkpoint_file(dir, "best", epochs)).reshaped();
     if (b.theta.size() != theta.size()) {
-      throw io_error(std::string(checkpoint_function) + ": checkpoint best parameters do not match theta's size");
+      throw io_error(std::string(checkpoint_function) +
+                     ": checkpoint best parameters do not match theta's size");
     }
     b.epoch = static_cast<int>(best_epoch);
     b.validation = best_validation;

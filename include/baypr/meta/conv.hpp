@@ -209,19 +209,19 @@ class Conv {
   // The tape API (meta/embedding.hpp): one image per row, so rows are independent.
   static constexpr bool rows_independent = true;
   struct Tape {
-    Eigen::MatrixXd xt, input_patches;              // inputs transposed, their im2col
+    Eigen::MatrixXd xt, input_patches;                  // inputs transposed, their im2col
     std::vector<Eigen::MatrixXd> patches, patches_dot;  // im2col of a[l - 1] (and tangent), l >= 1
-    std::vector<Eigen::MatrixXd> a, a_dot;          // relu(h_l) and its tangent
+    std::vector<Eigen::MatrixXd> a, a_dot;              // relu(h_l) and its tangent
     Eigen::MatrixXd pooled, pooled_dot, z, z_dot;
     Eigen::MatrixXd g, g_dot, d_patches, d_patches_dot, d_pooled, d_pooled_dot;  // backward scratch
-    Eigen::Index rows = -1;     // rows of the taped inputs (-1: none)
-    bool has_tangent = false;   // jvp_from_tape ran since the last forward_with_tape
+    Eigen::Index rows = -1;    // rows of the taped inputs (-1: none)
+    bool has_tangent = false;  // jvp_from_tape ran since the last forward_with_tape
   };
 
   const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
                                            Tape& tape) const {
-    detail::check_embedding_call("baypr::meta::Conv::forward_with_tape", parameter_count_, input_dim(),
-                                 theta, x);
+    detail::check_embedding_call("baypr::meta::Conv::forward_with_tape", parameter_count_,
+                                 input_dim(), theta, x);
     tape.rows = -1;
     tape.has_tangent = false;
     const Eigen::Index n = x.rows();
@@ -229,11 +229,12 @@ class Conv {
     tape.xt = x.transpose();  // one image per column: contiguous reads below
     const double* xt = tape.xt.data();
     const Eigen::Index in_dim = input_dim();
-    im2col_into(layers_.front(), n,
-                [&](Eigen::Index b, Eigen::Index ci, Eigen::Index iy, Eigen::Index ix) {
-                  return xt[b * in_dim + ci * in_hw + iy * w0 + ix];
-                },
-                tape.input_patches);
+    im2col_into(
+        layers_.front(), n,
+        [&](Eigen::Index b, Eigen::Index ci, Eigen::Index iy, Eigen::Index ix) {
+          return xt[b * in_dim + ci * in_hw + iy * w0 + ix];
+        },
+        tape.input_patches);
     tape.a.resize(layers_.size());
     tape.patches.resize(layers_.size() - 1);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -257,8 +258,8 @@ class Conv {
     return tape.z;
   }
 
-  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
-                     Tape& tape, Eigen::VectorXd& g) const {
+  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+                     const Eigen::MatrixXd& dz, Tape& tape, Eigen::VectorXd& g) const {
     constexpr const char* fn = "baypr::meta::Conv::vjp_from_tape";
     detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
     detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
@@ -272,7 +273,8 @@ class Conv {
       const auto l = static_cast<std::size_t>(li);
       const Layer& L = layers_[l];
       mask_in_place(tape.g, tape.a[l]);
-      kernel_block(g, L).noalias() = tape.g.transpose() * (l == 0 ? tape.input_patches : tape.patches[l - 1]);
+      kernel_block(g, L).noalias() =
+          tape.g.transpose() * (l == 0 ? tape.input_patches : tape.patches[l - 1]);
       g.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c) = tape.g.colwise().sum().transpose();
       if (l > 0) {
         tape.d_patches.noalias() = tape.g * kernel(theta, L);
@@ -312,8 +314,9 @@ class Conv {
     return tape.z_dot;
   }
 
-  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v, const Eigen::MatrixXd& x,
-                             const Eigen::MatrixXd& dz, const Eigen::MatrixXd& dz_dot, Tape& tape,
+  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v,
+                             const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                             const Eigen::MatrixXd& dz_dot, Tape& tape,
                              Eigen::VectorXd& g_dot) const {
     constexpr const char* fn = "baypr::meta::Conv::vjp_tangent_from_tape";
     detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
@@ -321,7 +324,8 @@ class Conv {
     detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
     detail::check_tape_dz(fn, "d_embeddings_dot", x.rows(), output_dim(), dz_dot);
     if (!tape.has_tangent) {
-      baypr::detail::throw_invalid(fn, "tape", "has no tangent for these inputs: call jvp_from_tape first");
+      baypr::detail::throw_invalid(fn, "tape",
+                                   "has no tangent for these inputs: call jvp_from_tape first");
     }
     const Eigen::Index n = x.rows();
     g_dot.resize(parameter_count_);
@@ -340,9 +344,11 @@ class Conv {
       mask_in_place(tape.g, tape.a[l]);
       mask_in_place(tape.g_dot, tape.a[l]);
       auto dK_dot = kernel_block(g_dot, L);
-      dK_dot.noalias() = tape.g_dot.transpose() * (l == 0 ? tape.input_patches : tape.patches[l - 1]);
+      dK_dot.noalias() =
+          tape.g_dot.transpose() * (l == 0 ? tape.input_patches : tape.patches[l - 1]);
       if (l > 0) dK_dot.noalias() += tape.g.transpose() * tape.patches_dot[l - 1];
-      g_dot.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c) = tape.g_dot.colwise().sum().transpose();
+      g_dot.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c) =
+          tape.g_dot.colwise().sum().transpose();
       if (l > 0) {
         tape.d_patches_dot.noalias() = tape.g_dot * kernel(theta, L);
         tape.d_patches_dot.noalias() += tape.g * kernel(v, L);
@@ -474,7 +480,8 @@ class Conv {
             Scalar sum(0);
             for (int a = 0; a < ty.count; ++a) {
               for (int c = 0; c < tx.count; ++c) {
-                sum += base[(ty.k[a] * 3 + tx.k[c]) * rows + b * out_hw + ty.o[a] * L.out_w + tx.o[c]];
+                sum +=
+                    base[(ty.k[a] * 3 + tx.k[c]) * rows + b * out_hw + ty.o[a] * L.out_w + tx.o[c]];
               }
             }
             dst[b * in_hw + iy * L.in_w + ix] = sum;
@@ -520,14 +527,16 @@ class Conv {
       block = (d_pooled.col(c).transpose() * inv_positions).replicate(positions, 1);
     }
   }
-  static Eigen::VectorBlock<const Eigen::VectorXd> layer_bias(const Eigen::VectorXd& theta, const Layer& L) {
+  static Eigen::VectorBlock<const Eigen::VectorXd> layer_bias(const Eigen::VectorXd& theta,
+                                                              const Layer& L) {
     return theta.segment(L.offset + L.out_c * 9 * L.in_c, L.out_c);
   }
   static Eigen::Map<Eigen::MatrixXd> kernel_block(Eigen::VectorXd& g, const Layer& L) {
     return Eigen::Map<Eigen::MatrixXd>(g.data() + L.offset, L.out_c, 9 * L.in_c);
   }
   Eigen::Map<Eigen::MatrixXd> head_weight_block(Eigen::VectorXd& g) const {
-    return Eigen::Map<Eigen::MatrixXd>(g.data() + head_offset_, opt_.output_dim, opt_.channels.back());
+    return Eigen::Map<Eigen::MatrixXd>(g.data() + head_offset_, opt_.output_dim,
+                                       opt_.channels.back());
   }
 
   template <class Scalar, class DX>

@@ -6,8 +6,9 @@
 //   HvpScalar                                 the dual number used for Hessian-vector products
 //   ParamVector<S>, RowMatrix<S>              Eigen::Matrix<S, Dynamic, 1> / <S, Dynamic, Dynamic>
 //   Linear(in, out)                           z = W x + b
-//   concept TapedEmbedding<E>                 optional fast path: forward that keeps its activations
-//                                             (a "tape") and a vjp that reuses them, in double
+//   concept TapedEmbedding<E>                 optional fast path: forward that keeps its
+//                                             activations (a "tape") and a vjp that reuses them,
+//                                             in double
 //   concept TangentTapedEmbedding<E>          plus the tangents of both (Hessian-vector products in
 //                                             plain double matrices, no dual numbers)
 //   concept RowIndependentEmbedding<E>        row i of Z depends on row i of X only (opt-in trait)
@@ -39,13 +40,13 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <unsupported/Eigen/AutoDiff>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <type_traits>
+#include <unsupported/Eigen/AutoDiff>
 
 #include "baypr/core/errors.hpp"
 #include "baypr/core/random.hpp"
@@ -67,8 +68,8 @@ template <class T, class Scalar>
 concept has_scalar = std::same_as<typename std::remove_cvref_t<T>::Scalar, Scalar>;
 
 template <class E, class Scalar>
-concept embedding_in = requires(const E& e, const ParamVector<Scalar>& theta, const Eigen::MatrixXd& x,
-                                const RowMatrix<Scalar>& dz) {
+concept embedding_in = requires(const E& e, const ParamVector<Scalar>& theta,
+                                const Eigen::MatrixXd& x, const RowMatrix<Scalar>& dz) {
   { e.forward(theta, x) } -> std::convertible_to<RowMatrix<Scalar>>;
   { e.vjp(theta, x, dz) } -> std::convertible_to<ParamVector<Scalar>>;
   { e.forward(theta, x) } -> has_scalar<Scalar>;
@@ -81,28 +82,30 @@ concept DifferentiableEmbedding = requires(const E& e) {
   { e.input_dim() } -> std::convertible_to<Eigen::Index>;
   { e.output_dim() } -> std::convertible_to<Eigen::Index>;
   { e.parameter_count() } -> std::convertible_to<Eigen::Index>;
-} && detail::embedding_in<E, double>;
+}
+&&detail::embedding_in<E, double>;
 
 template <class E>
-concept TwiceDifferentiableEmbedding = DifferentiableEmbedding<E> && detail::embedding_in<E, HvpScalar>;
+concept TwiceDifferentiableEmbedding =
+    DifferentiableEmbedding<E> && detail::embedding_in<E, HvpScalar>;
 
 template <class E>
-concept TapedEmbedding =
-    DifferentiableEmbedding<E> && std::default_initializable<typename E::Tape> &&
-    requires(const E& e, typename E::Tape& tape, const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
-             const Eigen::MatrixXd& dz, Eigen::VectorXd& g) {
-      { e.forward_with_tape(theta, x, tape) } -> std::same_as<const Eigen::MatrixXd&>;
-      e.vjp_from_tape(theta, x, dz, tape, g);
-    };
+concept TapedEmbedding = DifferentiableEmbedding<E> &&
+    std::default_initializable<typename E::Tape> &&
+    requires(const E& e, typename E::Tape& tape, const Eigen::VectorXd& theta,
+             const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz, Eigen::VectorXd& g) {
+  { e.forward_with_tape(theta, x, tape) } -> std::same_as<const Eigen::MatrixXd&>;
+  e.vjp_from_tape(theta, x, dz, tape, g);
+};
 
 template <class E>
-concept TangentTapedEmbedding =
-    TapedEmbedding<E> && requires(const E& e, typename E::Tape& tape, const Eigen::VectorXd& theta,
-                                  const Eigen::VectorXd& v, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
-                                  const Eigen::MatrixXd& dz_dot, Eigen::VectorXd& g) {
-      { e.jvp_from_tape(theta, v, x, tape) } -> std::same_as<const Eigen::MatrixXd&>;
-      e.vjp_tangent_from_tape(theta, v, x, dz, dz_dot, tape, g);
-    };
+concept TangentTapedEmbedding = TapedEmbedding<E> &&
+    requires(const E& e, typename E::Tape& tape, const Eigen::VectorXd& theta,
+             const Eigen::VectorXd& v, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+             const Eigen::MatrixXd& dz_dot, Eigen::VectorXd& g) {
+  { e.jvp_from_tape(theta, v, x, tape) } -> std::same_as<const Eigen::MatrixXd&>;
+  e.vjp_tangent_from_tape(theta, v, x, dz, dz_dot, tape, g);
+};
 
 template <class E>
 concept RowIndependentEmbedding = DifferentiableEmbedding<E> && requires {
@@ -114,15 +117,17 @@ namespace detail {
 // Checks of the tape calls after forward_with_tape: theta (and v) sizes, X's shape matching the
 // taped rows, dZ's shape. X's values were checked by forward_with_tape.
 inline void check_tape_call(const char* fn, Eigen::Index parameter_count, Eigen::Index input_dim,
-                            Eigen::Index taped_rows, const Eigen::VectorXd& theta, const Eigen::MatrixXd& x) {
+                            Eigen::Index taped_rows, const Eigen::VectorXd& theta,
+                            const Eigen::MatrixXd& x) {
   baypr::detail::check_size(fn, "theta", "size", theta.size(), parameter_count);
   baypr::detail::check_size(fn, "inputs", "columns", x.cols(), input_dim);
-  if (taped_rows < 0) baypr::detail::throw_invalid(fn, "tape", "is empty: call forward_with_tape first");
+  if (taped_rows < 0)
+    baypr::detail::throw_invalid(fn, "tape", "is empty: call forward_with_tape first");
   baypr::detail::check_size(fn, "inputs", "rows (as taped)", x.rows(), taped_rows);
 }
 
-inline void check_tape_dz(const char* fn, const char* arg, Eigen::Index rows, Eigen::Index output_dim,
-                          const Eigen::MatrixXd& dz) {
+inline void check_tape_dz(const char* fn, const char* arg, Eigen::Index rows,
+                          Eigen::Index output_dim, const Eigen::MatrixXd& dz) {
   baypr::detail::check_size(fn, arg, "rows", dz.rows(), rows);
   baypr::detail::check_size(fn, arg, "columns", dz.cols(), output_dim);
 }
@@ -150,8 +155,12 @@ class Linear {
  public:
   Linear(Eigen::Index input_dim, Eigen::Index output_dim) : in_(input_dim), out_(output_dim) {
     constexpr const char* fn = "baypr::meta::Linear";
-    if (input_dim < 1) baypr::detail::throw_invalid(fn, "input_dim", "must be >= 1, got " + std::to_string(input_dim));
-    if (output_dim < 1) baypr::detail::throw_invalid(fn, "output_dim", "must be >= 1, got " + std::to_string(output_dim));
+    if (input_dim < 1)
+      baypr::detail::throw_invalid(fn, "input_dim",
+                                   "must be >= 1, got " + std::to_string(input_dim));
+    if (output_dim < 1)
+      baypr::detail::throw_invalid(fn, "output_dim",
+                                   "must be >= 1, got " + std::to_string(output_dim));
   }
 
   [[nodiscard]] Eigen::Index input_dim() const { return in_; }
@@ -168,7 +177,8 @@ class Linear {
   }
 
   template <class Scalar, class DX>
-  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+  [[nodiscard]] RowMatrix<Scalar> forward(const ParamVector<Scalar>& theta,
+                                          const Eigen::MatrixBase<DX>& x) const {
     detail::check_embedding_call("baypr::meta::Linear::forward", parameter_count(), in_, theta, x);
     const auto W = weights(theta);
     RowMatrix<Scalar> z = x.derived().template cast<Scalar>() * W.transpose();
@@ -177,27 +187,32 @@ class Linear {
   }
 
   template <class Scalar, class DX, class DG>
-  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+  [[nodiscard]] ParamVector<Scalar> vjp(const ParamVector<Scalar>& theta,
+                                        const Eigen::MatrixBase<DX>& x,
                                         const Eigen::MatrixBase<DG>& dz) const {
     constexpr const char* fn = "baypr::meta::Linear::vjp";
     detail::check_embedding_call(fn, parameter_count(), in_, theta, x);
     detail::check_output_gradient<Scalar>(fn, x.rows(), out_, dz);
     ParamVector<Scalar> g(parameter_count());
     Eigen::Map<RowMatrix<Scalar>> dW(g.data(), out_, in_);
-    dW.noalias() = dz.derived().template cast<Scalar>().transpose() * x.derived().template cast<Scalar>();
+    dW.noalias() =
+        dz.derived().template cast<Scalar>().transpose() * x.derived().template cast<Scalar>();
     g.tail(out_) = dz.derived().template cast<Scalar>().colwise().sum().transpose();
     return g;
   }
 
-  // The tape API (see the header comment). Linear in theta, so the vjp's tangent is the vjp of dZ_dot.
+  // The tape API (see the header comment). Linear in theta, so the vjp's tangent is the vjp of
+  // dZ_dot.
   static constexpr bool rows_independent = true;
   struct Tape {
     Eigen::MatrixXd z, z_dot;
     Eigen::Index rows = -1;
   };
 
-  const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, Tape& tape) const {
-    detail::check_embedding_call("baypr::meta::Linear::forward_with_tape", parameter_count(), in_, theta, x);
+  const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+                                           Tape& tape) const {
+    detail::check_embedding_call("baypr::meta::Linear::forward_with_tape", parameter_count(), in_,
+                                 theta, x);
     tape.z.resize(x.rows(), out_);
     tape.z.noalias() = x * weights(theta).transpose();
     tape.z.rowwise() += bias(theta).transpose();
@@ -205,8 +220,8 @@ class Linear {
     return tape.z;
   }
 
-  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
-                     Tape& tape, Eigen::VectorXd& g) const {
+  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+                     const Eigen::MatrixXd& dz, Tape& tape, Eigen::VectorXd& g) const {
     constexpr const char* fn = "baypr::meta::Linear::vjp_from_tape";
     detail::check_tape_call(fn, parameter_count(), in_, tape.rows, theta, x);
     detail::check_tape_dz(fn, "d_embeddings", x.rows(), out_, dz);
@@ -227,8 +242,9 @@ class Linear {
     return tape.z_dot;
   }
 
-  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v, const Eigen::MatrixXd& x,
-                             const Eigen::MatrixXd& dz, const Eigen::MatrixXd& dz_dot, Tape& tape,
+  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v,
+                             const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                             const Eigen::MatrixXd& dz_dot, Tape& tape,
                              Eigen::VectorXd& g_dot) const {
     constexpr const char* fn = "baypr::meta::Linear::vjp_tangent_from_tape";
     baypr::detail::check_size(fn, "direction", "size", v.size(), parameter_count());

@@ -1,7 +1,7 @@
 // baypr/meta/learned_prior.hpp: meta-learning the NIW prior and the score's calibration through
 // the outer loss, on fixed features (MetaQDA, Zhang et al. ICCV 2021, with BayPrAnoMeta's score).
 //
-//   PriorCoordinates::of(prior), ::prior(x)     [mu0 (d); log kappa0; log(nu0 - d + 1); log psi (d)]
+//   PriorCoordinates::of(prior), ::prior(x)     [mu0 (d); log kappa0; log(nu0 - d + 1); log psi]
 //                                               of an NIW prior with a diagonal Psi0 = diag(psi)
 //   prior_joint_parameters(prior, calibration)  [prior coordinates; rho; beta]
 //   split_prior_joint(joint)                    -> {prior, calibration}
@@ -39,7 +39,8 @@ struct PriorCoordinates {
   // Throws baypr::invalid_argument when Psi0 is not diagonal.
   [[nodiscard]] static Eigen::VectorXd of(const NiwPrior<double>& p) {
     if (!p.is_diagonal()) {
-      baypr::detail::throw_invalid("baypr::meta::PriorCoordinates::of", "prior", "must have a diagonal Psi0");
+      baypr::detail::throw_invalid("baypr::meta::PriorCoordinates::of", "prior",
+                                   "must have a diagonal Psi0");
     }
     const Eigen::Index d = p.dim();
     Eigen::VectorXd x(size(d));
@@ -55,12 +56,14 @@ struct PriorCoordinates {
   [[nodiscard]] static NiwPrior<double> prior(const Eigen::VectorXd& x) {
     constexpr const char* fn = "baypr::meta::PriorCoordinates::prior";
     if (x.size() < 4 || x.size() % 2 != 0) {
-      baypr::detail::throw_invalid(fn, "x", "must have size 2 d + 2 with d >= 1, got " + std::to_string(x.size()));
+      baypr::detail::throw_invalid(
+          fn, "x", "must have size 2 d + 2 with d >= 1, got " + std::to_string(x.size()));
     }
     baypr::detail::check_finite(fn, "x", x);
     const Eigen::Index d = (x.size() - 2) / 2;
     const Eigen::VectorXd psi = x.tail(d).array().exp().matrix();
-    return NiwPrior<double>(x.head(d), std::exp(x(d)), static_cast<double>(d) - 1.0 + std::exp(x(d + 1)),
+    return NiwPrior<double>(x.head(d), std::exp(x(d)),
+                            static_cast<double>(d) - 1.0 + std::exp(x(d + 1)),
                             Eigen::MatrixXd(psi.asDiagonal()));
   }
 };
@@ -73,10 +76,12 @@ struct PriorCoordinates {
   return joint;
 }
 
-[[nodiscard]] inline std::pair<NiwPrior<double>, Calibration> split_prior_joint(const Eigen::VectorXd& joint) {
+[[nodiscard]] inline std::pair<NiwPrior<double>, Calibration> split_prior_joint(
+    const Eigen::VectorXd& joint) {
   constexpr const char* fn = "baypr::meta::split_prior_joint";
   if (joint.size() < 6 || joint.size() % 2 != 0) {
-    baypr::detail::throw_invalid(fn, "joint", "must have size 2 d + 4 with d >= 1, got " + std::to_string(joint.size()));
+    baypr::detail::throw_invalid(
+        fn, "joint", "must have size 2 d + 4 with d >= 1, got " + std::to_string(joint.size()));
   }
   const Eigen::Index n = joint.size() - 2;
   return {PriorCoordinates::prior(joint.head(n)), Calibration{joint(n), joint(n + 1)}};
@@ -89,10 +94,10 @@ struct PriorCoordinates {
 // ::calibration_gradient and ::anomaly_weights (dL/ds_j) as in the other steps; inner_loss is 0 and
 // adapted is empty (nothing is adapted). SupCon does not enter (the features are fixed).
 template <class DZ, class DQ>
-[[nodiscard]] MetaStep learned_prior_step(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q,
-                                          const std::vector<int>& labels, const Eigen::VectorXd& joint,
-                                          const VagueAnomalyModel& anomaly = {}, const OuterOptions& outer = {},
-                                          Path path = Path::automatic) {
+[[nodiscard]] MetaStep learned_prior_step(
+    const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q, const std::vector<int>& labels,
+    const Eigen::VectorXd& joint, const VagueAnomalyModel& anomaly = {},
+    const OuterOptions& outer = {}, Path path = Path::automatic) {
   constexpr const char* fn = "baypr::meta::learned_prior_step";
   baypr::detail::check_nonempty(fn, "Z", Z.rows());
   baypr::detail::check_nonempty(fn, "Q", Q.rows());
@@ -102,24 +107,28 @@ template <class DZ, class DQ>
   baypr::detail::check_finite(fn, "Z", Z);
   baypr::detail::check_finite(fn, "Q", Q);
   baypr::detail::check_finite(fn, "joint", joint);
-  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()), Q.rows());
+  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()),
+                            Q.rows());
   for (std::size_t j = 0; j < labels.size(); ++j) {
     if (labels[j] != 0 && labels[j] != 1) {
-      baypr::detail::throw_invalid(fn, "labels", "must be 0 or 1, got " + std::to_string(labels[j]) + " at index " +
-                                                      std::to_string(j));
+      baypr::detail::throw_invalid(
+          fn, "labels",
+          "must be 0 or 1, got " + std::to_string(labels[j]) + " at index " + std::to_string(j));
     }
   }
   if (outer.objective != Objective::discriminative && outer.objective != Objective::ranking) {
-    baypr::detail::throw_invalid(fn, "outer.objective",
-                                 "must be discriminative or ranking (the generative loss of a prior is its "
-                                 "evidence: use baypr::fit_prior)");
+    baypr::detail::throw_invalid(
+        fn, "outer.objective",
+        "must be discriminative or ranking (the generative loss of a prior is its "
+        "evidence: use baypr::fit_prior)");
   }
   detail::check_anomaly_model(fn, anomaly);
   auto [prior, calibration] = split_prior_joint(joint);
   if (std::abs(calibration.rho) > 50.0) {
-    baypr::detail::throw_invalid(fn, "joint", "has rho (entry " + std::to_string(joint.size() - 2) +
-                                                  ") outside [-50, 50], got " +
-                                                  baypr::detail::format_value(calibration.rho));
+    baypr::detail::throw_invalid(fn, "joint",
+                                 "has rho (entry " + std::to_string(joint.size() - 2) +
+                                     ") outside [-50, 50], got " +
+                                     baypr::detail::format_value(calibration.rho));
   }
   OuterOptions o = outer;
   o.calibration = calibration;
@@ -148,7 +157,8 @@ template <class DZ, class DQ>
   step.calibration_gradient = dcal;
   step.anomaly_weights = std::move(ds);
   if (!baypr::detail::all_finite(step.gradient) || !std::isfinite(value)) {
-    baypr::detail::throw_numerical(fn, "the loss or its gradient is not finite at this joint vector");
+    baypr::detail::throw_numerical(fn,
+                                   "the loss or its gradient is not finite at this joint vector");
   }
   return step;
 }

@@ -1,6 +1,6 @@
 // baypr/meta/mlp.hpp: a multilayer perceptron embedding ending in LayerNorm, the paper's head.
 //
-//   Mlp(widths)                Linear-ReLU between consecutive widths, then LayerNorm(widths.back())
+//   Mlp(widths)                Linear-ReLU between consecutive widths, then LayerNorm(last width)
 //   Mlp::paper_head(in, out)   Linear(in, out) -> ReLU -> LayerNorm(out), the authors' head
 //
 // widths {784, 256, 128} is Linear(784, 256) - ReLU - Linear(256, 128) - ReLU - LayerNorm(128).
@@ -221,16 +221,16 @@ class Mlp {
   struct Tape {
     std::vector<Eigen::MatrixXd> a, a_dot;  // relu(h_l) and its tangent, n x widths[l + 1]
     Eigen::MatrixXd xhat, xhat_dot, z, z_dot;
-    Eigen::VectorXd rstd, s1, s2, s3, s4;     // per row: 1 / sqrt(var + eps), scratch
+    Eigen::VectorXd rstd, s1, s2, s3, s4;             // per row: 1 / sqrt(var + eps), scratch
     Eigen::MatrixXd g, g_prev, g_dot, g_dot_prev, u;  // backward scratch
-    Eigen::Index rows = -1;     // rows of the taped inputs (-1: none)
-    bool has_tangent = false;   // jvp_from_tape ran since the last forward_with_tape
+    Eigen::Index rows = -1;                           // rows of the taped inputs (-1: none)
+    bool has_tangent = false;  // jvp_from_tape ran since the last forward_with_tape
   };
 
   const Eigen::MatrixXd& forward_with_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
                                            Tape& tape) const {
-    detail::check_embedding_call("baypr::meta::Mlp::forward_with_tape", parameter_count_, input_dim(),
-                                 theta, x);
+    detail::check_embedding_call("baypr::meta::Mlp::forward_with_tape", parameter_count_,
+                                 input_dim(), theta, x);
     tape.rows = -1;
     tape.has_tangent = false;
     const Eigen::Index n = x.rows(), d = output_dim();
@@ -256,8 +256,8 @@ class Mlp {
     return tape.z;
   }
 
-  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
-                     Tape& tape, Eigen::VectorXd& g) const {
+  void vjp_from_tape(const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
+                     const Eigen::MatrixXd& dz, Tape& tape, Eigen::VectorXd& g) const {
     constexpr const char* fn = "baypr::meta::Mlp::vjp_from_tape";
     detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
     detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
@@ -304,8 +304,9 @@ class Mlp {
     return tape.z_dot;
   }
 
-  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v, const Eigen::MatrixXd& x,
-                             const Eigen::MatrixXd& dz, const Eigen::MatrixXd& dz_dot, Tape& tape,
+  void vjp_tangent_from_tape(const Eigen::VectorXd& theta, const Eigen::VectorXd& v,
+                             const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz,
+                             const Eigen::MatrixXd& dz_dot, Tape& tape,
                              Eigen::VectorXd& g_dot) const {
     constexpr const char* fn = "baypr::meta::Mlp::vjp_tangent_from_tape";
     detail::check_tape_call(fn, parameter_count_, input_dim(), tape.rows, theta, x);
@@ -313,7 +314,8 @@ class Mlp {
     detail::check_tape_dz(fn, "d_embeddings", x.rows(), output_dim(), dz);
     detail::check_tape_dz(fn, "d_embeddings_dot", x.rows(), output_dim(), dz_dot);
     if (!tape.has_tangent) {
-      baypr::detail::throw_invalid(fn, "tape", "has no tangent for these inputs: call jvp_from_tape first");
+      baypr::detail::throw_invalid(fn, "tape",
+                                   "has no tangent for these inputs: call jvp_from_tape first");
     }
     const Eigen::Index d = output_dim();
     const double inv_d = 1.0 / static_cast<double>(d);
@@ -322,17 +324,24 @@ class Mlp {
     g_dot.resize(parameter_count_);
     g_dot.segment(beta_offset(), d) = dz_dot.colwise().sum().transpose();
     g_dot.segment(gamma_offset(), d) =
-        (dz_dot.array() * tape.xhat.array() + dz.array() * tape.xhat_dot.array()).colwise().sum().transpose();
+        (dz_dot.array() * tape.xhat.array() + dz.array() * tape.xhat_dot.array())
+            .colwise()
+            .sum()
+            .transpose();
 
     // u = dxhat = dz gamma, u_dot = dz_dot gamma + dz gamma_dot; grad = P(u) and its tangent
     //   P_dot(u) = rstd_dot / rstd P(u) + rstd (u_dot - mean(u_dot) - xhat_dot mean(xhat u)
-    //              - xhat mean(xhat_dot u + xhat u_dot)),  rstd_dot / rstd = -rstd mean(xhat a_dot).
+    //              - xhat mean(xhat_dot u + xhat u_dot)),
+    //   rstd_dot / rstd = -rstd mean(xhat a_dot).
     tape.u = dz * gamma.asDiagonal();
     tape.g_dot = dz_dot * gamma.asDiagonal();
     tape.g_dot.noalias() += dz * gamma_dot.asDiagonal();
-    tape.s1 = (tape.xhat.array() * tape.u.array()).rowwise().sum().matrix() * inv_d;  // mean(xhat u)
+    tape.s1 =
+        (tape.xhat.array() * tape.u.array()).rowwise().sum().matrix() * inv_d;  // mean(xhat u)
     tape.s2 = ((tape.xhat_dot.array() * tape.u.array()).rowwise().sum() +
-               (tape.xhat.array() * tape.g_dot.array()).rowwise().sum()).matrix() * inv_d;
+               (tape.xhat.array() * tape.g_dot.array()).rowwise().sum())
+                  .matrix() *
+              inv_d;
     tape.s3 = (tape.xhat.array() * tape.a_dot.back().array()).rowwise().sum().matrix() * inv_d;
     tape.s4 = tape.g_dot.rowwise().sum() * inv_d;
     tape.g_dot.colwise() -= tape.s4;
@@ -372,14 +381,16 @@ class Mlp {
     const double inv_d = 1.0 / static_cast<double>(output_dim());
     tape.s1 = u.rowwise().sum() * inv_d;
     tape.s2 = (u.array() * tape.xhat.array()).rowwise().sum().matrix() * inv_d;
-    u = ((u.colwise() - tape.s1).array() - tape.xhat.array().colwise() * tape.s2.array()).colwise() *
+    u = ((u.colwise() - tape.s1).array() - tape.xhat.array().colwise() * tape.s2.array())
+            .colwise() *
         tape.rstd.array();
   }
 
   Eigen::Map<Eigen::MatrixXd> weight_block(Eigen::VectorXd& g, std::size_t l) const {
     return Eigen::Map<Eigen::MatrixXd>(g.data() + offsets_[l], widths_[l + 1], widths_[l]);
   }
-  Eigen::VectorBlock<const Eigen::VectorXd> bias(const Eigen::VectorXd& theta, std::size_t l) const {
+  Eigen::VectorBlock<const Eigen::VectorXd> bias(const Eigen::VectorXd& theta,
+                                                 std::size_t l) const {
     return theta.segment(offsets_[l] + widths_[l + 1] * widths_[l], widths_[l + 1]);
   }
 

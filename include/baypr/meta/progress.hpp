@@ -1,6 +1,7 @@
 // baypr/meta/progress.hpp: a terminal progress bar for meta::train's observer.
 //
-//   TrainObserver progress_bar(std::FILE* stream = stderr, ProgressBar when = ProgressBar::if_terminal)
+//   TrainObserver progress_bar(std::FILE* stream = stderr,
+//                              ProgressBar when = ProgressBar::if_terminal)
 //
 // After every update it redraws one line "[=====     ] epoch e/E  update u/U  ETA h:mm:ss" with a
 // carriage return; at the end of every epoch it ends the line with the epoch's losses and
@@ -48,15 +49,17 @@ inline std::string format_duration(double seconds) {
 
 [[nodiscard]] inline TrainObserver progress_bar(std::FILE* stream = stderr,
                                                 ProgressBar when = ProgressBar::if_terminal) {
-  const bool show = when == ProgressBar::always || (when == ProgressBar::if_terminal && detail::is_terminal(stream));
+  const bool show = when == ProgressBar::always ||
+                    (when == ProgressBar::if_terminal && detail::is_terminal(stream));
   if (!show || stream == nullptr) return {};
   return [stream](const TrainProgress& p) {
     constexpr int width = 30;
     const int filled = width * p.updates_done / std::max(p.total_updates, 1);
-    const double eta = p.updates_done > 0 ? p.seconds / p.updates_done * (p.total_updates - p.updates_done) : 0.0;
-    std::fprintf(stream, "\r[%.*s%*s] epoch %d/%d  update %d/%d  ETA %s ", filled, "==============================",
-                 width - filled, "", p.epoch, p.epochs, p.update, p.steps_per_epoch,
-                 detail::format_duration(eta).c_str());
+    const double eta =
+        p.updates_done > 0 ? p.seconds / p.updates_done * (p.total_updates - p.updates_done) : 0.0;
+    std::fprintf(stream, "\r[%.*s%*s] epoch %d/%d  update %d/%d  ETA %s ", filled,
+                 "==============================", width - filled, "", p.epoch, p.epochs, p.update,
+                 p.steps_per_epoch, detail::format_duration(eta).c_str());
     if (p.epoch_end != nullptr) {
       std::fprintf(stream, " outer %.4g  inner %.4g  validation %.4g\n", p.epoch_end->outer_loss,
                    p.epoch_end->inner_loss, p.epoch_end->validation);

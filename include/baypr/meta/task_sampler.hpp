@@ -35,16 +35,21 @@ struct TaskShape {
 // `classes` (so held-out classes never leak into meta-training).
 class ClassTaskSampler {
  public:
-  ClassTaskSampler(Eigen::MatrixXd inputs, const std::vector<int>& labels, std::vector<int> classes, TaskShape shape)
+  ClassTaskSampler(Eigen::MatrixXd inputs, const std::vector<int>& labels, std::vector<int> classes,
+                   TaskShape shape)
       : inputs_(std::move(inputs)), classes_(std::move(classes)), shape_(shape) {
     constexpr std::string_view fn = "baypr::meta::ClassTaskSampler";
-    baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()), inputs_.rows());
+    baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()),
+                              inputs_.rows());
     baypr::detail::check_finite(fn, "inputs", inputs_);
-    if (classes_.size() < 2) baypr::detail::throw_invalid(fn, "classes", "needs at least 2 classes, got " + std::to_string(classes_.size()));
+    if (classes_.size() < 2)
+      baypr::detail::throw_invalid(
+          fn, "classes", "needs at least 2 classes, got " + std::to_string(classes_.size()));
     for (std::size_t c = 0; c < classes_.size(); ++c) {
       for (std::size_t o = c + 1; o < classes_.size(); ++o) {
         if (classes_[c] == classes_[o]) {
-          baypr::detail::throw_invalid(fn, "classes", "lists class " + std::to_string(classes_[c]) + " twice");
+          baypr::detail::throw_invalid(fn, "classes",
+                                       "lists class " + std::to_string(classes_[c]) + " twice");
         }
       }
     }
@@ -61,13 +66,16 @@ class ClassTaskSampler {
     for (const auto& r : rows_) total += r.size();
     for (std::size_t c = 0; c < classes_.size(); ++c) {
       if (static_cast<Eigen::Index>(rows_[c].size()) < shape_.shots + shape_.normal_queries) {
-        baypr::detail::throw_invalid(fn, "classes", "class " + std::to_string(classes_[c]) + " has " +
-                                                 std::to_string(rows_[c].size()) + " rows, fewer than K + normal queries");
+        baypr::detail::throw_invalid(fn, "classes",
+                                     "class " + std::to_string(classes_[c]) + " has " +
+                                         std::to_string(rows_[c].size()) +
+                                         " rows, fewer than K + normal queries");
       }
       if (static_cast<Eigen::Index>(total - rows_[c].size()) < shape_.anomalous_queries) {
-        baypr::detail::throw_invalid(fn, "classes", "the classes other than " + std::to_string(classes_[c]) + " have " +
-                                                 std::to_string(total - rows_[c].size()) +
-                                                 " rows, fewer than the anomalous queries");
+        baypr::detail::throw_invalid(fn, "classes",
+                                     "the classes other than " + std::to_string(classes_[c]) +
+                                         " have " + std::to_string(total - rows_[c].size()) +
+                                         " rows, fewer than the anomalous queries");
       }
     }
   }
@@ -75,17 +83,17 @@ class ClassTaskSampler {
   [[nodiscard]] MetaEpisode sample(std::mt19937_64& rng) const {
     const std::size_t c = static_cast<std::size_t>(baypr::uniform_below(rng, classes_.size()));
     constexpr std::string_view fn = "baypr::meta::ClassTaskSampler::sample";
-    auto normal = baypr::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries, rng, fn,
-                                                            "shape.shots + shape.normal_queries");
+    auto normal = baypr::sample_without_replacement(rows_[c], shape_.shots + shape_.normal_queries,
+                                                    rng, fn, "shape.shots + shape.normal_queries");
     std::vector<Eigen::Index> others;
     for (std::size_t o = 0; o < classes_.size(); ++o) {
       if (o != c) others.insert(others.end(), rows_[o].begin(), rows_[o].end());
     }
-    const auto anomalous =
-        baypr::sample_without_replacement(std::move(others), shape_.anomalous_queries, rng, fn,
-                                                  "shape.anomalous_queries");
+    const auto anomalous = baypr::sample_without_replacement(
+        std::move(others), shape_.anomalous_queries, rng, fn, "shape.anomalous_queries");
     MetaEpisode e;
-    e.support = inputs_(std::vector<Eigen::Index>(normal.begin(), normal.begin() + shape_.shots), Eigen::all);
+    e.support = inputs_(std::vector<Eigen::Index>(normal.begin(), normal.begin() + shape_.shots),
+                        Eigen::all);
     std::vector<Eigen::Index> queries(normal.begin() + shape_.shots, normal.end());
     queries.insert(queries.end(), anomalous.begin(), anomalous.end());
     e.queries = inputs_(queries, Eigen::all);

@@ -99,26 +99,32 @@ class TorchEmbeddingCore {
   }
 
   // Checks the dimensions; returns (0, sample_shape...), sample_shape defaulting to {input_dim}.
-  static std::vector<std::int64_t> batch_shape(const char* fn, Eigen::Index input_dim, Eigen::Index output_dim,
+  static std::vector<std::int64_t> batch_shape(const char* fn, Eigen::Index input_dim,
+                                               Eigen::Index output_dim,
                                                std::vector<std::int64_t> sample_shape) {
     if (input_dim < 1) {
-      baypr::detail::throw_invalid(fn, "input_dim", "must be >= 1, got " + std::to_string(input_dim));
+      baypr::detail::throw_invalid(fn, "input_dim",
+                                   "must be >= 1, got " + std::to_string(input_dim));
     }
     if (output_dim < 1) {
-      baypr::detail::throw_invalid(fn, "output_dim", "must be >= 1, got " + std::to_string(output_dim));
+      baypr::detail::throw_invalid(fn, "output_dim",
+                                   "must be >= 1, got " + std::to_string(output_dim));
     }
     if (sample_shape.empty()) sample_shape.push_back(input_dim);
     std::int64_t product = 1;
     std::string shown;
     for (const std::int64_t d : sample_shape) {
       shown += (shown.empty() ? "" : ", ") + std::to_string(d);
-      if (d < 1) baypr::detail::throw_invalid(fn, "sample_shape", "must have entries >= 1, got (" + shown + ")");
+      if (d < 1)
+        baypr::detail::throw_invalid(fn, "sample_shape",
+                                     "must have entries >= 1, got (" + shown + ")");
       product *= d;
     }
     if (product != input_dim) {
       baypr::detail::throw_invalid(fn, "sample_shape",
                                    "must have input_dim = " + std::to_string(input_dim) +
-                                       " elements, got (" + shown + ") with " + std::to_string(product));
+                                       " elements, got (" + shown + ") with " +
+                                       std::to_string(product));
     }
     sample_shape.insert(sample_shape.begin(), 0);  // the batch dimension, set per call
     return sample_shape;
@@ -137,13 +143,14 @@ class TorchEmbeddingCore {
     try {
       z = run(input(Eigen::MatrixXd::Zero(1, in_)));
     } catch (const std::exception& e) {  // c10::Error, or torch::jit::JITException from TorchScript
-      baypr::detail::throw_invalid(fn, "module",
-                                   "fails on one zero sample of shape " + shape_string(1) + ": " +
-                                       torch_message(e));
+      baypr::detail::throw_invalid(
+          fn, "module",
+          "fails on one zero sample of shape " + shape_string(1) + ": " + torch_message(e));
     }
     if (z.dim() < 1 || z.size(0) != 1 || z.numel() != out_) {
       baypr::detail::throw_invalid(fn, "output_dim",
-                                   "is " + std::to_string(out_) + ", but the module maps a sample of shape " +
+                                   "is " + std::to_string(out_) +
+                                       ", but the module maps a sample of shape " +
                                        shape_string(1) + " to shape " + sizes_string(z));
     }
   }
@@ -157,8 +164,8 @@ class TorchEmbeddingCore {
   }
 
   template <class Run>
-  Eigen::VectorXd vjp(const char* fn, const Run& run, const Eigen::VectorXd& theta, const Eigen::MatrixXd& x,
-                      const Eigen::MatrixXd& dz) const {
+  Eigen::VectorXd vjp(const char* fn, const Run& run, const Eigen::VectorXd& theta,
+                      const Eigen::MatrixXd& x, const Eigen::MatrixXd& dz) const {
     {
       torch::NoGradGuard no_grad;
       load(theta);
@@ -190,8 +197,8 @@ class TorchEmbeddingCore {
   // A row-major n x m float64 tensor holding m (an Eigen matrix, column-major).
   static torch::Tensor tensor(const Eigen::MatrixXd& m) {
     torch::Tensor t = torch::empty({m.rows(), m.cols()}, torch::kDouble);
-    Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(t.data_ptr<double>(),
-                                                                                       m.rows(), m.cols()) = m;
+    Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+        t.data_ptr<double>(), m.rows(), m.cols()) = m;
     return t;
   }
 
@@ -205,7 +212,8 @@ class TorchEmbeddingCore {
     for (std::size_t i = 0; i < parameters_.size(); ++i) {
       torch::Tensor p = parameters_[i];
       // from_blob only reads here (copy_ source); it never writes through the pointer.
-      p.copy_(torch::from_blob(const_cast<double*>(theta.data() + offsets_[i]), p.sizes(), torch::kDouble));
+      p.copy_(torch::from_blob(const_cast<double*>(theta.data() + offsets_[i]), p.sizes(),
+                               torch::kDouble));
     }
   }
 
@@ -218,9 +226,9 @@ class TorchEmbeddingCore {
   void check_output(const char* fn, const torch::Tensor& z, Eigen::Index n) const {
     if (z.dim() < 1 || z.size(0) != n || z.numel() != n * out_) {
       baypr::detail::throw_invalid(fn, "module",
-                                   "must map inputs of shape " + shape_string(n) + " to " + std::to_string(n) +
-                                       " rows of " + std::to_string(out_) + " values, got shape " +
-                                       sizes_string(z));
+                                   "must map inputs of shape " + shape_string(n) + " to " +
+                                       std::to_string(n) + " rows of " + std::to_string(out_) +
+                                       " values, got shape " + sizes_string(z));
     }
   }
 
@@ -282,14 +290,16 @@ struct ModuleRunner {
 // A TorchScript module (torch.jit.script / torch.jit.trace, saved with .save(path)).
 class TorchScriptEmbedding {
  public:
-  TorchScriptEmbedding(const std::filesystem::path& path, Eigen::Index input_dim, Eigen::Index output_dim,
-                       std::vector<std::int64_t> sample_shape = {})
-      : TorchScriptEmbedding(detail::load_torchscript(path), input_dim, output_dim, std::move(sample_shape)) {}
+  TorchScriptEmbedding(const std::filesystem::path& path, Eigen::Index input_dim,
+                       Eigen::Index output_dim, std::vector<std::int64_t> sample_shape = {})
+      : TorchScriptEmbedding(detail::load_torchscript(path), input_dim, output_dim,
+                             std::move(sample_shape)) {}
 
   TorchScriptEmbedding(torch::jit::Module module, Eigen::Index input_dim, Eigen::Index output_dim,
                        std::vector<std::int64_t> sample_shape = {})
       : module_(prepare(std::move(module), input_dim, output_dim, sample_shape)),
-        core_(fn_ctor, detail::parameter_list(module_), input_dim, output_dim, std::move(sample_shape)) {
+        core_(fn_ctor, detail::parameter_list(module_), input_dim, output_dim,
+              std::move(sample_shape)) {
     core_.probe(fn_ctor, runner());
   }
 
@@ -300,16 +310,18 @@ class TorchScriptEmbedding {
   [[nodiscard]] torch::jit::Module module() const { return module_; }
 
   template <class Scalar, class DX>
-    requires std::same_as<Scalar, double>
-  [[nodiscard]] Eigen::MatrixXd forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+  requires std::same_as<Scalar, double>
+  [[nodiscard]] Eigen::MatrixXd forward(const ParamVector<Scalar>& theta,
+                                        const Eigen::MatrixBase<DX>& x) const {
     constexpr const char* fn = "baypr::meta::TorchScriptEmbedding::forward";
     detail::check_embedding_call(fn, parameter_count(), input_dim(), theta, x);
     return core_.forward(fn, runner(), theta, x.derived());
   }
 
   template <class Scalar, class DX, class DG>
-    requires std::same_as<Scalar, double>
-  [[nodiscard]] Eigen::VectorXd vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+  requires std::same_as<Scalar, double>
+  [[nodiscard]] Eigen::VectorXd vjp(const ParamVector<Scalar>& theta,
+                                    const Eigen::MatrixBase<DX>& x,
                                     const Eigen::MatrixBase<DG>& dz) const {
     constexpr const char* fn = "baypr::meta::TorchScriptEmbedding::vjp";
     detail::check_embedding_call(fn, parameter_count(), input_dim(), theta, x);
@@ -322,7 +334,8 @@ class TorchScriptEmbedding {
   static constexpr const char* fn_ctor = "baypr::meta::TorchScriptEmbedding";
 
   // Arguments are checked before the (shared) module is converted.
-  static torch::jit::Module prepare(torch::jit::Module m, Eigen::Index input_dim, Eigen::Index output_dim,
+  static torch::jit::Module prepare(torch::jit::Module m, Eigen::Index input_dim,
+                                    Eigen::Index output_dim,
                                     const std::vector<std::int64_t>& sample_shape) {
     (void)detail::TorchEmbeddingCore::batch_shape(fn_ctor, input_dim, output_dim, sample_shape);
     m.to(torch::kCPU, torch::kDouble);
@@ -354,16 +367,18 @@ class TorchModuleEmbedding {
   [[nodiscard]] const M& module() const { return module_; }
 
   template <class Scalar, class DX>
-    requires std::same_as<Scalar, double>
-  [[nodiscard]] Eigen::MatrixXd forward(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x) const {
+  requires std::same_as<Scalar, double>
+  [[nodiscard]] Eigen::MatrixXd forward(const ParamVector<Scalar>& theta,
+                                        const Eigen::MatrixBase<DX>& x) const {
     constexpr const char* fn = "baypr::meta::TorchModuleEmbedding::forward";
     detail::check_embedding_call(fn, parameter_count(), input_dim(), theta, x);
     return core_.forward(fn, runner(), theta, x.derived());
   }
 
   template <class Scalar, class DX, class DG>
-    requires std::same_as<Scalar, double>
-  [[nodiscard]] Eigen::VectorXd vjp(const ParamVector<Scalar>& theta, const Eigen::MatrixBase<DX>& x,
+  requires std::same_as<Scalar, double>
+  [[nodiscard]] Eigen::VectorXd vjp(const ParamVector<Scalar>& theta,
+                                    const Eigen::MatrixBase<DX>& x,
                                     const Eigen::MatrixBase<DG>& dz) const {
     constexpr const char* fn = "baypr::meta::TorchModuleEmbedding::vjp";
     detail::check_embedding_call(fn, parameter_count(), input_dim(), theta, x);

@@ -5,7 +5,8 @@
 //                    resume, observer, keep_best, patience }
 //   TrainResult train(theta0, step, sampler, validate, options)
 //     step(theta, episode) -> MetaStep (e.g. a lambda around meta_step / proto_maml_step)
-//     sampler.sample(std::mt19937_64&) -> MetaEpisode (e.g. ClassTaskSampler, meta/task_sampler.hpp)
+//     sampler.sample(std::mt19937_64&) -> MetaEpisode (e.g. ClassTaskSampler,
+//                                                       meta/task_sampler.hpp)
 //     validate(theta) -> double (e.g. mean AUROC on validation classes held out from the
 //                                 meta-train classes; higher is better)
 //   The result's theta is the best-validation parameters (the initial ones included), so a run
@@ -59,13 +60,13 @@ struct EpochRecord {
 // What train() tells its observer: after every meta-update (epoch_end null) and once more at the
 // end of every epoch, after validation (epoch_end points at that epoch's record).
 struct TrainProgress {
-  int epoch = 0;            // 1-based, of options.epochs
+  int epoch = 0;  // 1-based, of options.epochs
   int epochs = 0;
-  int update = 0;           // 1-based within the epoch, of steps_per_epoch
+  int update = 0;  // 1-based within the epoch, of steps_per_epoch
   int steps_per_epoch = 0;
-  int updates_done = 0;     // this call's updates so far
-  int total_updates = 0;    // this call's updates if it runs every epoch (a resume starts later)
-  double seconds = 0.0;     // since this call started
+  int updates_done = 0;   // this call's updates so far
+  int total_updates = 0;  // this call's updates if it runs every epoch (a resume starts later)
+  double seconds = 0.0;   // since this call started
   const EpochRecord* epoch_end = nullptr;
 };
 
@@ -90,26 +91,30 @@ struct TrainerOptions {
 };
 
 struct TrainResult {
-  Eigen::VectorXd theta;             // the best-validation parameters (keep_best) or the last epoch's
-  Eigen::VectorXd last_theta;        // the parameters after the last epoch run
-  std::vector<EpochRecord> history;  // this call's epochs (a resumed run starts after the checkpoint)
-  double initial_validation = 0;     // validate(theta) before this call's first epoch
-  int start_epoch = 0;               // epochs already done when this call started
-  int best_epoch = 0;                // the epoch whose parameters scored best (0: the initial ones)
-  double best_validation = 0;        // their validation value
-  bool stopped_early = false;        // patience ran out before options.epochs
+  Eigen::VectorXd theta;       // the best-validation parameters (keep_best) or the last epoch's
+  Eigen::VectorXd last_theta;  // the parameters after the last epoch run
+  std::vector<EpochRecord>
+      history;                    // this call's epochs (a resumed run starts after the checkpoint)
+  double initial_validation = 0;  // validate(theta) before this call's first epoch
+  int start_epoch = 0;            // epochs already done when this call started
+  int best_epoch = 0;             // the epoch whose parameters scored best (0: the initial ones)
+  double best_validation = 0;     // their validation value
+  bool stopped_early = false;     // patience ran out before options.epochs
 };
 
 template <class Step, class Sampler, class Validate>
-TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sampler, Validate&& validate,
-                  const TrainerOptions& options) {
+TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sampler,
+                  Validate&& validate, const TrainerOptions& options) {
   constexpr std::string_view fn = "baypr::meta::train";
-  if (options.epochs < 0) baypr::detail::throw_invalid(fn, "options.epochs", "must be >= 0, got " + std::to_string(options.epochs));
+  if (options.epochs < 0)
+    baypr::detail::throw_invalid(fn, "options.epochs",
+                                 "must be >= 0, got " + std::to_string(options.epochs));
   if (options.steps_per_epoch < 1 || options.meta_batch < 1) {
     baypr::detail::throw_invalid(fn, "options.steps_per_epoch / meta_batch", "must both be >= 1");
   }
   if (options.patience < 0) {
-    baypr::detail::throw_invalid(fn, "options.patience", "must be >= 0, got " + std::to_string(options.patience));
+    baypr::detail::throw_invalid(fn, "options.patience",
+                                 "must be >= 0, got " + std::to_string(options.patience));
   }
   baypr::detail::check_finite(fn, "theta0", theta0);
   TrainResult out;
@@ -122,12 +127,15 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
   std::ofstream log;
   if (!options.log_path.empty()) {
     log.open(options.log_path, options.resume ? std::ios::app : std::ios::trunc);
-    if (!log) throw io_error(std::string(fn) + ": cannot open log '" + options.log_path.string() + "'");
+    if (!log)
+      throw io_error(std::string(fn) + ": cannot open log '" + options.log_path.string() + "'");
   }
   out.initial_validation = validate(out.theta);
   if (best.theta.size() == 0) best = {out.theta, out.start_epoch, out.initial_validation, 0};
   // A non-finite validation value never counts as a gain.
-  const auto better = [](double v, double than) { return std::isfinite(v) && (!std::isfinite(than) || v > than); };
+  const auto better = [](double v, double than) {
+    return std::isfinite(v) && (!std::isfinite(than) || v > than);
+  };
   const auto t_start = std::chrono::steady_clock::now();
   const int total_updates = (options.epochs - out.start_epoch) * options.steps_per_epoch;
   int updates_done = 0;
@@ -148,14 +156,15 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     EpochRecord rec;
     rec.epoch = epoch + 1;
     for (int u = 0; u < options.steps_per_epoch; ++u) {
-      std::mt19937_64 rng(
-          baypr::derive_seed(options.seed, {static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(u)}));
+      std::mt19937_64 rng(baypr::derive_seed(
+          options.seed, {static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(u)}));
       Eigen::VectorXd gradient = Eigen::VectorXd::Zero(out.theta.size());
       for (int b = 0; b < options.meta_batch; ++b) {
         const MetaEpisode episode = sampler.sample(rng);
         const MetaStep r = step(out.theta, episode);
-        const std::string which = "step(theta, episode).gradient (epoch " + std::to_string(epoch + 1) + ", update " +
-                                  std::to_string(u + 1) + ", episode " + std::to_string(b + 1) + ")";
+        const std::string which = "step(theta, episode).gradient (epoch " +
+                                  std::to_string(epoch + 1) + ", update " + std::to_string(u + 1) +
+                                  ", episode " + std::to_string(b + 1) + ")";
         baypr::detail::check_size(fn, which, "size", r.gradient.size(), out.theta.size());
         baypr::detail::check_finite(fn, which, r.gradient);
         gradient += r.gradient;
@@ -175,7 +184,8 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     rec.validation = validate(out.theta);
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.history.push_back(rec);
-    if (options.observer) options.observer(progress(epoch, options.steps_per_epoch, &out.history.back()));
+    if (options.observer)
+      options.observer(progress(epoch, options.steps_per_epoch, &out.history.back()));
     if (log) {
       // JSON has no NaN / Infinity: a non-finite value (e.g. from a user's validate) is null.
       auto json = [](double v) {
@@ -188,8 +198,8 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
       std::snprintf(line, sizeof line,
                     "{\"epoch\": %d, \"outer_loss\": %s, \"inner_loss\": %s, \"validation\": %s, "
                     "\"gradient_norm\": %s, \"seconds\": %.3f}\n",
-                    rec.epoch, json(rec.outer_loss).c_str(), json(rec.inner_loss).c_str(), json(rec.validation).c_str(),
-                    json(rec.gradient_norm).c_str(), rec.seconds);
+                    rec.epoch, json(rec.outer_loss).c_str(), json(rec.inner_loss).c_str(),
+                    json(rec.validation).c_str(), json(rec.gradient_norm).c_str(), rec.seconds);
       log << line << std::flush;
     }
     if (better(rec.validation, best.validation)) {
@@ -200,7 +210,8 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
     if (!options.checkpoint_dir.empty()) {
       detail::save_checkpoint(options.checkpoint_dir, out.theta, adam, epoch + 1, best);
     }
-    if (options.patience > 0 && best.epochs_without_gain >= options.patience && epoch + 1 < options.epochs) {
+    if (options.patience > 0 && best.epochs_without_gain >= options.patience &&
+        epoch + 1 < options.epochs) {
       out.stopped_early = true;
       break;
     }

@@ -1,9 +1,10 @@
 // baypr/score/baselines.hpp: the two non-Bayesian baselines on identical embeddings.
 //
 //   PrototypeScorer  squared Euclidean distance to the support mean (Proto-MAML's score)
-//   GaussianScorer   plug-in Gaussian: squared Mahalanobis distance under the support mean and the
-//                    Ledoit-Wolf shrunk covariance (PaDiM-style); Ledoit & Wolf, "A well-conditioned
-//                    estimator for large-dimensional covariance matrices", J. Multivariate Anal. 2004.
+//   GaussianScorer   plug-in Gaussian: squared Mahalanobis distance under the support mean and
+//                    the Ledoit-Wolf shrunk covariance (PaDiM-style); Ledoit & Wolf, "A
+//                    well-conditioned estimator for large-dimensional covariance matrices",
+//                    J. Multivariate Anal. 2004.
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -34,7 +35,9 @@ class PrototypeScorer {
     detail::check_fitted(fn, fitted(), "fit(support)");
     detail::check_size(fn, "queries", "columns", queries.cols(), prototype_->size());
     detail::check_finite(fn, "queries", queries);
-    return (queries.template cast<double>().rowwise() - prototype_->transpose()).rowwise().squaredNorm();
+    return (queries.template cast<double>().rowwise() - prototype_->transpose())
+        .rowwise()
+        .squaredNorm();
   }
 
   [[nodiscard]] bool fitted() const { return prototype_.has_value(); }

@@ -9,11 +9,12 @@
 //         tiny p-values stay distinct (computed in log space, never underflows to a tie)
 //
 // Prior: by default NIW(mu0 = 0, kappa0 = 1e-4, nu0 = d + 2, Psi0 = I), the authors' prior with a
-// weaker prior mean (they use kappa0 = 0.01; see the options), a fixed Psi0 = s I of your choice, an empirical-Bayes s that maximises the marginal likelihood of the support, or a
-// whole NiwPrior of your own (options.prior), such as baypr::fit_prior's type-II maximum
-// likelihood prior learned from other product lines' support sets (stats/prior_fit.hpp).
-// With few support rows in high dimension most directions see only the prior, so s matters; the
-// empirical choice adapts it to the scale of the embeddings.
+// weaker prior mean (they use kappa0 = 0.01; see the options), a fixed Psi0 = s I of your choice,
+// an empirical-Bayes s that maximises the marginal likelihood of the support, or a whole NiwPrior
+// of your own (options.prior), such as baypr::fit_prior's type-II maximum likelihood prior learned
+// from other product lines' support sets (stats/prior_fit.hpp). With few support rows in high
+// dimension most directions see only the prior, so s matters; the empirical choice adapts it to the
+// scale of the embeddings.
 #pragma once
 
 #include <Eigen/Core>
@@ -70,7 +71,7 @@ class BayesianScorer {
     const Eigen::MatrixXd Z = support.template cast<double>();
     const Eigen::Index d = Z.cols();
     if (options_.prior) detail::check_size(fn, "support", "columns", d, options_.prior->dim());
-    const double s = options_.prior               ? options_.prior->scatter().diagonal().mean()
+    const double s = options_.prior                 ? options_.prior->scatter().diagonal().mean()
                      : options_.empirical_psi_scale ? empirical_scale(Z)
                                                     : options_.psi_scale;
     const auto prior = options_.prior ? *options_.prior : make_prior(d, s);
@@ -106,7 +107,8 @@ class BayesianScorer {
   }
 
   template <class Derived>
-  [[nodiscard]] Eigen::VectorXd score(const Eigen::MatrixBase<Derived>& queries, BayesScore type) const {
+  [[nodiscard]] Eigen::VectorXd score(const Eigen::MatrixBase<Derived>& queries,
+                                      BayesScore type) const {
     constexpr const char* fn = "baypr::BayesianScorer::score";
     require_fitted(fn);
     detail::check_size(fn, "queries", "columns", queries.cols(), dim());
@@ -160,22 +162,25 @@ class BayesianScorer {
                                 detail::format_value(options_.nu0_offset));
     }
     if (options_.prior && options_.empirical_psi_scale) {
-      detail::throw_invalid(fn, "options.prior", "cannot be combined with options.empirical_psi_scale");
+      detail::throw_invalid(fn, "options.prior",
+                            "cannot be combined with options.empirical_psi_scale");
     }
   }
 
   void require_fitted(const char* fn) const { detail::check_fitted(fn, fitted(), "fit(support)"); }
 
   NiwPrior<double> make_prior(Eigen::Index d, double s) const {
-    return NiwPrior<double>::isotropic(d, options_.kappa0, static_cast<double>(d) + options_.nu0_offset, s);
+    return NiwPrior<double>::isotropic(d, options_.kappa0,
+                                       static_cast<double>(d) + options_.nu0_offset, s);
   }
 
   // log of the isotropic anomaly Student-t at a point with squared norm r2 (location 0).
   double anomaly_log_pdf(double r2) const {
     const double d = static_cast<double>(dim());
     const double v = options_.anomaly_dof, s = options_.anomaly_scale;
-    return special::lgamma((v + d) / 2) - special::lgamma(v / 2) - d / 2 * std::log(v * std::numbers::pi) -
-           d / 2 * std::log(s) - (v + d) / 2 * std::log1p(r2 / (s * v));
+    return special::lgamma((v + d) / 2) - special::lgamma(v / 2) -
+           d / 2 * std::log(v * std::numbers::pi) - d / 2 * std::log(s) -
+           (v + d) / 2 * std::log1p(r2 / (s * v));
   }
 
   // argmax over log s of the support's log marginal likelihood under Psi0 = s I (mu0 = 0).
@@ -193,14 +198,18 @@ class BayesianScorer {
     Eigen::MatrixXd W(n + 1, d);
     W.topRows(n) = Z.rowwise() - zbar;
     W.row(n) = std::sqrt(beta) * zbar;  // e = zbar - mu0, mu0 = 0
-    const Eigen::MatrixXd gram = n + 1 <= d ? Eigen::MatrixXd(W * W.transpose()) : Eigen::MatrixXd(W.transpose() * W);
+    const Eigen::MatrixXd gram =
+        n + 1 <= d ? Eigen::MatrixXd(W * W.transpose()) : Eigen::MatrixXd(W.transpose() * W);
     const Eigen::VectorXd lambda =
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(gram, Eigen::EigenvaluesOnly).eigenvalues().cwiseMax(0.0);
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(gram, Eigen::EigenvaluesOnly)
+            .eigenvalues()
+            .cwiseMax(0.0);
     const double r = static_cast<double>(lambda.size());
     const double nu0 = dd + options_.nu0_offset, nu_n = nu0 + nn;
     auto objective = [&](double log_s) {
       const double s = std::exp(log_s);
-      return nu0 * dd / 2 * log_s - nu_n / 2 * ((lambda.array() + s).log().sum() + (dd - r) * log_s);
+      return nu0 * dd / 2 * log_s -
+             nu_n / 2 * ((lambda.array() + s).log().sum() + (dd - r) * log_s);
     };
     const double ms = Z.squaredNorm() / static_cast<double>(Z.size());
     const double centre = std::log(ms > 0 ? ms : 1.0);

@@ -7,12 +7,12 @@
 //
 // Method (the one faiss uses for batches of queries): ||q - b||^2 = ||q||^2 + ||b||^2 - 2 q.b, with
 // every q.b of a (bank block) x (query block) tile from one GEMM. Bank rows carry ||b||^2 as an
-// extra coordinate and queries are packed as [-2 q; 1], so the GEMM of depth d + 1 yields
-// s = ||b||^2 - 2 q.b directly, which orders the bank exactly as the distance does (||q||^2 is
-// constant per query). The GEMM is baypr's own register-blocked kernel on packed panels (see
-// score/detail/knn_kernel.hpp: ~1.4x Eigen's general product on AVX2), with queries packed once per super-block
-// and each bank block once per super-block. Each tile column (one query, contiguous) is then
-// scanned for values below that query's current k-th best: a vectorised minimum over chunks of
+// extra coordinate and queries are packed as [-2 q; 1], so the GEMM of depth d + 1 yields s =
+// ||b||^2 - 2 q.b directly, which orders the bank exactly as the distance does (||q||^2 is constant
+// per query). The GEMM is baypr's own register-blocked kernel on packed panels (see
+// score/detail/knn_kernel.hpp: ~1.4x Eigen's general product on AVX2), with queries packed once per
+// super-block and each bank block once per super-block. Each tile column (one query, contiguous) is
+// then scanned for values below that query's current k-th best: a vectorised minimum over chunks of
 // four SIMD packets rejects whole chunks, and the rare survivors go into a bounded max-heap
 // (partial selection: O(N) scan plus O(log k) per survivor, never a sort of the N values). The
 // heaps live in the output rows themselves, and every buffer is allocated once per search.
@@ -66,7 +66,8 @@ namespace detail {
 // Lets knn_search run KnnIndex's checks under its own function name.
 struct KnnAccess {
   template <class Scalar, class Derived>
-  static void assign(KnnIndex<Scalar>& index, const Eigen::MatrixBase<Derived>& bank, std::string_view fn) {
+  static void assign(KnnIndex<Scalar>& index, const Eigen::MatrixBase<Derived>& bank,
+                     std::string_view fn) {
     index.assign(bank, fn);
   }
   template <class Scalar, class Derived>
@@ -81,7 +82,8 @@ struct KnnAccess {
 
 template <class Scalar>
 class KnnIndex {
-  static_assert(std::is_floating_point_v<Scalar>, "baypr::KnnIndex: Scalar must be float or double");
+  static_assert(std::is_floating_point_v<Scalar>,
+                "baypr::KnnIndex: Scalar must be float or double");
 
  public:
   using Result = KnnResult<Scalar>;
@@ -140,8 +142,9 @@ class KnnIndex {
     if (!detail::all_finite(aug.col(d))) {
       Eigen::Index row = 0;
       while (row < n && std::isfinite(aug(row, d))) ++row;
-      detail::throw_invalid(fn, "bank", "has row " + std::to_string(row) +
-                                            " whose squared norm overflows the scalar type");
+      detail::throw_invalid(
+          fn, "bank",
+          "has row " + std::to_string(row) + " whose squared norm overflows the scalar type");
     }
     aug_.swap(aug);
     dim_ = d;
@@ -155,14 +158,16 @@ class KnnIndex {
     if (empty()) detail::throw_invalid(fn, "this", "is an empty index (no bank rows)");
     detail::check_size(fn, "queries", "columns", queries.cols(), dim_);
     if (k < 1 || k > size()) {
-      detail::throw_invalid(fn, "k", "must be in [1, " + std::to_string(size()) +
-                                         "] (the bank size), got " + std::to_string(k));
+      detail::throw_invalid(fn, "k",
+                            "must be in [1, " + std::to_string(size()) + "] (the bank size), got " +
+                                std::to_string(k));
     }
     if (blocking.bank_block < 0 || blocking.query_block < 0 || blocking.depth_block < 0) {
-      detail::throw_invalid(fn, "blocking", "must have block sizes >= 0, got bank_block " +
-                                                std::to_string(blocking.bank_block) + ", query_block " +
-                                                std::to_string(blocking.query_block) + ", depth_block " +
-                                                std::to_string(blocking.depth_block));
+      detail::throw_invalid(fn, "blocking",
+                            "must have block sizes >= 0, got bank_block " +
+                                std::to_string(blocking.bank_block) + ", query_block " +
+                                std::to_string(blocking.query_block) + ", depth_block " +
+                                std::to_string(blocking.depth_block));
     }
     detail::check_finite(fn, "queries", queries);
     // Expressions (products, casts) are evaluated once, not once per coefficient access.
@@ -182,16 +187,20 @@ class KnnIndex {
     out.squared_distances.resize(m, k);
     if (m == 0) return;
     constexpr Eigen::Index mr = Kernel::mr, nr = Kernel::nr;
-    const Eigen::Index nb = knn_round_up(std::min(n, blocking.bank_block > 0 ? blocking.bank_block : 512), mr);
-    const Eigen::Index mq = knn_round_up(std::min(m, blocking.query_block > 0 ? blocking.query_block : 252), nr);
+    const Eigen::Index nb =
+        knn_round_up(std::min(n, blocking.bank_block > 0 ? blocking.bank_block : 512), mr);
+    const Eigen::Index mq =
+        knn_round_up(std::min(m, blocking.query_block > 0 ? blocking.query_block : 252), nr);
     // Depth slices of about the requested size, balanced (d + 1 = 129 is one slice, not 128 + 1).
     const Eigen::Index kc_target = blocking.depth_block > 0 ? blocking.depth_block : 256;
     const Eigen::Index slices = (width + kc_target - 1) / kc_target;
     const Eigen::Index kc = (width + slices - 1) / slices;
     // Queries are packed once per super-block (~8 MiB) and every bank block is packed once per
     // super-block, so packing costs O((N + m) d) against the search's O(N m d).
-    const Eigen::Index budget = (Eigen::Index{8} << 20) / (width * static_cast<Eigen::Index>(sizeof(Scalar)));
-    const Eigen::Index super = std::min(knn_round_up(m, mq), std::max<Eigen::Index>(1, budget / mq) * mq);
+    const Eigen::Index budget =
+        (Eigen::Index{8} << 20) / (width * static_cast<Eigen::Index>(sizeof(Scalar)));
+    const Eigen::Index super =
+        std::min(knn_round_up(m, mq), std::max<Eigen::Index>(1, budget / mq) * mq);
 
     Buffer qpack(static_cast<std::size_t>(super * width));
     Buffer apack(static_cast<std::size_t>(nb * width));
@@ -213,7 +222,8 @@ class KnnIndex {
           for (Eigen::Index j = 0; j < mb; ++j) {
             const Eigen::Index q = s0 + j0 + j;
             detail::knn_scan(tile.data() + j * nb, bb, b0, out.squared_distances.row(q).data(),
-                             out.indices.row(q).data(), k, filled[static_cast<std::size_t>(j0 + j)]);
+                             out.indices.row(q).data(), k,
+                             filled[static_cast<std::size_t>(j0 + j)]);
           }
         }
       }
@@ -224,7 +234,8 @@ class KnnIndex {
         Scalar* dist = out.squared_distances.row(q).data();
         query = queries.row(q);
         for (Eigen::Index t = 0; t < k; ++t) {
-          best[static_cast<std::size_t>(t)] = {(aug_.row(idx[t]).head(d) - query).squaredNorm(), idx[t]};
+          best[static_cast<std::size_t>(t)] = {(aug_.row(idx[t]).head(d) - query).squaredNorm(),
+                                               idx[t]};
         }
         std::sort(best.begin(), best.end());
         for (Eigen::Index t = 0; t < k; ++t) {
@@ -242,10 +253,9 @@ class KnnIndex {
 // The k nearest rows of `bank` for each row of `queries` (same scalar type, float or double).
 // Builds a temporary KnnIndex; hold a KnnIndex to search the same bank repeatedly.
 template <class DerivedQ, class DerivedB>
-[[nodiscard]] KnnResult<typename DerivedQ::Scalar> knn_search(const Eigen::MatrixBase<DerivedQ>& queries,
-                                                              const Eigen::MatrixBase<DerivedB>& bank,
-                                                              Eigen::Index k,
-                                                              const KnnBlocking& blocking = {}) {
+[[nodiscard]] KnnResult<typename DerivedQ::Scalar> knn_search(
+    const Eigen::MatrixBase<DerivedQ>& queries, const Eigen::MatrixBase<DerivedB>& bank,
+    Eigen::Index k, const KnnBlocking& blocking = {}) {
   using Scalar = typename DerivedQ::Scalar;
   static_assert(std::is_same_v<Scalar, typename DerivedB::Scalar>,
                 "baypr::knn_search: queries and bank must have the same scalar type");

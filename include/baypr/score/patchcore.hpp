@@ -30,10 +30,11 @@
 // (a softmax over N_b(m*), evaluated stably). anomalib applies this only to the highest-scoring
 // patch of each image; here every row gets its weight, and score_details() also returns the
 // unweighted s*, so a patch layer can reproduce anomalib exactly: take the row with the largest
-// nearest_distance and use its score. Since d(q, m) >= s* for every m, w lies in
-// [1 - 1/|N_b|, 1), |N_b| = min(neighbours, memory size). Without re-weighting, `neighbours` = k averages the distances to the k
-// nearest memory items (patchcore-inspection's n_nearest_neighbours, which averages faiss's squared
-// distances; baypr averages Euclidean ones); k = 1 (the default) is the nearest distance.
+// nearest_distance and use its score. Since d(q, m) >= s* for every m, w lies in [1 - 1/|N_b|, 1),
+// |N_b| = min(neighbours, memory size). Without re-weighting, `neighbours` = k averages the
+// distances to the k nearest memory items (patchcore-inspection's n_nearest_neighbours, which
+// averages faiss's squared distances; baypr averages Euclidean ones); k = 1 (the default) is the
+// nearest distance.
 #pragma once
 
 #include <Eigen/Core>
@@ -64,16 +65,19 @@ struct CoresetOptions {
 namespace detail {
 
 // The coreset options, named as the caller's argument `name` (e.g. "options" or "options.coreset").
-inline void check_coreset_options(std::string_view fn, std::string_view name, const CoresetOptions& o) {
+inline void check_coreset_options(std::string_view fn, std::string_view name,
+                                  const CoresetOptions& o) {
   const std::string prefix = std::string(name) + ".";
   if (!(o.ratio > 0.0 && o.ratio <= 1.0)) {
     throw_invalid(fn, prefix + "ratio", "must be in (0, 1], got " + format_value(o.ratio));
   }
   if (o.count < 0) {
-    throw_invalid(fn, prefix + "count", "must be >= 0 (0: use the ratio), got " + std::to_string(o.count));
+    throw_invalid(fn, prefix + "count",
+                  "must be >= 0 (0: use the ratio), got " + std::to_string(o.count));
   }
   if (o.projection_dim < 1) {
-    throw_invalid(fn, prefix + "projection_dim", "must be >= 1, got " + std::to_string(o.projection_dim));
+    throw_invalid(fn, prefix + "projection_dim",
+                  "must be >= 1, got " + std::to_string(o.projection_dim));
   }
 }
 
@@ -87,8 +91,9 @@ inline Eigen::Index coreset_size(double ratio, Eigen::Index n) {
 
 // The greedy itself on validated, finite rows; `count` in [1, N].
 template <class Scalar, class Derived>
-std::vector<Eigen::Index> greedy_coreset_impl(const Eigen::MatrixBase<Derived>& rows, Eigen::Index count,
-                                              Eigen::Index projection_dim, std::uint64_t seed) {
+std::vector<Eigen::Index> greedy_coreset_impl(const Eigen::MatrixBase<Derived>& rows,
+                                              Eigen::Index count, Eigen::Index projection_dim,
+                                              std::uint64_t seed) {
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   const Eigen::Index n = rows.rows(), d = rows.cols();
@@ -148,18 +153,20 @@ template <class Derived>
 [[nodiscard]] std::vector<Eigen::Index> greedy_coreset(const Eigen::MatrixBase<Derived>& rows,
                                                        const CoresetOptions& options = {}) {
   using Scalar = typename Derived::Scalar;
-  static_assert(std::is_floating_point_v<Scalar>, "baypr::greedy_coreset: rows must be float or double");
+  static_assert(std::is_floating_point_v<Scalar>,
+                "baypr::greedy_coreset: rows must be float or double");
   constexpr std::string_view fn = "baypr::greedy_coreset";
   detail::check_coreset_options(fn, "options", options);
   detail::check_nonempty(fn, "rows", rows.rows());
   if (rows.cols() < 1) detail::throw_invalid(fn, "rows", "must have at least one column, got 0");
   if (options.count > rows.rows()) {
-    detail::throw_invalid(fn, "options.count", "must be at most the number of rows " +
-                                                   std::to_string(rows.rows()) + ", got " +
-                                                   std::to_string(options.count));
+    detail::throw_invalid(fn, "options.count",
+                          "must be at most the number of rows " + std::to_string(rows.rows()) +
+                              ", got " + std::to_string(options.count));
   }
   detail::check_finite(fn, "rows", rows);
-  const Eigen::Index count = options.count > 0 ? options.count : detail::coreset_size(options.ratio, rows.rows());
+  const Eigen::Index count =
+      options.count > 0 ? options.count : detail::coreset_size(options.ratio, rows.rows());
   return detail::greedy_coreset_impl<Scalar>(rows, count, options.projection_dim, options.seed);
 }
 
@@ -179,7 +186,8 @@ struct PatchCoreOptions {
 
 template <class Scalar = double>
 class PatchCoreScorer {
-  static_assert(std::is_floating_point_v<Scalar>, "baypr::PatchCoreScorer: Scalar must be float or double");
+  static_assert(std::is_floating_point_v<Scalar>,
+                "baypr::PatchCoreScorer: Scalar must be float or double");
 
  public:
   using Options = PatchCoreOptions;
@@ -202,15 +210,19 @@ class PatchCoreScorer {
     constexpr std::string_view fn = "baypr::PatchCoreScorer::PatchCoreScorer";
     detail::check_coreset_options(fn, "options.coreset", options.coreset);
     if (options.min_memory < 1) {
-      detail::throw_invalid(fn, "options.min_memory", "must be >= 1, got " + std::to_string(options.min_memory));
+      detail::throw_invalid(fn, "options.min_memory",
+                            "must be >= 1, got " + std::to_string(options.min_memory));
     }
     if (options.neighbours < 1) {
-      detail::throw_invalid(fn, "options.neighbours", "must be >= 1, got " + std::to_string(options.neighbours));
+      detail::throw_invalid(fn, "options.neighbours",
+                            "must be >= 1, got " + std::to_string(options.neighbours));
     }
     if (options.reweight && options.neighbours < 2) {
-      detail::throw_invalid(fn, "options.neighbours",
-                            "must be >= 2 when options.reweight is set (the weight over one neighbour "
-                            "is 0; anomalib uses 9), got " + std::to_string(options.neighbours));
+      detail::throw_invalid(
+          fn, "options.neighbours",
+          "must be >= 2 when options.reweight is set (the weight over one neighbour "
+          "is 0; anomalib uses 9), got " +
+              std::to_string(options.neighbours));
     }
   }
 
@@ -220,22 +232,27 @@ class PatchCoreScorer {
   PatchCoreScorer& fit(const Eigen::MatrixBase<Derived>& support_rows) {
     constexpr std::string_view fn = "baypr::PatchCoreScorer::fit";
     detail::check_nonempty(fn, "support_rows", support_rows.rows());
-    if (support_rows.cols() < 1) detail::throw_invalid(fn, "support_rows", "must have at least one column, got 0");
+    if (support_rows.cols() < 1)
+      detail::throw_invalid(fn, "support_rows", "must have at least one column, got 0");
     // Checked after the conversion, so that a double too large for a float scorer is caught too.
     const Matrix support = support_rows.template cast<Scalar>();
     detail::check_finite(fn, "support_rows", support);
     const Eigen::Index n = support.rows(), d = support.cols();
-    const Eigen::Index floor_size = std::min(n, std::max(options_.min_memory, options_.neighbours + 1));
+    const Eigen::Index floor_size =
+        std::min(n, std::max(options_.min_memory, options_.neighbours + 1));
     const CoresetOptions& c = options_.coreset;
     const Eigen::Index count =
         c.count > 0 ? std::min(c.count, n) : std::max(detail::coreset_size(c.ratio, n), floor_size);
-    std::vector<Eigen::Index> coreset = detail::greedy_coreset_impl<Scalar>(support, count, c.projection_dim, c.seed);
+    std::vector<Eigen::Index> coreset =
+        detail::greedy_coreset_impl<Scalar>(support, count, c.projection_dim, c.seed);
     Matrix bank(static_cast<Eigen::Index>(coreset.size()), d);
-    for (std::size_t i = 0; i < coreset.size(); ++i) bank.row(static_cast<Eigen::Index>(i)) = support.row(coreset[i]);
+    for (std::size_t i = 0; i < coreset.size(); ++i)
+      bank.row(static_cast<Eigen::Index>(i)) = support.row(coreset[i]);
     KnnIndex<Scalar> index;
     detail::KnnAccess::assign(index, bank, fn);
     typename KnnResult<Scalar>::IndexRows neighbours;
-    if (options_.reweight) neighbours = index.search(index.bank(), std::min(options_.neighbours, index.size())).indices;
+    if (options_.reweight)
+      neighbours = index.search(index.bank(), std::min(options_.neighbours, index.size())).indices;
     // Commit (no throwing operation below).
     index_ = std::move(index);
     coreset_ = std::move(coreset);
@@ -256,7 +273,8 @@ class PatchCoreScorer {
 
  private:
   template <class Derived>
-  [[nodiscard]] Details details_of(const Eigen::MatrixBase<Derived>& query_rows, std::string_view fn) const {
+  [[nodiscard]] Details details_of(const Eigen::MatrixBase<Derived>& query_rows,
+                                   std::string_view fn) const {
     detail::check_fitted(fn, fitted(), "fit(support_rows)");
     detail::check_size(fn, "query_rows", "columns", query_rows.cols(), dim());
     const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> q =
@@ -289,7 +307,8 @@ class PatchCoreScorer {
       out.nearest_distance(i) = s;
       // A one-item bank has no neighbourhood to weigh against: weight 1.
       if (kb >= 2) {
-        for (Eigen::Index j = 0; j < kb; ++j) dist(j) = (bank.row(bank_neighbours_(nearest, j)) - q.row(i)).norm();
+        for (Eigen::Index j = 0; j < kb; ++j)
+          dist(j) = (bank.row(bank_neighbours_(nearest, j)) - q.row(i)).norm();
         const Scalar top = std::max(dist.maxCoeff(), s);
         out.weight(i) = Scalar(1) - std::exp(s - top) / (dist.array() - top).exp().sum();
       }

@@ -34,7 +34,8 @@ struct Aggregation {
   static Aggregation mean() { return {Kind::mean, 1}; }
   static Aggregation top_k(Eigen::Index k) {
     if (k < 1) {
-      detail::throw_invalid("baypr::Aggregation::top_k", "k", "must be >= 1, got " + std::to_string(k));
+      detail::throw_invalid("baypr::Aggregation::top_k", "k",
+                            "must be >= 1, got " + std::to_string(k));
     }
     return {Kind::top_k, k};
   }
@@ -52,9 +53,11 @@ struct Aggregation {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used == digits.size() && !digits.empty() && k >= 1) return top_k(static_cast<Eigen::Index>(k));
+      if (used == digits.size() && !digits.empty() && k >= 1)
+        return top_k(static_cast<Eigen::Index>(k));
     }
-    detail::throw_invalid(fn, "text", "must be max, mean or topk:K with K >= 1, got '" + std::string(text) + "'");
+    detail::throw_invalid(
+        fn, "text", "must be max, mean or topk:K with K >= 1, got '" + std::string(text) + "'");
   }
 };
 
@@ -63,7 +66,8 @@ template <class Derived>
 Eigen::VectorXd aggregate(const Eigen::MatrixBase<Derived>& patch_scores, const Aggregation& how) {
   constexpr const char* fn = "baypr::aggregate";
   const Eigen::Index n = patch_scores.rows(), p = patch_scores.cols();
-  if (p < 1) detail::throw_invalid(fn, "patch_scores", "must have at least one patch per image, got 0");
+  if (p < 1)
+    detail::throw_invalid(fn, "patch_scores", "must have at least one patch per image, got 0");
   detail::check_finite(fn, "patch_scores", patch_scores);
   Eigen::VectorXd out(n);
   switch (how.kind) {
@@ -100,23 +104,27 @@ PatchScores score_patches(S& scorer, const Eigen::MatrixBase<DS>& support_rows,
                           const Aggregation& how = Aggregation::max()) {
   constexpr const char* fn = "baypr::score_patches";
   if (patches_per_image < 1) {
-    detail::throw_invalid(fn, "patches_per_image", "must be >= 1, got " + std::to_string(patches_per_image));
+    detail::throw_invalid(fn, "patches_per_image",
+                          "must be >= 1, got " + std::to_string(patches_per_image));
   }
   if (support_rows.rows() % patches_per_image != 0) {
-    detail::throw_invalid(fn, "support_rows", "has " + std::to_string(support_rows.rows()) +
-                                                  " rows, not a multiple of patches_per_image " +
-                                                  std::to_string(patches_per_image));
+    detail::throw_invalid(fn, "support_rows",
+                          "has " + std::to_string(support_rows.rows()) +
+                              " rows, not a multiple of patches_per_image " +
+                              std::to_string(patches_per_image));
   }
   if (query_rows.rows() % patches_per_image != 0) {
-    detail::throw_invalid(fn, "query_rows", "has " + std::to_string(query_rows.rows()) +
-                                                " rows, not a multiple of patches_per_image " +
-                                                std::to_string(patches_per_image));
+    detail::throw_invalid(fn, "query_rows",
+                          "has " + std::to_string(query_rows.rows()) +
+                              " rows, not a multiple of patches_per_image " +
+                              std::to_string(patches_per_image));
   }
   scorer.fit(support_rows);
   const Eigen::VectorXd flat = scorer.score(query_rows);
   PatchScores out;
-  out.patches = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-      flat.data(), query_rows.rows() / patches_per_image, patches_per_image);
+  out.patches =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+          flat.data(), query_rows.rows() / patches_per_image, patches_per_image);
   out.image = aggregate(out.patches, how);
   return out;
 }

@@ -39,8 +39,9 @@ class DiagPlusLowRank {
 
   DiagPlusLowRank() = default;
 
-  // A = c (diag(diag) + W^T W): diag finite and > 0 (d >= 1 entries), W r x d finite (r >= 0; it may
-  // be rank deficient, e.g. zero rows), c finite and > 0. Errors name `fn` (the caller's function).
+  // A = c (diag(diag) + W^T W): diag finite and > 0 (d >= 1 entries), W r x d finite (r >= 0; it
+  // may be rank deficient, e.g. zero rows), c finite and > 0. Errors name `fn` (the caller's
+  // function).
   DiagPlusLowRank(const Vector& diag, const Rows& W, const Scalar& c,
                   const char* fn = "baypr::DiagPlusLowRank::DiagPlusLowRank")
       : diag_(diag), c_(c) {
@@ -49,8 +50,9 @@ class DiagPlusLowRank {
     if (diag.size() < 1) detail::throw_invalid(fn, "diag", "must have at least one entry, got 0");
     for (Eigen::Index i = 0; i < diag.size(); ++i) {
       if (!(value_of(diag(i)) > 0.0) || !std::isfinite(value_of(diag(i)))) {
-        detail::throw_invalid(fn, "diag", "must be finite and > 0, got " + detail::format_value(diag(i)) +
-                                              " at index " + std::to_string(i));
+        detail::throw_invalid(fn, "diag",
+                              "must be finite and > 0, got " + detail::format_value(diag(i)) +
+                                  " at index " + std::to_string(i));
       }
     }
     detail::check_size(fn, "W", "columns", W.cols(), diag.size());
@@ -72,7 +74,8 @@ class DiagPlusLowRank {
     const Small M = Small::Identity(k, k) + rrt_;
     const Eigen::LLT<Small> llt(M);
     if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
-      detail::throw_numerical(fn, "low-rank capacitance matrix is not numerically positive definite");
+      detail::throw_numerical(fn,
+                              "low-rank capacitance matrix is not numerically positive definite");
     }
     lm_ = llt.matrixL();
     log_det_unscaled_ = diag.array().log().sum() + Scalar(2) * lm_.diagonal().array().log().sum();
@@ -103,10 +106,12 @@ class DiagPlusLowRank {
   void quadratic_forms(const Rows& R, Eigen::Matrix<Scalar, Eigen::Dynamic, 1>& delta,
                        Rows* solved = nullptr) const {
     Rows Y = R * inv_sqrt_diag_.asDiagonal();
-    const Small P = Y * q_;              // m x k: Q^T y per row
-    Y.noalias() -= P * q_.transpose();   // y - Q Q^T y, formed explicitly (no cancellation)
+    const Small P = Y * q_;             // m x k: Q^T y per row
+    Y.noalias() -= P * q_.transpose();  // y - Q Q^T y, formed explicitly (no cancellation)
     Small B = P;
-    lm_.transpose().template triangularView<Eigen::Upper>().template solveInPlace<Eigen::OnTheRight>(B);
+    lm_.transpose()
+        .template triangularView<Eigen::Upper>()
+        .template solveInPlace<Eigen::OnTheRight>(B);
     delta = (Y.rowwise().squaredNorm() + B.rowwise().squaredNorm()) / c_;
     if (solved != nullptr) {
       // A^{-1} x = D^{-1/2} (y_perp + Q M^{-1} Q^T y) / c
@@ -119,8 +124,11 @@ class DiagPlusLowRank {
   // diag(A^{-1}) in O(d k^2): D^{-1} (1 - rowsq(Q) + rowdot(Q, Q M^{-1})) / c.
   [[nodiscard]] Vector inverse_diagonal() const {
     Basis qm = q_;
-    lm_.transpose().template triangularView<Eigen::Upper>().template solveInPlace<Eigen::OnTheRight>(qm);
-    const Vector inner = Vector::Ones(dim()) - q_.rowwise().squaredNorm() + qm.rowwise().squaredNorm();
+    lm_.transpose()
+        .template triangularView<Eigen::Upper>()
+        .template solveInPlace<Eigen::OnTheRight>(qm);
+    const Vector inner =
+        Vector::Ones(dim()) - q_.rowwise().squaredNorm() + qm.rowwise().squaredNorm();
     return inner.cwiseProduct(inv_sqrt_diag_.cwiseAbs2()) / c_;
   }
 

@@ -53,9 +53,9 @@ class NiwPrior {
     detail::check_positive(fn, "kappa0", kappa0);
     detail::check_finite_scalar(fn, "nu0", nu0);
     if (!(value_of(nu0) > static_cast<double>(d - 1))) {
-      detail::throw_invalid(fn, "nu0",
-                            "must be > d - 1 = " + std::to_string(d - 1) + ", got " +
-                                detail::format_value(nu0));
+      detail::throw_invalid(
+          fn, "nu0",
+          "must be > d - 1 = " + std::to_string(d - 1) + ", got " + detail::format_value(nu0));
     }
     detail::check_size(fn, "psi0", "rows", psi0.rows(), d);
     detail::check_size(fn, "psi0", "columns", psi0.cols(), d);
@@ -86,8 +86,8 @@ class NiwPrior {
                             const Scalar& psi_scale) {
     constexpr const char* fn = "baypr::NiwPrior::isotropic";
     if (d < 1 || (Dim != Eigen::Dynamic && d != Dim)) {
-      detail::throw_invalid(fn, "d", "must be >= 1 (and equal to Dim when fixed), got " +
-                                         std::to_string(d));
+      detail::throw_invalid(fn, "d",
+                            "must be >= 1 (and equal to Dim when fixed), got " + std::to_string(d));
     }
     detail::check_positive(fn, "psi_scale", psi_scale);
     return NiwPrior(Vector::Zero(d), kappa0, nu0, Matrix::Identity(d, d) * psi_scale);
@@ -259,7 +259,8 @@ class NiwPosterior {
     }
     const Scalar dd = from_index<Scalar>(d);
     return -(n * dd / Scalar(2)) * Scalar(std::log(std::numbers::pi)) + gammas +
-           prior_.nu() / Scalar(2) * prior_.log_det_scatter() - nu() / Scalar(2) * log_det_scatter() +
+           prior_.nu() / Scalar(2) * prior_.log_det_scatter() -
+           nu() / Scalar(2) * log_det_scatter() +
            dd / Scalar(2) * (log(prior_.kappa()) - log(kappa()));
   }
 
@@ -290,9 +291,9 @@ class NiwPosterior {
   }
 
   // Take one sample out (the inverse of add). Dense path: O(d^2) rank-one downdate; throws
-  // numerical_error, leaving the posterior unchanged, when the downdate would make Psi_n
-  // indefinite (x was never added, or too close to rounding); with one sample left, x must equal
-  // it to 1e-8 relative (else invalid_argument, posterior unchanged). Low-rank path: x must equal a held
+  // numerical_error, leaving the posterior unchanged, when the downdate would make Psi_n indefinite
+  // (x was never added, or too close to rounding); with one sample left, x must equal it to 1e-8
+  // relative (else invalid_argument, posterior unchanged). Low-rank path: x must equal a held
   // sample (an automatic-path posterior turns dense to downdate any other x).
   template <class Derived>
   NiwPosterior& remove(const Eigen::MatrixBase<Derived>& x) {
@@ -314,8 +315,9 @@ class NiwPosterior {
         next.make_dense(fn);
         next.remove_dense(xv, fn);
       } else {
-        detail::throw_invalid(fn, "x", "is not one of the samples of this low-rank posterior "
-                                       "(Path::low_rank removes held samples only)");
+        detail::throw_invalid(fn, "x",
+                              "is not one of the samples of this low-rank posterior "
+                              "(Path::low_rank removes held samples only)");
       }
       *this = std::move(next);
       return *this;
@@ -414,13 +416,15 @@ class NiwPosterior {
       using std::abs;
       using std::max;
       using std::sqrt;
-      const double scale = max({value_of(xv.cwiseAbs().maxCoeff()), value_of(mean_.cwiseAbs().maxCoeff()),
-                                value_of(sqrt(prior_.scatter().diagonal().maxCoeff()))});
+      const double scale =
+          max({value_of(xv.cwiseAbs().maxCoeff()), value_of(mean_.cwiseAbs().maxCoeff()),
+               value_of(sqrt(prior_.scatter().diagonal().maxCoeff()))});
       const double gap = value_of((xv - mean_).cwiseAbs().maxCoeff());
       if (!(gap <= 1e-8 * scale)) {
-        detail::throw_invalid(fn, "x",
-                              "is not the one sample of this posterior (largest coordinate difference " +
-                                  detail::format_value(gap) + "); posterior left unchanged");
+        detail::throw_invalid(
+            fn, "x",
+            "is not the one sample of this posterior (largest coordinate difference " +
+                detail::format_value(gap) + "); posterior left unchanged");
       }
       *this = NiwPosterior(prior_, path_);  // exactly the prior again
       return;
@@ -431,8 +435,9 @@ class NiwPosterior {
     Eigen::LLT<Matrix> llt = *llt_;
     llt.rankUpdate(r, -k1 / (k1 - Scalar(1)));
     if (llt.info() != Eigen::Success || !detail::cholesky_pivots_positive(llt.matrixLLT())) {
-      detail::throw_numerical(fn, "removing x would make the posterior scatter Psi_n indefinite "
-                                  "(was x added before?); posterior left unchanged");
+      detail::throw_numerical(fn,
+                              "removing x would make the posterior scatter Psi_n indefinite "
+                              "(was x added before?); posterior left unchanged");
     }
     const Scalar n1 = from_index<Scalar>(n_ - 1);
     const Vector mean_prev = (mean_ * from_index<Scalar>(n_) - xv) / n1;

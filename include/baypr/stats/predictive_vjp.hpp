@@ -51,9 +51,8 @@ struct NiwUnconstrained {
     Eigen::Matrix<Scalar, Dim, Dim> L = psi0_factor.template triangularView<Eigen::StrictlyLower>();
     L.diagonal() = psi0_factor.diagonal().array().exp().matrix();
     const Eigen::Index d = mu0.size();
-    return NiwPrior<Scalar, Dim>(mu0, exp(log_kappa0),
-                                 from_index<Scalar>(d - 1) + exp(log_nu0_excess),
-                                 L * L.transpose());
+    return NiwPrior<Scalar, Dim>(
+        mu0, exp(log_kappa0), from_index<Scalar>(d - 1) + exp(log_nu0_excess), L * L.transpose());
   }
 };
 
@@ -92,10 +91,11 @@ namespace detail {
 // weights_of(l) -> w: the weights from the m query log densities l_j = log t(q_j | posterior(Z))
 // (a fixed vector for the plain VJP; a function of l for a loss such as a logistic one on a score).
 template <class Scalar, int Dim, class WeightsOf>
-PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
-    const NiwPrior<Scalar, Dim>& prior, const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Z,
-    const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Q, const WeightsOf& weights_of, Path path,
-    PriorScatterGradient scatter_gradient) {
+PredictiveVjp<Scalar, Dim> predictive_vjp_impl(const NiwPrior<Scalar, Dim>& prior,
+                                               const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Z,
+                                               const Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>& Q,
+                                               const WeightsOf& weights_of, Path path,
+                                               PriorScatterGradient scatter_gradient) {
   using Vector = Eigen::Matrix<Scalar, Dim, 1>;
   using Matrix = Eigen::Matrix<Scalar, Dim, Dim>;
   using Rows = Eigen::Matrix<Scalar, Eigen::Dynamic, Dim>;
@@ -160,8 +160,8 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
     G_psi *= c / Scalar(2);
     GU.noalias() = G_psi * U;
   } else {
-    GU = (c / Scalar(2)) *
-         (Smat.transpose() * (a.asDiagonal() * (Smat * U)) - W * t.scale_solve(U));
+    GU =
+        (c / Scalar(2)) * (Smat.transpose() * (a.asDiagonal() * (Smat * U)) - W * t.scale_solve(U));
   }
   const Vector Ge = GU.col(n);
 
@@ -172,8 +172,8 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
   out.d_support = Scalar(2) * GU.leftCols(n).transpose();
   out.d_support.rowwise() += (Scalar(2) * k0 / kn * Ge + g_mu / kn).transpose();
   out.d_mu0 = k0 / kn * g_mu - Scalar(2) * beta * Ge;
-  out.d_kappa0 = -dc / (kn * kn * v) + g_mu.dot(prior.mean() - mu_n) / kn +
-                 nn * nn / (kn * kn) * e.dot(Ge);
+  out.d_kappa0 =
+      -dc / (kn * kn * v) + g_mu.dot(prior.mean() - mu_n) / kn + nn * nn / (kn * kn) * e.dot(Ge);
   out.d_log_kappa0 = k0 * out.d_kappa0;
   out.d_log_nu0_excess = (prior.nu() - dd + Scalar(1)) * out.d_nu0;
 
@@ -183,8 +183,8 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
     out.d_psi0_log_diagonal.resize(0);
   } else if (post.is_low_rank()) {
     // Psi0 is diagonal: dV/dPsi0_ii = c/2 (sum_j a_j s_ji^2 - W (Sigma^{-1})_ii).
-    const Vector g_diag = (c / Scalar(2)) * (Smat.cwiseAbs2().transpose() * a -
-                                             W * t.scale_inverse_diagonal());
+    const Vector g_diag =
+        (c / Scalar(2)) * (Smat.cwiseAbs2().transpose() * a - W * t.scale_inverse_diagonal());
     out.d_psi0_log_diagonal = Scalar(2) * g_diag.cwiseProduct(prior.scatter().diagonal());
     out.d_psi0.resize(0, 0);
     out.d_psi0_factor.resize(0, 0);
@@ -192,9 +192,11 @@ PredictiveVjp<Scalar, Dim> predictive_vjp_impl(
     // Psi0 = L0 L0^T: dV/dL0 = 2 G_psi L0 (lower part); O(d^2) when L0 is diagonal.
     const Matrix L0 = prior.scatter_cholesky();
     if (prior.is_diagonal()) {
-      out.d_psi0_factor = (Scalar(2) * G_psi * L0.diagonal().asDiagonal()).template triangularView<Eigen::Lower>();
+      out.d_psi0_factor =
+          (Scalar(2) * G_psi * L0.diagonal().asDiagonal()).template triangularView<Eigen::Lower>();
     } else {
-      out.d_psi0_factor = (Scalar(2) * G_psi * L0.template triangularView<Eigen::Lower>()).template triangularView<Eigen::Lower>();
+      out.d_psi0_factor = (Scalar(2) * G_psi * L0.template triangularView<Eigen::Lower>())
+                              .template triangularView<Eigen::Lower>();
     }
     out.d_psi0_factor.diagonal() = out.d_psi0_factor.diagonal().cwiseProduct(L0.diagonal());
     out.d_psi0_log_diagonal = out.d_psi0_factor.diagonal();
@@ -226,13 +228,11 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Dim> checked_rows(const char* fn, const ch
 // V = sum_j w_j log t(q_j | posterior(Z)) and its gradients (see PredictiveVjp).
 // support: n x d (n >= 0), queries: m x d, weights: m.
 template <class Scalar, int Dim, class DZ, class DQ, class DW>
-PredictiveVjp<Scalar, Dim> log_predictive_vjp(const NiwPrior<Scalar, Dim>& prior,
-                                              const Eigen::MatrixBase<DZ>& support,
-                                              const Eigen::MatrixBase<DQ>& queries,
-                                              const Eigen::MatrixBase<DW>& weights,
-                                              Path path = Path::automatic,
-                                              PriorScatterGradient scatter_gradient =
-                                                  PriorScatterGradient::compute) {
+PredictiveVjp<Scalar, Dim> log_predictive_vjp(
+    const NiwPrior<Scalar, Dim>& prior, const Eigen::MatrixBase<DZ>& support,
+    const Eigen::MatrixBase<DQ>& queries, const Eigen::MatrixBase<DW>& weights,
+    Path path = Path::automatic,
+    PriorScatterGradient scatter_gradient = PriorScatterGradient::compute) {
   constexpr const char* fn = "baypr::log_predictive_vjp";
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   auto Q = detail::checked_rows<Scalar, Dim>(fn, "queries", queries, prior.dim());
@@ -247,14 +247,12 @@ PredictiveVjp<Scalar, Dim> log_predictive_vjp(const NiwPrior<Scalar, Dim>& prior
 // = -alpha e_j) in one posterior fit instead of two. The returned weights are checked (size m,
 // finite). The result's log_pdf holds l and weights the w used.
 template <class Scalar, int Dim, class DZ, class DQ, class WeightsOf>
-  requires std::invocable<const WeightsOf&, const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>&>
-PredictiveVjp<Scalar, Dim> log_predictive_vjp_with(const NiwPrior<Scalar, Dim>& prior,
-                                                   const Eigen::MatrixBase<DZ>& support,
-                                                   const Eigen::MatrixBase<DQ>& queries,
-                                                   const WeightsOf& weights_of,
-                                                   Path path = Path::automatic,
-                                                   PriorScatterGradient scatter_gradient =
-                                                       PriorScatterGradient::compute) {
+requires std::invocable < const WeightsOf&, const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>
+& > PredictiveVjp<Scalar, Dim> log_predictive_vjp_with(
+        const NiwPrior<Scalar, Dim>& prior, const Eigen::MatrixBase<DZ>& support,
+        const Eigen::MatrixBase<DQ>& queries, const WeightsOf& weights_of,
+        Path path = Path::automatic,
+        PriorScatterGradient scatter_gradient = PriorScatterGradient::compute) {
   constexpr const char* fn = "baypr::log_predictive_vjp_with";
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   auto Q = detail::checked_rows<Scalar, Dim>(fn, "queries", queries, prior.dim());
@@ -268,12 +266,10 @@ PredictiveVjp<Scalar, Dim> log_predictive_vjp_with(const NiwPrior<Scalar, Dim>& 
 // gradient (both roles) and d_queries is empty. L_in = -mean_i log t(z_i | posterior(Z)) is
 // this with weights all -1/n.
 template <class Scalar, int Dim, class DZ, class DW>
-PredictiveVjp<Scalar, Dim> log_predictive_self_vjp(const NiwPrior<Scalar, Dim>& prior,
-                                                   const Eigen::MatrixBase<DZ>& support,
-                                                   const Eigen::MatrixBase<DW>& weights,
-                                                   Path path = Path::automatic,
-                                                   PriorScatterGradient scatter_gradient =
-                                                       PriorScatterGradient::compute) {
+PredictiveVjp<Scalar, Dim> log_predictive_self_vjp(
+    const NiwPrior<Scalar, Dim>& prior, const Eigen::MatrixBase<DZ>& support,
+    const Eigen::MatrixBase<DW>& weights, Path path = Path::automatic,
+    PriorScatterGradient scatter_gradient = PriorScatterGradient::compute) {
   constexpr const char* fn = "baypr::log_predictive_self_vjp";
   auto Z = detail::checked_rows<Scalar, Dim>(fn, "support", support, prior.dim());
   detail::check_nonempty(fn, "support", Z.rows());

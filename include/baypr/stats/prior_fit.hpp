@@ -357,9 +357,10 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
       detail::throw_invalid(fn, "options.start",
                             "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40]");
     }
-    detail::throw_invalid(fn, "groups",
-                          "have a scale outside what fit_prior searches (the moments give kappa0 or a "
-                          "Psi0 entry outside [e^-40, e^40]): rescale them");
+    detail::throw_invalid(
+        fn, "groups",
+        "have a scale outside what fit_prior searches (the moments give kappa0 or a "
+        "Psi0 entry outside [e^-40, e^40]): rescale them");
   }
   // Minimise f = -(log evidence) / rows.
   Eigen::VectorXd grad;

@@ -63,7 +63,8 @@ class StudentT {
     detail::check_positive(fn, "dof", dof);
     detail::check_symmetric(fn, "scale", scale);
     const Eigen::LLT<Matrix> llt((scale + scale.transpose()) / Scalar(2));
-    if (llt.info() != Eigen::Success) detail::throw_invalid(fn, "scale", "must be positive definite");
+    if (llt.info() != Eigen::Success)
+      detail::throw_invalid(fn, "scale", "must be positive definite");
     chol_ = llt.matrixL();
     detail::check_cholesky_pivots(fn, "scale", chol_);
     finish(Scalar(2) * chol_.diagonal().array().log().sum());
@@ -122,16 +123,16 @@ class StudentT {
 
   // log t(x) of one point (a compile-time vector of size d).
   template <class Derived>
-    requires(Derived::IsVectorAtCompileTime == 1)
-  [[nodiscard]] Scalar log_pdf(const Eigen::MatrixBase<Derived>& x) const {
+  requires(Derived::IsVectorAtCompileTime == 1) [[nodiscard]] Scalar
+      log_pdf(const Eigen::MatrixBase<Derived>& x) const {
     const Rows r = check_point("baypr::StudentT::log_pdf", x).transpose();
     return log_pdf_from_delta(quadratic_forms(r)(0));
   }
 
   // log t of each row of X (m x d) -> m values; one blocked solve for all rows.
   template <class Derived>
-    requires(Derived::IsVectorAtCompileTime == 0)
-  [[nodiscard]] Values log_pdf(const Eigen::MatrixBase<Derived>& X) const {
+  requires(Derived::IsVectorAtCompileTime == 0) [[nodiscard]] Values
+      log_pdf(const Eigen::MatrixBase<Derived>& X) const {
     Values delta = mahalanobis_checked(X, "baypr::StudentT::log_pdf");
     return delta.unaryExpr([this](const Scalar& dl) { return log_pdf_from_delta(dl); });
   }
@@ -145,9 +146,8 @@ class StudentT {
   // P(delta(Y) >= delta(x_j)) for Y ~ this distribution, per row of X: the calibrated p-value
   // of each query (small = anomalous). Uses delta / d ~ F(d, v).
   template <class Derived>
-  [[nodiscard]] Eigen::VectorXd tail_probability(const Eigen::MatrixBase<Derived>& X) const
-    requires is_plain_scalar_v<Scalar>
-  {
+  [[nodiscard]] Eigen::VectorXd tail_probability(const Eigen::MatrixBase<Derived>& X) const requires
+      is_plain_scalar_v<Scalar> {
     const Values delta = mahalanobis_checked(X, "baypr::StudentT::tail_probability");
     const double d = static_cast<double>(dim());
     const double v = static_cast<double>(dof_);
@@ -160,9 +160,7 @@ class StudentT {
 
   // The delta whose tail probability is alpha, 0 < alpha < 1: flag x when mahalanobis(x) exceeds
   // it for a false-alarm rate alpha on normal data drawn from this distribution.
-  [[nodiscard]] double threshold(double alpha) const
-    requires is_plain_scalar_v<Scalar>
-  {
+  [[nodiscard]] double threshold(double alpha) const requires is_plain_scalar_v<Scalar> {
     constexpr const char* fn = "baypr::StudentT::threshold";
     if (!(alpha > 0.0 && alpha < 1.0)) {
       detail::throw_invalid(fn, "alpha", "must be in (0, 1), got " + detail::format_value(alpha));
@@ -204,7 +202,11 @@ class StudentT {
     if (low_rank_) return low_rank_->inverse_diagonal();
     Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> inv = chol_;
     detail::invert_lower_in_place<Scalar>(inv);
-    return inv.template triangularView<Eigen::Lower>().toDenseMatrix().colwise().squaredNorm().transpose();
+    return inv.template triangularView<Eigen::Lower>()
+        .toDenseMatrix()
+        .colwise()
+        .squaredNorm()
+        .transpose();
   }
 
   // Sigma^{-1} U for the columns of U (d x p).
@@ -226,7 +228,9 @@ class StudentT {
       return delta;
     }
     Rows W = R;
-    chol_.transpose().template triangularView<Eigen::Upper>().template solveInPlace<Eigen::OnTheRight>(W);
+    chol_.transpose()
+        .template triangularView<Eigen::Upper>()
+        .template solveInPlace<Eigen::OnTheRight>(W);
     delta = W.rowwise().squaredNorm();
     if (solved != nullptr) {
       chol_.template triangularView<Eigen::Lower>().template solveInPlace<Eigen::OnTheRight>(W);
@@ -238,9 +242,7 @@ class StudentT {
   // Draw m samples (rows) with the given uniform random bit generator: mu + L g / sqrt(u / v),
   // g ~ N(0, I), u ~ chi^2(v). For testing calibration; double and float only.
   template <class Rng>
-  [[nodiscard]] Rows sample(Eigen::Index m, Rng& rng) const
-    requires is_plain_scalar_v<Scalar>
-  {
+  [[nodiscard]] Rows sample(Eigen::Index m, Rng& rng) const requires is_plain_scalar_v<Scalar> {
     std::normal_distribution<double> normal;
     std::chi_squared_distribution<double> chi2(static_cast<double>(dof_));
     const Matrix L = scale_cholesky();
@@ -310,8 +312,8 @@ class StudentT {
   static constexpr Eigen::Index row_block = 256;
 
   Vector location_;
-  Matrix chol_;                              // dense representation (lower factor of Sigma)
-  std::optional<LowRankScale> low_rank_;     // or diagonal plus low rank
+  Matrix chol_;                           // dense representation (lower factor of Sigma)
+  std::optional<LowRankScale> low_rank_;  // or diagonal plus low rank
   Scalar dof_{};
   Scalar log_det_{};
   Scalar half_v_plus_d_{};

@@ -26,8 +26,8 @@ struct KnnKernel {
   static constexpr Eigen::Index nr = 6;           // queries per micro-tile
 
   // c[j * ldc + r] (r < mr, j < nr) = (accumulate ? c : 0) + sum_k a[k * mr + r] * b[k * nr + j].
-  static EIGEN_ALWAYS_INLINE void micro(Eigen::Index depth, const Scalar* a, const Scalar* b, Scalar* c,
-                                        Eigen::Index ldc, bool accumulate) {
+  static EIGEN_ALWAYS_INLINE void micro(Eigen::Index depth, const Scalar* a, const Scalar* b,
+                                        Scalar* c, Eigen::Index ldc, bool accumulate) {
     using namespace Eigen::internal;
     Packet c0[nr], c1[nr];
     for (Eigen::Index j = 0; j < nr; ++j) {
