@@ -88,22 +88,28 @@ TEST_CASE("sample_without_replacement: pinned, distinct, and a named error", "[c
   CHECK(baypr::sample_without_replacement(pool, 4, a) == std::vector<Eigen::Index>{15, 10, 12, 11});
   std::mt19937_64 b(6);
   const auto all = baypr::sample_without_replacement(pool, 7, b);
-  CHECK(std::set<Eigen::Index>(all.begin(), all.end()) == std::set<Eigen::Index>(pool.begin(), pool.end()));
+  CHECK(std::set<Eigen::Index>(all.begin(), all.end()) ==
+        std::set<Eigen::Index>(pool.begin(), pool.end()));
   CHECK(baypr::sample_without_replacement(pool, 0, b).empty());
-  CHECK(contains(message_of([&] { (void)baypr::sample_without_replacement(pool, 8, b); }),
-                 "baypr::sample_without_replacement: argument 'count' asks for 8 distinct draws from 7"));
-  CHECK(contains(message_of([&] { (void)baypr::sample_without_replacement(pool, -1, b, "f", "k"); }),
-                 "f: argument 'k' asks for -1 distinct draws from 7"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::sample_without_replacement(pool, 8, b); }),
+      "baypr::sample_without_replacement: argument 'count' asks for 8 distinct draws from 7"));
+  CHECK(
+      contains(message_of([&] { (void)baypr::sample_without_replacement(pool, -1, b, "f", "k"); }),
+               "f: argument 'k' asks for -1 distinct draws from 7"));
 }
 
-TEST_CASE("all_finite / check_finite: NaN and both infinities, any layout, float and double", "[core][errors]") {
-  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+TEST_CASE("all_finite / check_finite: NaN and both infinities, any layout, float and double",
+          "[core][errors]") {
+  const double inf = std::numeric_limits<double>::infinity(),
+               nan = std::numeric_limits<double>::quiet_NaN();
   for (const double bad : {nan, inf, -inf}) {
     Eigen::VectorXd v = Eigen::VectorXd::LinSpaced(1001, -1e300, 1e300);
     CHECK(baypr::detail::all_finite(v));
     v(777) = bad;
     CHECK_FALSE(baypr::detail::all_finite(v));
-    CHECK(contains(message_of([&] { baypr::detail::check_finite("f", "v", v); }), "at row 777, column 0"));
+    CHECK(contains(message_of([&] { baypr::detail::check_finite("f", "v", v); }),
+                   "at row 777, column 0"));
     Eigen::MatrixXf m = Eigen::MatrixXf::Ones(4, 5);
     m(3, 2) = static_cast<float>(bad);
     CHECK_FALSE(baypr::detail::all_finite(m));
