@@ -29,6 +29,7 @@
 #include <baypr/meta/adapt.hpp>
 #include <baypr/meta/mlp.hpp>
 #include <baypr/meta/trainer.hpp>
+#include <baypr_bench/methods.hpp>
 
 namespace meta_fashion {
 

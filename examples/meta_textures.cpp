@@ -51,13 +51,13 @@
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta_textures.md and
 // DIR/meta_textures.csv.
 #include <baypr/baypr.hpp>
-#include <baypr/eval/textures.hpp>
 #include <baypr/meta/adapt.hpp>
 #include <baypr/meta/baselines.hpp>
 #include <baypr/meta/learned_prior.hpp>
 #include <baypr/meta/mlp.hpp>
 #include <baypr/meta/progress.hpp>
 #include <baypr/meta/trainer.hpp>
+#include <baypr_bench/textures.hpp>
 
 #include <algorithm>
 #include <chrono>

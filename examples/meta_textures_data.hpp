@@ -27,9 +27,9 @@
 
 #include <baypr/eval/episodes.hpp>
 #include <baypr/eval/metrics.hpp>
-#include <baypr/eval/textures.hpp>
 #include <baypr/io/pat.hpp>
 #include <baypr/meta/adapt.hpp>
+#include <baypr_bench/textures.hpp>
 
 namespace meta_textures {
 

@@ -1,4 +1,4 @@
-// baypr/eval/textures.hpp: deterministic crops (and exact periodic sub-blocks without nuisance),
+// bench/baypr_bench/textures.hpp: deterministic crops (and exact periodic sub-blocks without nuisance),
 // every defect type's mask being exactly the changed pixels with a bounded area, patch features
 // against a naive per-pixel reference, patch-score maps on hand-derived cases, and the episode
 // runner end to end on synthetic periodic textures (shapes, reproducibility, real signal).
@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "baypr/eval/textures.hpp"
 #include "baypr/io/pat.hpp"
+#include "baypr_bench/textures.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
 

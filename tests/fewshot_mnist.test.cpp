@@ -13,6 +13,7 @@
 
 #include "baypr/eval/episodes.hpp"
 #include "baypr/io/idx.hpp"
+#include "baypr_bench/methods.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
 

@@ -12,6 +12,7 @@
 // Methods: fashion_methods() in methods.cpp.
 #include <baypr/eval/episodes.hpp>
 #include <baypr/io/idx.hpp>
+#include <baypr_bench/methods.hpp>
 
 #include <algorithm>
 #include <random>

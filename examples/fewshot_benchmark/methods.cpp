@@ -1,7 +1,8 @@
 // The methods each dataset compares, in one translation unit: every scorer type is instantiated
 // here once instead of in each dataset's file (the heaviest part of compiling the program).
 #include <baypr/eval/episodes.hpp>
-#include <baypr/eval/textures.hpp>
+#include <baypr_bench/methods.hpp>
+#include <baypr_bench/textures.hpp>
 
 #include "common.hpp"
 

@@ -1,5 +1,5 @@
 // Textures: an MVTec-AD-like benchmark on GIMP's photographic patterns (Debian gimp-data and
-// gimp-data-extras), defined in include/baypr/eval/textures.hpp.
+// gimp-data-extras), defined in bench/baypr_bench/textures.hpp.
 //
 // Categories: every pattern whose shorter side is at least 64 px (the crop size), converted to
 // grey; --texture-categories N takes N of them evenly spaced in path order (the default run), 'all'
@@ -9,8 +9,8 @@
 // descriptors (raw 8 x 8 patch + 2 x 2-pooled 16 x 16 context, stride 4: 225 patches per image),
 // standardised with the support patches' statistics. Image score = max over patches; pixel map =
 // mean of the covering patches' scores.
-#include <baypr/eval/textures.hpp>
 #include <baypr/io/pat.hpp>
+#include <baypr_bench/textures.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -18,7 +18,6 @@
 
 #include "baypr/baypr.hpp"
 #include "baypr/eval/episodes.hpp"
-#include "baypr/eval/textures.hpp"
 #include "baypr/io/idx.hpp"
 #include "baypr/io/npy.hpp"
 #include "baypr/io/pat.hpp"
@@ -32,6 +31,8 @@
 #include "baypr/meta/mlp.hpp"
 #include "baypr/meta/progress.hpp"
 #include "baypr/meta/trainer.hpp"
+#include "baypr_bench/methods.hpp"
+#include "baypr_bench/textures.hpp"
 #include "support/catch.hpp"
 #include "support/finite_differences.hpp"
 #include "support/fixtures.hpp"

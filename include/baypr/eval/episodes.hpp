@@ -1,14 +1,15 @@
 // baypr/eval/episodes.hpp: the one-class few-shot episode protocol on labelled embeddings, and
-// two fixed (untrained) image embeddings to run it on.
+// a user's task over few-shot episodes.
 //
 //   FewShotData { train_labels, test_labels, embeddings (name, train rows, test rows) }
 //   OneClassOptions { classes, shots, episodes, seed, normal_queries, anomalous_queries,
 //                     full_test_split, progress }
-//   OneClassResults run_one_class_episodes(data, options, methods = standard_episode_methods())
+//   OneClassResults run_one_class_episodes(data, options, methods)
 //   EpisodeMethod make_episode_method(name, scorer)      any baypr::Scorer, fitted per episode
 //   TaskResults run_task_episodes(support, queries, labels, TaskOptions, methods)   one user task
-//   PixelStandardiser::fit(train_pixels, min_sd), .apply(pixels)
-//   Eigen::MatrixXd gaussian_projection(in_dim, out_dim, seed)   entries N(0, 1 / in_dim)
+//
+// The methods are the caller's: e.g. make_episode_method("bayes", BayesianScorer()) for each
+// scorer compared (the repository's benchmark lists its own in bench/baypr_bench/methods.hpp).
 //
 // Protocol (the authors' episode, one class at a time as "normal"): support = K distinct normal
 // images from the *training* split; queries = `normal_queries` normal + `anomalous_queries`
@@ -35,9 +36,7 @@
 #include "baypr/core/errors.hpp"
 #include "baypr/core/random.hpp"
 #include "baypr/eval/metrics.hpp"
-#include "baypr/score/baselines.hpp"
-#include "baypr/score/bayesian.hpp"
-#include "baypr/score/patchcore.hpp"
+#include "baypr/score/scorer.hpp"
 
 namespace baypr {
 
@@ -67,27 +66,6 @@ template <class S>
             s.fit(support);
             return Eigen::VectorXd(s.score(queries));
           }};
-}
-
-// The benchmark's methods: Bayesian llr and nll with the empirical-Bayes Psi0 scale, PatchCore
-// with every support row in the memory bank (coreset 100%), prototype, Gaussian (Ledoit-Wolf).
-// bayes_path: the Bayesian scorers' posterior path (automatic: low-rank when K + 1 < d).
-[[nodiscard]] inline std::vector<EpisodeMethod> standard_episode_methods(
-    Path bayes_path = Path::automatic) {
-  BayesianScorerOptions llr;  // the defaults: Psi0 = I, kappa0 = 1e-4
-  llr.path = bayes_path;
-  BayesianScorerOptions nll = llr;
-  nll.score = BayesScore::nll;
-  BayesianScorerOptions eb = llr;
-  eb.empirical_psi_scale = true;
-  PatchCoreOptions all_rows;
-  all_rows.coreset.ratio = 1.0;
-  return {make_episode_method("bayes llr", BayesianScorer(llr)),
-          make_episode_method("bayes nll", BayesianScorer(nll)),
-          make_episode_method("bayes llr (EB Psi0)", BayesianScorer(eb)),
-          make_episode_method("patchcore (coreset 100%)", PatchCoreScorer<double>(all_rows)),
-          make_episode_method("prototype", PrototypeScorer()),
-          make_episode_method("gaussian (Ledoit-Wolf)", GaussianScorer())};
 }
 
 struct OneClassOptions {
@@ -137,7 +115,7 @@ struct OneClassResults {
 
 [[nodiscard]] inline OneClassResults run_one_class_episodes(
     const FewShotData& data, const OneClassOptions& options,
-    const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
+    const std::vector<EpisodeMethod>& methods) {
   constexpr std::string_view fn = "baypr::run_one_class_episodes";
   if (data.embeddings.empty()) detail::throw_invalid(fn, "data.embeddings", "must not be empty");
   if (methods.empty()) detail::throw_invalid(fn, "methods", "must not be empty");
@@ -267,10 +245,11 @@ struct TaskResults {
   std::vector<double> full_support;                     // [method]: AUROC with every support image
 };
 
-[[nodiscard]] inline TaskResults run_task_episodes(
-    const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries, const Eigen::VectorXi& labels,
-    const TaskOptions& options,
-    const std::vector<EpisodeMethod>& methods = standard_episode_methods()) {
+[[nodiscard]] inline TaskResults run_task_episodes(const Eigen::MatrixXd& support,
+                                                   const Eigen::MatrixXd& queries,
+                                                   const Eigen::VectorXi& labels,
+                                                   const TaskOptions& options,
+                                                   const std::vector<EpisodeMethod>& methods) {
   constexpr std::string_view fn = "baypr::run_task_episodes";
   if (methods.empty()) detail::throw_invalid(fn, "methods", "must not be empty");
   if (options.episodes < 2) {
@@ -311,7 +290,7 @@ struct TaskResults {
     if (p == 1) return rows;
     const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
         per_image(rows.data(), n_queries, p);
-    return per_image.rowwise().maxCoeff();
+    return aggregate(per_image, Aggregation::max());
   };
 
   TaskResults out;
@@ -345,30 +324,5 @@ struct TaskResults {
   for (const auto& m : methods) out.full_support.push_back(auroc(image_scores(m, support), labels));
   return out;
 }
-
-// Per-pixel standardisation with statistics of the training split: (x - mean) / max(sd, min_sd).
-// The floor keeps the near-constant border pixels (sd ~ 0) from dominating distances.
-struct PixelStandardiser {
-  Eigen::RowVectorXd mean, scale;
-
-  [[nodiscard]] static PixelStandardiser fit(const Eigen::MatrixXd& train, double min_sd = 0.1) {
-    constexpr std::string_view fn = "baypr::PixelStandardiser::fit";
-    if (train.rows() < 2)
-      detail::throw_invalid(fn, "train",
-                            "must have at least 2 rows, got " + std::to_string(train.rows()));
-    detail::check_positive(fn, "min_sd", min_sd);
-    PixelStandardiser s;
-    s.mean = train.colwise().mean();
-    const Eigen::RowVectorXd var =
-        (train.rowwise() - s.mean).colwise().squaredNorm() / static_cast<double>(train.rows() - 1);
-    s.scale = var.cwiseSqrt().cwiseMax(min_sd);
-    return s;
-  }
-
-  [[nodiscard]] Eigen::MatrixXd apply(const Eigen::MatrixXd& x) const {
-    detail::check_size("baypr::PixelStandardiser::apply", "x", "columns", x.cols(), mean.size());
-    return (x.rowwise() - mean).array().rowwise() / scale.array();
-  }
-};
 
 }  // namespace baypr

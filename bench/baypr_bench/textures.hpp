@@ -1,6 +1,7 @@
-// baypr/eval/textures.hpp: an MVTec-AD-like texture anomaly benchmark on grey textures (e.g. GIMP
-// patterns): normal crops, synthetic defects with exact pixel masks, a fixed patch embedding, and a
-// few-shot episode runner reporting image and pixel AUROC per defect type.
+// bench/baypr_bench/textures.hpp: an MVTec-AD-like texture anomaly benchmark on grey textures
+// (e.g. GIMP patterns): normal crops, synthetic defects with exact pixel masks, a fixed patch
+// embedding, and a few-shot episode runner reporting image and pixel AUROC per defect type. The
+// repository's benchmark code, not the library's API: this directory is not installed.
 //
 //   NuisanceOptions, normal_crop(texture, size, rng, nuisance)      a normal image
 //   DefectType {cut_paste, scratch, blotch, hole}, defect_name(type)
