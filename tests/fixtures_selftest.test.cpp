@@ -31,7 +31,7 @@ struct Posterior {
   Eigen::MatrixXd psi;
 };
 
-// Conjugate update from the first `rows` support rows, centred scatter, as in DESIGN.md.
+// Conjugate update from the first `rows` support rows, centred scatter (docs/design.md, stats/).
 Posterior posterior(const NiwCase& c, Eigen::Index rows) {
   Posterior p{c.kappa0, c.nu0, c.mu0, c.psi0};
   if (rows == 0) return p;

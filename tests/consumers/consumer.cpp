@@ -1,9 +1,14 @@
-// A small downstream program: includes the umbrella header, fits a posterior and checks results.
+// A small downstream program: includes the umbrella header, fits a posterior and checks results;
+// decodes an IDX buffer through <baypr/io/idx.hpp>, so its link proves baypr::idx brings zlib.
 #include <baypr/baypr.hpp>
+#include <baypr/io/idx.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 int main() {
   if (std::strcmp(baypr::version_string, "0.1.0") != 0) {
@@ -18,6 +23,11 @@ int main() {
   const bool ok = t.dof() == 6.0 && std::abs(t.location()(0) - 0.75) < 1e-15 &&
                   std::abs(t.location()(1) - 1.125) < 1e-15 &&
                   std::isfinite(t.log_pdf(Eigen::Vector2d(1.0, 1.0)));
-  std::printf("baypr %s consumer %s\n", baypr::version_string, ok ? "ok" : "FAILED");
-  return ok ? 0 : 1;
+  // A 1-D unsigned-byte IDX file (magic 0x00000801) with three labels.
+  constexpr char idx[] = {0, 0, 0x08, 0x01, 0, 0, 0, 3, 7, 0, 9};
+  const auto labels =
+      baypr::idx_labels(baypr::parse_idx(std::string_view(idx, sizeof idx)), "labels");
+  const bool idx_ok = labels == std::vector<std::uint8_t>{7, 0, 9};
+  std::printf("baypr %s consumer %s\n", baypr::version_string, ok && idx_ok ? "ok" : "FAILED");
+  return ok && idx_ok ? 0 : 1;
 }

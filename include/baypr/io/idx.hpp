@@ -1,5 +1,5 @@
 // baypr/io/idx.hpp: read the IDX format of MNIST / Fashion-MNIST, plain or gzip-compressed
-// (needs zlib: link ZLIB::ZLIB).
+// (needs zlib: link the baypr::idx target, which brings it).
 //
 //   IdxArray parse_idx(std::span<const std::byte> bytes, std::string_view name = "buffer")
 //   IdxArray parse_idx(std::string_view bytes, std::string_view name = "buffer")

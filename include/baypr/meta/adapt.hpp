@@ -136,8 +136,8 @@ struct Calibration {
 };
 
 // The outer loss: the objective, its calibration and L2 weight, and an optional supervised
-// contrastive term (SupCon on L2-normalised query embeddings; 0 = off; DESIGN: weight 0.1, tau
-// 0.07).
+// contrastive term (SupCon on L2-normalised query embeddings; 0 = off; the method's federated
+// setting uses weight 0.1, tau 0.07).
 struct OuterOptions {
   Objective objective = Objective::discriminative;
   Calibration calibration;
