@@ -1,6 +1,7 @@
 // Error messages name the function, the argument and the offending value.
 #include <Eigen/Core>
 #include <string>
+#include <vector>
 
 #include "baypr/core/errors.hpp"
 #include "support/catch.hpp"
@@ -42,4 +43,17 @@ TEST_CASE("numerical_error is a runtime_error", "[core][errors]") {
   CHECK_THROWS_AS(baypr::detail::throw_numerical("k", "downdate failed"), std::runtime_error);
   const auto msg = message_of([] { baypr::detail::throw_numerical("k", "downdate failed"); });
   CHECK(msg == "k: downdate failed");
+}
+
+TEST_CASE("check_binary_labels: one check for std::vector and Eigen labels", "[core][errors]") {
+  const std::vector<int> v{0, 1, 1, 0};
+  Eigen::VectorXi e(5);
+  e << 1, 0, 0, 1, 1;
+  CHECK(baypr::detail::check_binary_labels("f", "labels", v, 4) == 2);
+  CHECK(baypr::detail::check_binary_labels("f", "labels", e, 5) == 3);
+  CHECK(contains(message_of([&] { (void)baypr::detail::check_binary_labels("f", "labels", v, 5); }),
+                 "f: argument 'labels' has size 4, expected 5"));
+  e(2) = -1;
+  CHECK(contains(message_of([&] { (void)baypr::detail::check_binary_labels("g", "y", e, 5); }),
+                 "g: argument 'y' must be 0 (normal) or 1 (anomalous), got -1 at index 2"));
 }

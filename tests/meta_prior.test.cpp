@@ -198,7 +198,7 @@ TEST_CASE("learned_prior_step: bad input is rejected, naming the argument",
   CHECK(contains(msg(joint, negative_l2),
                  "argument 'outer.calibration_l2' must be finite and >= 0, got -1"));
   CHECK(contains(msg(joint, {}, {0, 0, 0, 2, 1, 1}),
-                 "argument 'labels' must be 0 or 1, got 2 at index 3"));
+                 "argument 'labels' must be 0 (normal) or 1 (anomalous), got 2 at index 3"));
   Vec huge_kappa = joint;
   huge_kappa(d) = 800.0;  // exp overflows: NiwPrior names kappa0
   CHECK(contains(msg(huge_kappa), "kappa0"));

@@ -128,6 +128,27 @@ inline void check_size(std::string_view function, std::string_view argument,
   }
 }
 
+// Query labels, the one check of integer labels: `expected` entries (a std::vector<int>,
+// Eigen::VectorXi or any range of integers), each 0 (normal) or 1 (anomalous); returns how many
+// are 1. Otherwise names the size or the first bad entry. (Metrics take any real label type and
+// check it as they collect the samples, eval/metrics.hpp.)
+template <class Labels>
+Eigen::Index check_binary_labels(std::string_view function, std::string_view argument,
+                                 const Labels& labels, Eigen::Index expected) {
+  check_size(function, argument, "size", static_cast<Eigen::Index>(labels.size()), expected);
+  Eigen::Index index = 0, ones = 0;
+  for (const auto y : labels) {
+    if (y != 0 && y != 1) {
+      throw_invalid(function, argument,
+                    "must be 0 (normal) or 1 (anomalous), got " + std::to_string(y) + " at index " +
+                        std::to_string(index));
+    }
+    if (y == 1) ++ones;
+    ++index;
+  }
+  return ones;
+}
+
 // A scorer (or other fitted model) used before fit: names the call that fits it.
 inline void check_fitted(std::string_view function, bool fitted, std::string_view fit_call) {
   if (!fitted)

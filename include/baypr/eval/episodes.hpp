@@ -270,16 +270,7 @@ struct TaskResults {
                               std::to_string(p));
   }
   const Eigen::Index n_support = support.rows() / p, n_queries = queries.rows() / p;
-  detail::check_size(fn, "labels", "size", labels.size(), n_queries);
-  Eigen::Index n_anomalous = 0;
-  for (Eigen::Index i = 0; i < labels.size(); ++i) {
-    if (labels(i) != 0 && labels(i) != 1) {
-      detail::throw_invalid(fn, "labels",
-                            "must be 0 (normal) or 1 (anomalous), got " +
-                                std::to_string(labels(i)) + " at index " + std::to_string(i));
-    }
-    n_anomalous += labels(i);
-  }
+  const Eigen::Index n_anomalous = detail::check_binary_labels(fn, "labels", labels, n_queries);
   if (n_anomalous == 0 || n_anomalous == labels.size()) {
     detail::throw_invalid(fn, "labels", "must contain both normal (0) and anomalous (1) queries");
   }

@@ -246,17 +246,8 @@ template <class E>
 void check_episode(const char* fn, const E& embedding, const MetaEpisode& episode) {
   check_inputs(fn, "episode.support", embedding, episode.support);
   check_inputs(fn, "episode.queries", embedding, episode.queries);
-  baypr::detail::check_size(fn, "episode.labels", "size",
-                            static_cast<Eigen::Index>(episode.labels.size()),
-                            episode.queries.rows());
-  for (std::size_t j = 0; j < episode.labels.size(); ++j) {
-    if (episode.labels[j] != 0 && episode.labels[j] != 1) {
-      baypr::detail::throw_invalid(fn, "episode.labels",
-                                   "must be 0 (normal) or 1 (anomalous), got " +
-                                       std::to_string(episode.labels[j]) + " at index " +
-                                       std::to_string(j));
-    }
-  }
+  (void)baypr::detail::check_binary_labels(fn, "episode.labels", episode.labels,
+                                           episode.queries.rows());
 }
 
 template <class E>
@@ -973,17 +964,11 @@ inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores,
 // labels present and finite scores.
 inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vector<int>& labels) {
   constexpr const char* fn = "baypr::meta::fit_calibration";
-  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()),
-                            scores.size());
+  (void)baypr::detail::check_binary_labels(fn, "labels", labels, scores.size());
   baypr::detail::check_finite(fn, "scores", scores);
   double count[2] = {0.0, 0.0}, mean[2] = {0.0, 0.0};
   for (std::size_t j = 0; j < labels.size(); ++j) {
     const int y = labels[j];
-    if (y != 0 && y != 1) {
-      baypr::detail::throw_invalid(
-          fn, "labels",
-          "must be 0 or 1, got " + std::to_string(y) + " at index " + std::to_string(j));
-    }
     count[y] += 1.0;
     mean[y] += scores(static_cast<Eigen::Index>(j));
   }

@@ -107,15 +107,7 @@ template <class DZ, class DQ>
   baypr::detail::check_finite(fn, "Z", Z);
   baypr::detail::check_finite(fn, "Q", Q);
   baypr::detail::check_finite(fn, "joint", joint);
-  baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()),
-                            Q.rows());
-  for (std::size_t j = 0; j < labels.size(); ++j) {
-    if (labels[j] != 0 && labels[j] != 1) {
-      baypr::detail::throw_invalid(
-          fn, "labels",
-          "must be 0 or 1, got " + std::to_string(labels[j]) + " at index " + std::to_string(j));
-    }
-  }
+  (void)baypr::detail::check_binary_labels(fn, "labels", labels, Q.rows());
   if (outer.objective != Objective::discriminative && outer.objective != Objective::ranking) {
     baypr::detail::throw_invalid(
         fn, "outer.objective",
