@@ -126,28 +126,10 @@ double peak_rss_mib() {
   return static_cast<double>(usage_now.ru_maxrss) / 1024.0;  // Linux: kilobytes
 }
 
-struct Embeddings {
-  baypr::NpyMatrix<double> rows;  // (n * p) x d
-  Eigen::Index images = 0, patches = 1;
-  std::size_t rank = 2;
-};
+using Embeddings = baypr::NpyEmbeddings<double>;  // (n, d) or (n, p, d), as rows
 
 Embeddings load(const std::string& path, const char* what) {
-  baypr::NpyArray a = baypr::read_npy(path);
-  Embeddings e;
-  e.rank = a.rank();
-  if (a.rank() == 2) {
-    e.rows = baypr::npy_matrix<double>(a);
-    e.images = e.rows.rows();
-  } else if (a.rank() == 3) {
-    auto p = baypr::npy_patches<double>(a);
-    e.images = p.n;
-    e.patches = p.p;
-    e.rows = std::move(p.embeddings);
-  } else {
-    throw UsageError(std::string(what) + " '" + path +
-                     "' must have shape (n, d) or (n, p, d), got rank " + std::to_string(a.rank()));
-  }
+  Embeddings e = baypr::read_npy_embeddings<double>(path);
   if (e.rows.rows() == 0 || e.rows.cols() == 0) {
     throw UsageError(std::string(what) + " '" + path + "' is empty");
   }

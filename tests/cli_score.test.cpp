@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "baypr/baypr.hpp"
 #include "baypr/io/npy.hpp"
@@ -129,6 +130,7 @@ TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][err
   TempDir dir;
   baypr::write_npy(dir.file("S.npy"), Eigen::MatrixXd::Random(4, 3).eval());
   baypr::write_npy(dir.file("Q4.npy"), Eigen::MatrixXd::Random(2, 4).eval());
+  baypr::write_npy(dir.file("v.npy"), std::vector<double>{1.0, 2.0, 3.0}, {3});
   {
     std::ofstream bad(dir.file("bad.npy"), std::ios::binary);
     bad << "\x93NUMPY\x01\x00garbage";
@@ -151,6 +153,8 @@ TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][err
       {"--method proto" + io + " --query " + dir.file("Q4.npy"),
        "--support has d = 3 but --query has d = 4"},
       {"--method patchcore --coreset 2" + io + " --query " + dir.file("S.npy"), "coreset"},
+      {"--method bayes" + io + " --query " + dir.file("v.npy"),
+       "must hold a 2-D (n, d) or 3-D (n, p, d) array, got shape (3,)"},
   };
   for (const auto& [arguments, expected] : cases) {
     INFO("arguments: " << arguments);

@@ -297,6 +297,31 @@ TEST_CASE("read_npy_patches: (n, p, d) in C and Fortran order", "[io][npy]") {
   }
 }
 
+TEST_CASE("read_npy_embeddings: (n, d) or (n, p, d) as rows, any other rank named", "[io][npy]") {
+  const auto two = baypr::read_npy_embeddings(fixture_dir / "f8_c_2d.npy");
+  CHECK((two.rank == 2 && two.patches == 1 && two.images == 3));
+  const auto matrix = baypr::read_npy_matrix(fixture_dir / "f8_c_2d.npy");  // NaN and Inf too
+  REQUIRE((two.rows.rows() == matrix.rows() && two.rows.cols() == matrix.cols()));
+  for (Eigen::Index i = 0; i < matrix.size(); ++i) {
+    CHECK(same_double(two.rows.data()[i], matrix.data()[i]));
+  }
+  for (const char* file : {"f8_c_3d.npy", "f4_f_3d.npy"}) {
+    INFO(file);
+    const auto three = baypr::read_npy_embeddings<float>(fixture_dir / file);
+    const auto patches = baypr::read_npy_patches<float>(fixture_dir / file);
+    CHECK((three.rank == 3 && three.images == patches.n && three.patches == patches.p));
+    CHECK(three.rows == patches.embeddings);  // grids, all finite
+  }
+  const std::string m1 = error_of<baypr::invalid_argument>(
+      [] { (void)baypr::read_npy_embeddings(fixture_dir / "f8_1d.npy"); });
+  CHECK(contains(m1, "baypr::read_npy_embeddings: argument 'path'"));
+  CHECK(contains(m1, "f8_1d.npy"));
+  CHECK(contains(m1, "must hold a 2-D (n, d) or 3-D (n, p, d) array, got shape (5,)"));
+  const std::string m0 = error_of<baypr::invalid_argument>(
+      [] { (void)baypr::npy_embeddings(baypr::read_npy(fixture_dir / "f8_0d.npy")); });
+  CHECK(contains(m0, "baypr::npy_embeddings: argument 'array' (array) must hold a 2-D"));
+}
+
 TEST_CASE("conversions are exact or throw numerical_error", "[io][npy][conversion]") {
   const auto mask = baypr::read_npy(fixture_dir / "u1_mask.npy");
   const auto mask_d = mask.as<double>();

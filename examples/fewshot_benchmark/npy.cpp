@@ -11,39 +11,12 @@
 
 namespace bench {
 
-namespace {
-
-// User mode: one task exported as .npy (support of normal images, labelled queries), every method
-// on it, over K-shot episodes drawn from the support and once with the whole support.
-struct NpyEmbeddings {
-  Eigen::MatrixXd rows;  // (n p) x d
-  Eigen::Index images = 0, patches = 1;
-};
-
-NpyEmbeddings load_embeddings(const std::filesystem::path& path) {
-  const baypr::NpyArray a = baypr::read_npy(path);
-  NpyEmbeddings e;
-  if (a.rank() == 2) {
-    e.rows = baypr::npy_matrix<double>(a);
-    e.images = e.rows.rows();
-  } else if (a.rank() == 3) {
-    auto p = baypr::npy_patches<double>(a);
-    e.images = p.n;
-    e.patches = p.p;
-    e.rows = p.embeddings;
-  } else {
-    throw std::invalid_argument(path.string() + ": must have shape (n, d) or (n, p, d), got rank " +
-                                std::to_string(a.rank()));
-  }
-  return e;
-}
-
-}  // namespace
-
 void run_user_npy(const Args& args, Report& report) {
   const std::filesystem::path dir = args.npy_dir;
-  const auto support = load_embeddings(dir / "support.npy");
-  const auto queries = load_embeddings(dir / "queries.npy");
+  // User mode: one task exported as .npy (support of normal images, labelled queries), every
+  // method on it, over K-shot episodes drawn from the support and once with the whole support.
+  const auto support = baypr::read_npy_embeddings<double>(dir / "support.npy");
+  const auto queries = baypr::read_npy_embeddings<double>(dir / "queries.npy");
   if (support.patches != queries.patches) {
     throw std::invalid_argument("support.npy has " + std::to_string(support.patches) +
                                 " patches per image, queries.npy " +

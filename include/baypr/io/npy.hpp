@@ -11,7 +11,11 @@
 //       a 2-D array as a row-major matrix; a 1-D array (n,) becomes n x 1
 //   NpyPatches<Scalar> read_npy_patches<Scalar = double>(path)
 //       a 3-D array (n, p, d) as {n, p, d, (n*p) x d row-major matrix}
-//   npy_matrix<Scalar>(const NpyArray&), npy_patches<Scalar>(const NpyArray&)
+//   NpyEmbeddings<Scalar> read_npy_embeddings<Scalar = double>(path)
+//       image embeddings (n, d) or patch embeddings (n, p, d), whichever the file holds, as
+//       {rows (n*p) x d, images n, patches p (1 for 2-D), rank}
+//   npy_matrix<Scalar>(const NpyArray&), npy_patches<Scalar>(const NpyArray&),
+//   npy_embeddings<Scalar>(const NpyArray&)
 //       the same conversions for an array already parsed (e.g. from memory)
 //   void write_npy(path, const Eigen::DenseBase<D>& m)           2-D, shape (rows, cols)
 //   void write_npy(path, std::span<const T> data, shape)         any shape, data in C order
@@ -140,6 +144,16 @@ struct NpyPatches {
   Eigen::Index n = 0, p = 0, d = 0;
   NpyMatrix<Scalar> embeddings;  // (n * p) x d
   [[nodiscard]] auto image(Eigen::Index i) const { return embeddings.middleRows(i * p, p); }
+};
+
+// Embeddings of n images, as a scorer takes them: one row per image (a 2-D file, p = 1) or p patch
+// rows per image (a 3-D file; image i's rows are i*p .. i*p + p - 1).
+template <class Scalar>
+struct NpyEmbeddings {
+  NpyMatrix<Scalar> rows;    // (n * p) x d
+  Eigen::Index images = 0;   // n
+  Eigen::Index patches = 1;  // p
+  std::size_t rank = 2;      // the file's: 2 for (n, d), 3 for (n, p, d)
 };
 
 namespace detail::npy {
@@ -917,6 +931,29 @@ NpyPatches<Scalar> to_patches(const NpyArray& a, std::string_view function,
   return out;
 }
 
+template <class Scalar>
+NpyEmbeddings<Scalar> to_embeddings(const NpyArray& a, std::string_view function,
+                                    std::string_view argument, std::string_view source) {
+  check_array(a, function);
+  NpyEmbeddings<Scalar> out;
+  out.rank = a.rank();
+  if (a.rank() == 2) {
+    out.rows = to_matrix<Scalar>(a, function, argument, source);
+    out.images = out.rows.rows();
+  } else if (a.rank() == 3) {
+    NpyPatches<Scalar> p = to_patches<Scalar>(a, function, argument, source);
+    out.images = p.n;
+    out.patches = p.p;
+    out.rows = std::move(p.embeddings);
+  } else {
+    detail::throw_invalid(function, argument,
+                          "(" + std::string(source) +
+                              ") must hold a 2-D (n, d) or 3-D (n, p, d) array, got shape " +
+                              shape_string(a.shape));
+  }
+  return out;
+}
+
 // --- writing ---------------------------------------------------------------------------------
 
 inline std::string descr_of(NpyType t) {
@@ -1126,6 +1163,19 @@ template <class Scalar = double>
   constexpr std::string_view function = "baypr::read_npy_patches";
   return detail::npy::to_patches<Scalar>(detail::npy::read_file(path, function), function, "path",
                                          detail::npy::file_source(path));
+}
+
+// A 2-D (n, d) or 3-D (n, p, d) array as embeddings; any other rank is an invalid_argument naming
+// the shape.
+template <class Scalar = double>
+[[nodiscard]] NpyEmbeddings<Scalar> npy_embeddings(const NpyArray& array) {
+  return detail::npy::to_embeddings<Scalar>(array, "baypr::npy_embeddings", "array", "array");
+}
+template <class Scalar = double>
+[[nodiscard]] NpyEmbeddings<Scalar> read_npy_embeddings(const std::filesystem::path& path) {
+  constexpr std::string_view function = "baypr::read_npy_embeddings";
+  return detail::npy::to_embeddings<Scalar>(detail::npy::read_file(path, function), function,
+                                            "path", detail::npy::file_source(path));
 }
 
 // --- writing ---------------------------------------------------------------------------------
