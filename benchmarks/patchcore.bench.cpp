@@ -58,7 +58,6 @@ using RowMajor = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 
 constexpr Index kQueries = 4096;
 constexpr Index kQueriesLargest = 1024;  // N 50000 x d 1024
-constexpr double kFaissSecondsPerIteration = 2.0;
 
 Index queries_for(Index n, Index d) {
   return (n >= 50000 && d >= 1024) ? kQueriesLargest : kQueries;
@@ -140,6 +139,8 @@ void bm_baypr(benchmark::State& state, Index n, Index d, Index k) {
 }
 
 #if defined(BAYPR_HAVE_FAISS)
+constexpr double kFaissSecondsPerIteration = 2.0;
+
 void bm_faiss(benchmark::State& state, Index n, Index d, Index k) {
   Workload& w = workload(n, d);
   if (!w.faiss) {
