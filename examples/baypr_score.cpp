@@ -20,7 +20,8 @@
 namespace {
 
 constexpr const char* usage =
-    R"(usage: baypr-score --method bayes|patchcore|proto|gaussian --support S.npy --query Q.npy --out scores.npy
+    R"(usage: baypr-score --method bayes|patchcore|proto|gaussian
+                   --support S.npy --query Q.npy --out scores.npy
                    [--score nll|llr|pvalue] [--kappa0 K] [--nu0 N] [--psi-scale S|auto]
                    [--coreset R] [--neighbors K] [--seed N]
                    [--aggregate max|mean|topk:K] [--patch-out P.npy]

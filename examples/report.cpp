@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -15,11 +14,11 @@
 #include <limits>
 #include <locale>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string_view>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/io/detail/file.hpp"
 
 namespace baypr::report {
 namespace {
@@ -29,9 +28,7 @@ using detail::format_value;
 using detail::throw_invalid;
 
 [[noreturn]] void fail_io(std::string_view function, const fs::path& path, std::string_view what) {
-  std::string msg(function);
-  msg.append(": file '").append(path.string()).append("': ").append(what);
-  throw io_error(msg);
+  detail::io::fail(function, detail::io::file_source(path), what);
 }
 
 // ---- colour map ------------------------------------------------------------------------------
@@ -135,45 +132,6 @@ std::pair<Eigen::Index, Eigen::Index> grid_factors(std::string_view function,
                       std::to_string(rows) + " x " + std::to_string(cols));
   }
   return {image_rows / rows, image_cols / cols};
-}
-
-std::string temporary_suffix() {
-  std::random_device rd;
-  const auto ticks =
-      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  std::uint64_t x = ticks ^ (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 16; ++i, x >>= 4) s.push_back(hex[x & 15]);
-  return s;
-}
-
-void write_bytes_atomically(std::string_view function, const fs::path& path,
-                            const std::vector<unsigned char>& bytes) {
-  if (path.filename().empty()) fail_io(function, path, "the path names no file");
-  const fs::path tmp =
-      path.parent_path() / ("." + path.filename().string() + ".tmp-" + temporary_suffix());
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) {
-        fail_io(function, path,
-                "cannot create the temporary file '" + tmp.string() +
-                    "' (does the directory exist and is it writable?)");
-      }
-      out.write(reinterpret_cast<const char*>(bytes.data()),
-                static_cast<std::streamsize>(bytes.size()));
-      out.close();
-      if (out.fail()) fail_io(function, path, "write error (disk full?)");
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) fail_io(function, path, "cannot rename the temporary file over it: " + ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
 }
 
 void append_bytes(void* context, void* data, int size) {
@@ -542,7 +500,8 @@ void write_png(const std::filesystem::path& path, const RgbImage& image) {
   const int ok = stbi_write_png_to_func(&append_bytes, &bytes, image.width, image.height, 3,
                                         image.rgb.data(), 3 * image.width);
   if (ok == 0 || bytes.empty()) fail_io(fn, path, "the PNG encoder (stb_image_write) failed");
-  write_bytes_atomically(fn, path, bytes);
+  detail::io::write_atomically(
+      path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), fn);
 }
 
 // ---- charts ----------------------------------------------------------------------------------

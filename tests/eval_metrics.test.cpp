@@ -560,3 +560,18 @@ TEST_CASE("grouped_bootstrap_interval: two-level resampling, exact small cases, 
   CHECK(contains(message_of([&] { (void)baypr::grouped_bootstrap_interval(v, g, 0, 0.95, rng); }),
                  "argument 'resamples'"));
 }
+
+TEST_CASE("group_averaged: per episode, the mean over groups; no groups named", "[metrics]") {
+  // values[g][e]: 3 groups, 2 episodes.
+  const std::vector<std::vector<double>> values{{0.5, 1.0}, {0.75, 0.0}, {1.0, 0.5}};
+  const auto out = baypr::group_averaged(
+      values.size(), 2, [&](std::size_t g, std::size_t e) { return values[g][e]; });
+  REQUIRE(out.size() == 2);
+  CHECK(out[0] == 0.75);  // (0.5 + 0.75 + 1.0) / 3, exact in binary
+  CHECK(out[1] == 0.5);
+  CHECK(baypr::group_averaged(2, 0, [](std::size_t, std::size_t) { return 1.0; }).empty());
+  CHECK(contains(message_of([] {
+                   (void)baypr::group_averaged(0, 3, [](std::size_t, std::size_t) { return 1.0; });
+                 }),
+                 "baypr::group_averaged: argument 'groups' must be positive"));
+}

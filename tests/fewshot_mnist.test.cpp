@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -95,7 +96,7 @@ TEST_CASE("IDX: well-formed buffers, plain and gzip", "[io][idx]") {
     CHECK(unit(1, 11) == 23.0 / 255.0);
     const auto labels =
         baypr::idx_labels(baypr::parse_idx(compressed ? gzip(labels_file()) : labels_file()));
-    CHECK(labels == std::vector<std::uint8_t>{7, 2});
+    CHECK(std::vector<int>(labels.begin(), labels.end()) == std::vector<int>{7, 2});
   }
   // Zero images is a valid (empty) file.
   CHECK(baypr::idx_images(baypr::parse_idx(images_file(0, 28, 28))).pixels.rows() == 0);
@@ -162,7 +163,17 @@ TEST_CASE("IDX: malformed buffers are named io_errors", "[io][idx]") {
 
   // Files: missing, and a label / image count mismatch.
   CHECK(contains(message_of([] { (void)baypr::read_idx_images("/nonexistent/x.gz"); }),
-                 "baypr::read_idx_images: '/nonexistent/x.gz': cannot open file"));
+                 "baypr::read_idx_images: file '/nonexistent/x.gz': no such file"));
+  const auto tmp = std::filesystem::temp_directory_path();
+  CHECK(contains(message_of([&] { (void)baypr::read_idx_labels(tmp); }),
+                 "baypr::read_idx_labels: file '" + tmp.string() + "': is a directory"));
+  const auto crafted = tmp / "baypr-fewshot-test-bad-magic.idx";
+  std::string bad_file = images_file();
+  bad_file[0] = 1;
+  std::ofstream(crafted, std::ios::binary) << bad_file;
+  const std::string on_disk = message_of([&] { (void)baypr::read_idx_images(crafted); });
+  std::filesystem::remove(crafted);
+  CHECK(contains(on_disk, "baypr::read_idx_images: file '" + crafted.string() + "': bad magic"));
   const std::string mismatch = message_of([] {
     (void)baypr::read_idx_dataset(fashion_dir + "t10k-images-idx3-ubyte.gz",
                                   fashion_dir + "train-labels-idx1-ubyte.gz");
@@ -184,8 +195,8 @@ TEST_CASE("IDX: the real Fashion-MNIST files", "[io][idx][data]") {
     CHECK(*std::min_element(labels->begin(), labels->end()) == 0);
   }
   // Balanced: 6000 / 1000 images per class.
-  CHECK(std::count(f.train.labels.begin(), f.train.labels.end(), std::uint8_t{3}) == 6000);
-  CHECK(std::count(f.test.labels.begin(), f.test.labels.end(), std::uint8_t{3}) == 1000);
+  CHECK((f.train.labels.array() == 3).count() == 6000);
+  CHECK((f.test.labels.array() == 3).count() == 1000);
   CHECK(f.train.images.pixels.maxCoeff() == 255);
 }
 
@@ -199,8 +210,8 @@ TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible
   const auto standardiser = baypr::PixelStandardiser::fit(train);
   const Eigen::MatrixXd projection = baypr::gaussian_projection(784, 32, 7);
   baypr::FewShotData data;
-  data.train_labels.assign(f.train.labels.begin(), f.train.labels.begin() + n_train);
-  data.test_labels.assign(f.test.labels.begin(), f.test.labels.begin() + n_test);
+  data.train_labels = f.train.labels.head(n_train);
+  data.test_labels = f.test.labels.head(n_test);
   data.embeddings.push_back({"projection-32", standardiser.apply(train) * projection,
                              standardiser.apply(test) * projection});
   baypr::OneClassOptions options;

@@ -17,6 +17,7 @@
 
 #include "baypr/io/npy.hpp"
 #include "support/catch.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -145,23 +146,6 @@ std::string doubles(std::initializer_list<double> v) {
   std::memcpy(s.data(), std::data(v), s.size());
   return s;
 }
-
-// A scratch directory, removed at the end of the test.
-struct ScratchDir {
-  fs::path path;
-  ScratchDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("baypr-io-npy-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-};
 
 std::size_t files_in(const fs::path& dir) {
   std::size_t n = 0;
@@ -465,7 +449,7 @@ TEST_CASE("the header layout: 64-byte alignment, newline, version 1.0", "[io][np
 }
 
 TEST_CASE("write then read round trips", "[io][npy][writer]") {
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-npy");
   std::mt19937_64 rng(7);
   std::normal_distribution<double> normal;
   for (const auto& [rows, cols] : std::vector<std::pair<Eigen::Index, Eigen::Index>>{
@@ -531,7 +515,7 @@ TEST_CASE("write then read round trips", "[io][npy][writer]") {
 }
 
 TEST_CASE("write_npy: atomic replacement and clean failures", "[io][npy][writer][errors]") {
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-npy");
   const fs::path target = dir.path / "scores.npy";
   baypr::write_npy(target, Eigen::MatrixXd::Constant(2, 2, 1.0));
   baypr::write_npy(target, Eigen::MatrixXd::Constant(3, 1, 2.0));  // replaces the old file
@@ -584,7 +568,7 @@ TEST_CASE("write_npy: atomic replacement and clean failures", "[io][npy][writer]
 // --- malformed input -------------------------------------------------------------------------
 
 TEST_CASE("read_npy: missing files and directories", "[io][npy][errors]") {
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-npy");
   CHECK(contains(error_of<baypr::io_error>([&] { (void)baypr::read_npy(dir.path / "none.npy"); }),
                  "none.npy': no such file"));
   CHECK(contains(error_of<baypr::io_error>([&] { (void)baypr::read_npy(dir.path); }),
@@ -755,13 +739,13 @@ TEST_CASE("malformed input: each failure mode names itself", "[io][npy][errors]"
     INFO("input '" << baypr::detail::npy::printable(bytes, 200) << "'");
     const std::string msg = error_of<baypr::io_error>([&] { (void)baypr::parse_npy(bytes); });
     INFO("message: " << msg);
-    CHECK(contains(msg, "baypr::parse_npy: buffer: "));
+    CHECK(contains(msg, "baypr::parse_npy: 'buffer': "));
     CHECK(contains(msg, what));
   }
   // The name given to parse_npy and the file name given to read_npy appear in messages.
   CHECK(contains(error_of<baypr::io_error>([] { (void)baypr::parse_npy("nope", "embeddings"); }),
-                 "baypr::parse_npy: embeddings: not a .npy file"));
-  ScratchDir dir;
+                 "baypr::parse_npy: 'embeddings': not a .npy file"));
+  const ScratchDir dir("baypr-io-npy");
   put_file(dir.path / "short.npy", craft(ok, d6.substr(0, 40)));
   const std::string file_msg =
       error_of<baypr::io_error>([&] { (void)baypr::read_npy(dir.path / "short.npy"); });
@@ -793,7 +777,7 @@ TEST_CASE("every truncation of every fixture is rejected cleanly", "[io][npy][er
   CHECK(prefixes > 3000);
 
   // The file reader takes the same path through the preamble, header and data.
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-npy");
   const std::string bytes = file_bytes(fixture_dir / "f4_f_3d.npy");
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     put_file(dir.path / "cut.npy", bytes.substr(0, n));
@@ -836,9 +820,12 @@ TEST_CASE("byte mutations never crash and round trip when accepted", "[io][npy][
 // --- optional xtensor layer (compiled where BAYPR_WITH_XTENSOR is defined) -------------------
 
 #if defined(BAYPR_WITH_XTENSOR)
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
 #include "baypr/io/xtensor.hpp"
+#include "baypr/score/bayesian.hpp"
 
 TEST_CASE("xtensor: NpyArray <-> xt::xarray", "[io][npy][xtensor]") {
   // Fortran-order 3-D file: the xarray is indexed like NumPy's array.
@@ -859,7 +846,7 @@ TEST_CASE("xtensor: NpyArray <-> xt::xarray", "[io][npy][xtensor]") {
   CHECK(baypr::encode_npy(baypr::to_npy_array(c3)) == file_bytes(fixture_dir / "f8_c_3d.npy"));
   const auto mask = baypr::to_xarray<std::uint8_t>(baypr::read_npy(fixture_dir / "u1_mask.npy"));
   CHECK(baypr::encode_npy(baypr::to_npy_array(mask)) == file_bytes(fixture_dir / "u1_mask.npy"));
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-npy");
   baypr::write_npy(dir.path / "slice.npy", xt::view(c3, 1, xt::all(), xt::all()));
   const auto slice = baypr::read_npy_matrix(dir.path / "slice.npy");
   CHECK(slice.rows() == 3);
@@ -868,5 +855,46 @@ TEST_CASE("xtensor: NpyArray <-> xt::xarray", "[io][npy][xtensor]") {
   CHECK(baypr::to_xarray(baypr::read_npy(fixture_dir / "f8_0d.npy"))() == 3.141592653589793);
   CHECK_THROWS_AS(baypr::to_xarray<double>(baypr::read_npy(fixture_dir / "i8_big.npy")),
                   baypr::numerical_error);
+}
+
+TEST_CASE("xtensor: a scorer fed from xt::xtensor rows, no copy", "[io][npy][xtensor]") {
+  // Support and queries held in xtensor, as a user's pipeline may hold them.
+  xt::xtensor<double, 2> support = xt::xtensor<double, 2>::from_shape({6, 3});
+  xt::xtensor<double, 2> queries = xt::xtensor<double, 2>::from_shape({4, 3});
+  for (std::size_t i = 0; i < 6; ++i) {
+    for (std::size_t j = 0; j < 3; ++j) {
+      support(i, j) = std::sin(1.0 + 3.0 * static_cast<double>(i) + static_cast<double>(j));
+    }
+  }
+  for (std::size_t i = 0; i < 4; ++i) {
+    for (std::size_t j = 0; j < 3; ++j) {
+      queries(i, j) = 2.0 * std::cos(0.5 * static_cast<double>(i) + static_cast<double>(j));
+    }
+  }
+  const auto rows = baypr::as_eigen_rows(support);
+  CHECK(rows.data() == support.data());  // a view, not a copy
+  CHECK(rows(4, 2) == support(4, 2));
+  baypr::BayesianScorer from_xtensor;
+  from_xtensor.fit(rows);
+  // The same rows copied into Eigen: the same scores, bit for bit.
+  Eigen::MatrixXd copy(6, 3);
+  for (Eigen::Index i = 0; i < 6; ++i) {
+    for (Eigen::Index j = 0; j < 3; ++j) {
+      copy(i, j) = support(static_cast<std::size_t>(i), static_cast<std::size_t>(j));
+    }
+  }
+  baypr::BayesianScorer from_eigen;
+  from_eigen.fit(copy);
+  CHECK(from_xtensor.score(baypr::as_eigen_rows(queries)) ==
+        from_eigen.score(baypr::as_eigen_rows(queries).eval()));
+  // Another rank or a column-major container is named.
+  const xt::xarray<double> cube = xt::zeros<double>({2, 2, 2});
+  CHECK(contains(error_of<baypr::invalid_argument>([&] { (void)baypr::as_eigen_rows(cube); }),
+                 "baypr::as_eigen_rows: argument 'x' must be 2-D (samples x features), got 3"));
+  const xt::xarray<double, xt::layout_type::dynamic> column_major(
+      std::vector<std::size_t>{2, 2}, 0.0, xt::layout_type::column_major);
+  CHECK(
+      contains(error_of<baypr::invalid_argument>([&] { (void)baypr::as_eigen_rows(column_major); }),
+               "must be row-major (C order)"));
 }
 #endif

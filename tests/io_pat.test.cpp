@@ -12,6 +12,7 @@
 #include <iterator>
 #include <map>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "baypr/io/pat.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using baypr::test::contains;
@@ -126,33 +128,22 @@ std::vector<std::uint8_t> make_pat(std::uint32_t width, std::uint32_t height,
   return b;
 }
 
+// The bytes as parse_pat takes them.
+std::span<const std::byte> bytes_of(const std::vector<std::uint8_t>& b) {
+  return std::as_bytes(std::span<const std::uint8_t>(b));
+}
+
 std::string parse_error(const std::vector<std::uint8_t>& b) {
-  return message_of([&] { (void)baypr::parse_pat(b, "test buffer"); });
+  return message_of([&] { (void)baypr::parse_pat(bytes_of(b), "test buffer"); });
 }
 
 // The message of a parse that must fail with io_error, naming the function and the source.
 std::string io_error_of(const std::vector<std::uint8_t>& b) {
-  CHECK_THROWS_AS(baypr::parse_pat(b, "test buffer"), baypr::io_error);
+  CHECK_THROWS_AS(baypr::parse_pat(bytes_of(b), "test buffer"), baypr::io_error);
   const std::string msg = parse_error(b);
   CHECK(contains(msg, "baypr::parse_pat: 'test buffer': "));
   return msg;
 }
-
-struct ScratchDir {
-  fs::path path;
-  ScratchDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("baypr-io-pat-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-};
 
 void write_file(const fs::path& path, const std::vector<std::uint8_t>& b) {
   std::ofstream out(path, std::ios::binary);
@@ -220,9 +211,9 @@ TEST_CASE("the crafted grey+alpha and RGBA fixtures read exactly", "[io][pat][re
 
 // --- parse_pat ---------------------------------------------------------------------------------
 
-TEST_CASE("parse_pat decodes a crafted buffer and names the default source", "[io][pat]") {
+TEST_CASE("parse_pat decodes a crafted buffer and names the default buffer", "[io][pat]") {
   auto b = make_pat(3, 2, 3, "Name with\ttab");
-  const auto p = baypr::parse_pat(b);
+  const auto p = baypr::parse_pat(bytes_of(b));
   CHECK(p.name == "Name with\ttab");
   CHECK(p.width == 3);
   CHECK(p.height == 2);
@@ -231,17 +222,17 @@ TEST_CASE("parse_pat decodes a crafted buffer and names the default source", "[i
   for (std::size_t i = 0; i < 18; ++i) CHECK(p.pixels[i] == static_cast<std::uint8_t>(i * 7));
   // The name stops at its first NUL; the rest of the name field is ignored.
   b[24 + 4] = 0;
-  CHECK(baypr::parse_pat(b).name == "Name");
+  CHECK(baypr::parse_pat(bytes_of(b)).name == "Name");
   b.pop_back();  // (not resize(size - 1): GCC 12 -O1 warns it could wrap)
-  CHECK(contains(message_of([&] { (void)baypr::parse_pat(b); }),
-                 "baypr::parse_pat: '<memory>': truncated"));
+  CHECK(contains(message_of([&] { (void)baypr::parse_pat(bytes_of(b)); }),
+                 "baypr::parse_pat: 'buffer': truncated"));
   // An empty name (header_size 25, just the NUL) is fine.
-  CHECK(baypr::parse_pat(make_pat(1, 1, 1, "")).name.empty());
+  CHECK(baypr::parse_pat(bytes_of(make_pat(1, 1, 1, ""))).name.empty());
 }
 
 TEST_CASE("parse_pat rejects every malformation with a precise io_error", "[io][pat][errors]") {
   const auto good = make_pat(4, 3, 3);
-  REQUIRE_NOTHROW(baypr::parse_pat(good));
+  REQUIRE_NOTHROW(baypr::parse_pat(bytes_of(good)));
 
   SECTION("short header: every length below 24") {
     for (std::size_t n = 0; n < 24; ++n) {
@@ -358,7 +349,7 @@ TEST_CASE("parse_pat on mutated real and crafted files: a pattern or an io_error
         b[at] = static_cast<std::uint8_t>(rng());
       }
       try {
-        const auto p = baypr::parse_pat(b);
+        const auto p = baypr::parse_pat(bytes_of(b));
         CHECK(p.pixels.size() == std::size_t{p.width} * p.height * p.channels);
         ++parsed;
       } catch (const baypr::io_error&) {
@@ -373,11 +364,11 @@ TEST_CASE("parse_pat on mutated real and crafted files: a pattern or an io_error
 // --- read_pat ----------------------------------------------------------------------------------
 
 TEST_CASE("read_pat names the file in its errors", "[io][pat][errors]") {
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-pat");
   const auto missing = dir.path / "missing.pat";
   CHECK_THROWS_AS(baypr::read_pat(missing), baypr::io_error);
   CHECK(contains(message_of([&] { (void)baypr::read_pat(missing); }),
-                 "baypr::read_pat: file '" + missing.string() + "': cannot open file"));
+                 "baypr::read_pat: file '" + missing.string() + "': no such file"));
   auto b = make_pat(2, 2, 1);
   b.pop_back();
   write_file(dir.path / "short.pat", b);
@@ -387,6 +378,20 @@ TEST_CASE("read_pat names the file in its errors", "[io][pat][errors]") {
   b.push_back(9);
   write_file(dir.path / "ok.pat", b);
   CHECK(baypr::read_pat(dir.path / "ok.pat").pixels.back() == 9);
+  // The same bytes as a string_view parse alike.
+  const std::string text(b.begin(), b.end());
+  CHECK(baypr::parse_pat(std::string_view(text), "text").pixels ==
+        baypr::parse_pat(bytes_of(b)).pixels);
+  // A directory, and a file larger than any valid pattern: refused (a sparse file, so the test
+  // writes nothing; the size is checked before anything is allocated or read).
+  CHECK(contains(message_of([&] { (void)baypr::read_pat(dir.path); }), "': is a directory"));
+  const auto huge = dir.path / "huge.pat";
+  write_file(huge, b);
+  const std::uint64_t largest = 24 + baypr::max_pat_header_bytes + 4 * baypr::max_pat_pixels;
+  fs::resize_file(huge, largest + 1);
+  CHECK(contains(message_of([&] { (void)baypr::read_pat(huge); }),
+                 "': " + std::to_string(largest + 1) + " bytes, larger than any valid pattern (" +
+                     std::to_string(largest) + ")"));
 }
 
 // --- pattern_to_grey ---------------------------------------------------------------------------
@@ -435,7 +440,7 @@ TEST_CASE("pattern_to_grey rejects an inconsistent PatPattern", "[io][pat][grey]
 // --- find_pat_files ----------------------------------------------------------------------------
 
 TEST_CASE("find_pat_files: recursive, sorted, *.pat regular files only", "[io][pat][files]") {
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-pat");
   const auto& r = dir.path;
   fs::create_directories(r / "b" / "deep");
   fs::create_directories(r / "a");
@@ -456,7 +461,7 @@ TEST_CASE("find_pat_files: recursive, sorted, *.pat regular files only", "[io][p
 }
 
 TEST_CASE("find_pat_files: a missing root or a file is an io_error", "[io][pat][files][errors]") {
-  ScratchDir dir;
+  const ScratchDir dir("baypr-io-pat");
   const auto missing = dir.path / "nowhere";
   CHECK_THROWS_AS(baypr::find_pat_files(missing), baypr::io_error);
   CHECK(contains(message_of([&] { (void)baypr::find_pat_files(missing); }),

@@ -189,11 +189,18 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
     CHECK(!contains(entry.path().filename().string(), ".tmp"));  // no temporary file left behind
   }
 
+  // A checkpoint of another model's size is an io_error naming its file.
+  const Eigen::VectorXd wider = Eigen::VectorXd::Zero(5);
+  CHECK(contains(
+      message_of([&] { (void)meta::train(wider, quadratic_step, sampler, validate, options); }),
+      "baypr::meta::train: file '" + (options.checkpoint_dir / "theta-4.npy").string() +
+          "': has 4 parameters, the model 5"));
+
   // A corrupt checkpoint is an io_error naming it; a missing one starts from theta0.
   std::ofstream(options.checkpoint_dir / "state.txt") << "epochs banana\n";
   CHECK(contains(
       message_of([&] { (void)meta::train(theta0, quadratic_step, sampler, validate, options); }),
-      "state.txt' is malformed"));
+      "state.txt': is malformed"));
   options.checkpoint_dir = dir / "none";
   CHECK(meta::train(theta0, quadratic_step, sampler, validate, options).start_epoch == 0);
   // A checkpoint directory that cannot be created (a file is in the way) is an io_error naming
@@ -206,7 +213,7 @@ TEST_CASE("train: seeded, logged, checkpointed, resumable bit for bit", "[meta][
     (void)meta::train(theta0, quadratic_step, sampler, validate, options);
   } catch (const baypr::io_error& e) {
     io_error =
-        contains(e.what(), "baypr::meta::train: checkpoint '") && contains(e.what(), "a-file");
+        contains(e.what(), "baypr::meta::train: directory '") && contains(e.what(), "a-file");
   }
   CHECK(io_error);
   options.resume = true;

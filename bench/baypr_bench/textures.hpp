@@ -638,20 +638,15 @@ struct TextureResults {
       detail::throw_invalid(fn, "this", "holds no results for its methods and categories");
     }
     const auto& per_c = episodes[m];
-    std::vector<double> out(per_c.at(0).at(k).size(), 0.0);
-    for (const auto& c : per_c) {
-      for (std::size_t e = 0; e < out.size(); ++e) {
-        const TextureEpisodeResult& r = c.at(k).at(e);
-        const auto t = static_cast<std::size_t>(type);
-        if (metric == TextureMetric::image_auroc) {
-          out[e] += type < 0 ? r.image_auroc : r.image_auroc_by_type.at(t);
-        } else {
-          out[e] += type < 0 ? r.pixel_auroc : r.pixel_auroc_by_type.at(t);
-        }
-      }
-    }
-    for (double& v : out) v /= static_cast<double>(per_c.size());
-    return out;
+    const auto t = static_cast<std::size_t>(type);
+    return group_averaged(per_c.size(), per_c.at(0).at(k).size(),
+                          [&](std::size_t c, std::size_t e) {
+                            const TextureEpisodeResult& r = per_c.at(c).at(k).at(e);
+                            if (metric == TextureMetric::image_auroc) {
+                              return type < 0 ? r.image_auroc : r.image_auroc_by_type.at(t);
+                            }
+                            return type < 0 ? r.pixel_auroc : r.pixel_auroc_by_type.at(t);
+                          });
   }
 
   // mean_interval of class_averaged: the table entry.

@@ -67,19 +67,19 @@ void run_fashion_mnist(const Args& args, Report& report) {
   // Only the training images of the normal classes can be support: keep just those.
   std::vector<Eigen::Index> keep;
   baypr::FewShotData data;
-  for (std::size_t i = 0; i < train.labels.size(); ++i) {
-    if (std::find(args.classes.begin(), args.classes.end(), train.labels[i]) !=
+  for (Eigen::Index i = 0; i < train.labels.size(); ++i) {
+    if (std::find(args.classes.begin(), args.classes.end(), train.labels(i)) !=
         args.classes.end()) {
-      keep.push_back(static_cast<Eigen::Index>(i));
-      data.train_labels.push_back(train.labels[i]);
+      keep.push_back(i);
     }
   }
+  data.train_labels = train.labels(keep);
   Eigen::MatrixXd train_pixels(static_cast<Eigen::Index>(keep.size()), 784);
   for (std::size_t i = 0; i < keep.size(); ++i) {
     train_pixels.row(static_cast<Eigen::Index>(i)) =
         train.images.pixels.row(keep[i]).cast<double>() / 255.0;
   }
-  data.test_labels.assign(test.labels.begin(), test.labels.end());
+  data.test_labels = test.labels;
   const Eigen::MatrixXd train_std = standardiser.apply(train_pixels);
   const Eigen::MatrixXd test_std = standardiser.apply(baypr::to_unit_interval(test.images));
   const Eigen::MatrixXd projection = baypr::gaussian_projection(784, 128, 1);
@@ -126,8 +126,8 @@ void run_fashion_mnist(const Args& args, Report& report) {
     const int c = args.classes.front();
     const Eigen::Index k = *std::max_element(args.shots.begin(), args.shots.end());
     std::vector<Eigen::Index> rows;
-    for (std::size_t i = 0; i < data.train_labels.size(); ++i) {
-      if (data.train_labels[i] == c) rows.push_back(static_cast<Eigen::Index>(i));
+    for (Eigen::Index i = 0; i < data.train_labels.size(); ++i) {
+      if (data.train_labels(i) == c) rows.push_back(i);
     }
     std::mt19937_64 rng(args.seed);
     for (std::size_t i = 0; i < static_cast<std::size_t>(k); ++i) {
@@ -135,9 +135,7 @@ void run_fashion_mnist(const Args& args, Report& report) {
                 rows[i + static_cast<std::size_t>(baypr::uniform_below(rng, rows.size() - i))]);
     }
     rows.resize(static_cast<std::size_t>(k));
-    Eigen::VectorXi labels(static_cast<Eigen::Index>(data.test_labels.size()));
-    for (std::size_t i = 0; i < data.test_labels.size(); ++i)
-      labels(static_cast<Eigen::Index>(i)) = data.test_labels[i] == c ? 0 : 1;
+    const Eigen::VectorXi labels = (data.test_labels.array() != c).cast<int>();
     std::vector<std::string> names;
     std::vector<Eigen::VectorXd> scores;
     for (const auto& m : methods) {

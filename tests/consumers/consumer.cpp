@@ -27,7 +27,7 @@ int main() {
   constexpr char idx[] = {0, 0, 0x08, 0x01, 0, 0, 0, 3, 7, 0, 9};
   const auto labels =
       baypr::idx_labels(baypr::parse_idx(std::string_view(idx, sizeof idx)), "labels");
-  const bool idx_ok = labels == std::vector<std::uint8_t>{7, 0, 9};
+  const bool idx_ok = labels.size() == 3 && labels(0) == 7 && labels(1) == 0 && labels(2) == 9;
   std::printf("baypr %s consumer %s\n", baypr::version_string, ok && idx_ok ? "ok" : "FAILED");
   return ok && idx_ok ? 0 : 1;
 }

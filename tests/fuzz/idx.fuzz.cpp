@@ -41,7 +41,9 @@ void exercise(const baypr::IdxArray& a, std::size_t input_size, bool gzipped) {
   } catch (const baypr::io_error&) {
   }
   try {
-    check(baypr::idx_labels(a, "fuzz input").size() == a.data.size());
+    const Eigen::VectorXi labels = baypr::idx_labels(a, "fuzz input");
+    check(labels.size() == static_cast<Eigen::Index>(a.data.size()));
+    check(labels.size() == 0 || (labels.minCoeff() >= 0 && labels.maxCoeff() <= 255));
     check(a.dims.size() == 1);
   } catch (const baypr::io_error&) {
   }

@@ -35,7 +35,8 @@ void exercise(const baypr::PatPattern& p, std::size_t input_size) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
-    exercise(baypr::parse_pat(std::span<const std::uint8_t>(data, size), "fuzz input"), size);
+    const auto bytes = std::as_bytes(std::span<const std::uint8_t>(data, size));
+    exercise(baypr::parse_pat(bytes, "fuzz input"), size);
   } catch (const baypr::io_error&) {
   }
   return 0;

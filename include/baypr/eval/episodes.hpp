@@ -26,7 +26,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <initializer_list>
 #include <random>
 #include <string>
 #include <string_view>
@@ -46,7 +45,7 @@ struct EpisodeEmbedding {
 };
 
 struct FewShotData {
-  std::vector<int> train_labels, test_labels;
+  Eigen::VectorXi train_labels, test_labels;  // class of each train / test row
   std::vector<EpisodeEmbedding> embeddings;
 };
 
@@ -104,12 +103,8 @@ struct OneClassResults {
     if (classes.empty() || a.size() != methods.size()) {
       detail::throw_invalid(fn, "this", "holds no results for its methods and classes");
     }
-    std::vector<double> out(a[m][0][k].size(), 0.0);
-    for (std::size_t c = 0; c < classes.size(); ++c) {
-      for (std::size_t e = 0; e < out.size(); ++e) out[e] += a[m][c][k][e];
-    }
-    for (double& v : out) v /= static_cast<double>(classes.size());
-    return out;
+    return group_averaged(classes.size(), a[m].at(0).at(k).size(),
+                          [&](std::size_t c, std::size_t e) { return a[m].at(c).at(k).at(e); });
   }
 };
 
@@ -129,16 +124,16 @@ struct OneClassResults {
   }
   for (const auto& emb : data.embeddings) {
     detail::check_size(fn, "data.embeddings[" + emb.name + "].train", "rows", emb.train.rows(),
-                       static_cast<Eigen::Index>(data.train_labels.size()));
+                       data.train_labels.size());
     detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "rows", emb.test.rows(),
-                       static_cast<Eigen::Index>(data.test_labels.size()));
+                       data.test_labels.size());
     detail::check_size(fn, "data.embeddings[" + emb.name + "].test", "columns", emb.test.cols(),
                        emb.train.cols());
   }
   OneClassResults out;
   out.classes = options.classes;
   if (out.classes.empty()) {
-    out.classes = data.train_labels;
+    out.classes.assign(data.train_labels.begin(), data.train_labels.end());
     std::sort(out.classes.begin(), out.classes.end());
     out.classes.erase(std::unique(out.classes.begin(), out.classes.end()), out.classes.end());
   }
@@ -159,14 +154,13 @@ struct OneClassResults {
   for (std::size_t ci = 0; ci < out.classes.size(); ++ci) {
     const int c = out.classes[ci];
     std::vector<Eigen::Index> train_normal, test_normal, test_anomalous;
-    for (std::size_t i = 0; i < data.train_labels.size(); ++i) {
-      if (data.train_labels[i] == c) train_normal.push_back(static_cast<Eigen::Index>(i));
+    for (Eigen::Index i = 0; i < data.train_labels.size(); ++i) {
+      if (data.train_labels(i) == c) train_normal.push_back(i);
     }
-    Eigen::VectorXi full_labels(static_cast<Eigen::Index>(data.test_labels.size()));
-    for (std::size_t i = 0; i < data.test_labels.size(); ++i) {
-      (data.test_labels[i] == c ? test_normal : test_anomalous)
-          .push_back(static_cast<Eigen::Index>(i));
-      full_labels(static_cast<Eigen::Index>(i)) = data.test_labels[i] == c ? 0 : 1;
+    Eigen::VectorXi full_labels(data.test_labels.size());
+    for (Eigen::Index i = 0; i < data.test_labels.size(); ++i) {
+      (data.test_labels(i) == c ? test_normal : test_anomalous).push_back(i);
+      full_labels(i) = data.test_labels(i) == c ? 0 : 1;
     }
     for (const Eigen::Index k : out.shots) {
       if (k < 1 || k > static_cast<Eigen::Index>(train_normal.size())) {

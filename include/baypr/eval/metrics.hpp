@@ -7,6 +7,8 @@
 //   pixel_auroc(maps, masks)              AUROC over every pixel of one or many score maps
 //   bootstrap_interval(metric, ...)       stratified percentile bootstrap interval of a metric
 //   mean_interval(values, level)          mean of per-episode values with a Student-t interval
+//   group_averaged(groups, episodes, value)
+//                                         per episode, the mean over groups (classes) of a value
 //   grouped_bootstrap_interval(values, groups, resamples, level, rng)
 //                                         mean with a two-level (groups, then values within
 //                                         each group) percentile bootstrap interval
@@ -464,6 +466,21 @@ requires std::invocable<Metric&, const Eigen::VectorXd&, const Eigen::VectorXi&>
   result.lower = detail::sorted_quantile(values, 0.5 * (1.0 - level));
   result.upper = detail::sorted_quantile(values, 0.5 * (1.0 + level));
   return result;
+}
+
+// Per episode e, the mean over groups g of value(g, e), for results in which every group (a class,
+// a texture category) ran the same episodes: the values whose mean and interval a summary table
+// reports. Sums in group order, then divides once. Throws baypr::invalid_argument for no groups.
+template <class F>
+[[nodiscard]] std::vector<double> group_averaged(std::size_t groups, std::size_t episodes,
+                                                 F&& value) {
+  if (groups == 0) detail::throw_invalid("baypr::group_averaged", "groups", "must be positive");
+  std::vector<double> out(episodes, 0.0);
+  for (std::size_t g = 0; g < groups; ++g) {
+    for (std::size_t e = 0; e < episodes; ++e) out[e] += value(g, e);
+  }
+  for (double& v : out) v /= static_cast<double>(groups);
+  return out;
 }
 
 // Mean of per-episode values (e.g. one AUROC per few-shot episode) with the Student-t interval

@@ -6,18 +6,19 @@
 //       decode a whole IDX file held in memory, gunzipping it first when it starts with the gzip
 //       magic 1f 8b; never reads outside `bytes` (usable by a fuzzer)
 //   IdxImages idx_images(const IdxArray&, name)        a 3-D ubyte array (magic 0x00000803)
-//   std::vector<std::uint8_t> idx_labels(const IdxArray&, name)   1-D ubyte (magic 0x00000801)
-//   IdxImages read_idx_images(path), std::vector<std::uint8_t> read_idx_labels(path)
+//   Eigen::VectorXi idx_labels(const IdxArray&, name)  a 1-D ubyte array (magic 0x00000801)
+//   IdxImages read_idx_images(path), Eigen::VectorXi read_idx_labels(path)
 //   IdxDataset read_idx_dataset(images_path, labels_path)   both, counts checked to agree
 //   Eigen::MatrixXd to_unit_interval(const IdxImages&)      pixels / 255 as an n x (rows*cols)
 //                                                            double matrix
 //
 // The IDX header is big-endian: two zero bytes, a type code (only 0x08, unsigned byte, is
 // supported: it is the only one MNIST-style data uses), the number of dimensions, then one uint32
-// per dimension; the data follow in C order. Every problem is a baypr::io_error whose message names
-// the function and the file: bad magic, unsupported type, wrong number of dimensions, zero image
-// rows or columns, truncated data, trailing bytes, corrupt gzip, label / image count mismatch. The
-// decompressed size is capped (max_idx_bytes) so a crafted gzip cannot exhaust memory.
+// per dimension; the data follow in C order. Every problem is a baypr::io_error reading
+// "<function>: <file 'path' | 'name'>: <what is wrong>" (baypr/io/detail/file.hpp): bad magic,
+// unsupported type, wrong number of dimensions, zero image rows or columns, truncated data,
+// trailing bytes, corrupt gzip, label / image count mismatch. The decompressed size is capped
+// (max_idx_bytes) so a crafted gzip cannot exhaust memory.
 #pragma once
 
 #include <zlib.h>
@@ -25,13 +26,14 @@
 #include <Eigen/Core>
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/io/detail/file.hpp"
 
 namespace baypr {
 
@@ -54,17 +56,10 @@ struct IdxImages {
 
 struct IdxDataset {
   IdxImages images;
-  std::vector<std::uint8_t> labels;  // one per image
+  Eigen::VectorXi labels;  // one per image
 };
 
 namespace detail {
-
-[[noreturn]] inline void throw_idx(std::string_view function, std::string_view name,
-                                   std::string_view what) {
-  std::string msg(function);
-  msg.append(": '").append(name).append("': ").append(what);
-  throw io_error(msg);
-}
 
 inline std::string hex32(std::uint32_t v) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -78,11 +73,11 @@ inline bool is_gzip(std::span<const std::byte> bytes) {
 }
 
 // One gzip member, inflated; anything after the member is an error (a corrupt or padded file).
-inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_view name,
+inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_view source,
                                         std::span<const std::byte> bytes) {
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-    throw_idx(function, name, "corrupt gzip: zlib could not start");
+    io::fail(function, source, "corrupt gzip: zlib could not start");
   struct Guard {
     z_stream* z;
     ~Guard() { inflateEnd(z); }
@@ -95,7 +90,7 @@ inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_v
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
     if (zs.avail_in == 0) {
-      if (consumed == bytes.size()) throw_idx(function, name, "corrupt gzip: truncated stream");
+      if (consumed == bytes.size()) io::fail(function, source, "corrupt gzip: truncated stream");
       const std::size_t take = std::min(chunk_in, bytes.size() - consumed);
       // zlib's API is not const-correct; it never writes through next_in.
       zs.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(bytes.data() + consumed));
@@ -104,8 +99,8 @@ inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_v
     }
     if (produced == out.size()) {
       if (out.size() >= max_idx_bytes) {
-        throw_idx(function, name,
-                  "decompresses to more than " + std::to_string(max_idx_bytes) + " bytes");
+        io::fail(function, source,
+                 "decompresses to more than " + std::to_string(max_idx_bytes) + " bytes");
       }
       out.resize(std::min(out.size() * 2, max_idx_bytes));
     }
@@ -115,48 +110,48 @@ inline std::vector<std::uint8_t> gunzip(std::string_view function, std::string_v
     rc = inflate(&zs, Z_NO_FLUSH);
     produced += room - zs.avail_out;
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      throw_idx(function, name,
-                std::string("corrupt gzip: ") +
-                    (zs.msg != nullptr ? zs.msg : "inflate error " + std::to_string(rc)));
+      io::fail(function, source,
+               std::string("corrupt gzip: ") +
+                   (zs.msg != nullptr ? zs.msg : "inflate error " + std::to_string(rc)));
     }
     if (rc == Z_BUF_ERROR && zs.avail_in != 0 && zs.avail_out != 0) {
-      throw_idx(function, name, "corrupt gzip: inflate made no progress");
+      io::fail(function, source, "corrupt gzip: inflate made no progress");
     }
   }
   if (zs.avail_in != 0 || consumed != bytes.size()) {
-    throw_idx(function, name,
-              "corrupt gzip: " + std::to_string(zs.avail_in + (bytes.size() - consumed)) +
-                  " bytes after the end of the compressed stream");
+    io::fail(function, source,
+             "corrupt gzip: " + std::to_string(zs.avail_in + (bytes.size() - consumed)) +
+                 " bytes after the end of the compressed stream");
   }
   out.resize(produced);
   return out;
 }
 
-inline IdxArray parse_idx_raw(std::string_view function, std::string_view name,
+inline IdxArray parse_idx_raw(std::string_view function, std::string_view source,
                               std::span<const std::uint8_t> b) {
   if (b.size() < 4) {
-    throw_idx(function, name,
-              "truncated: " + std::to_string(b.size()) + " bytes, shorter than the 4-byte magic");
+    io::fail(function, source,
+             "truncated: " + std::to_string(b.size()) + " bytes, shorter than the 4-byte magic");
   }
   const std::uint32_t magic = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
                               (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]};
   if (b[0] != 0 || b[1] != 0) {
-    throw_idx(function, name,
-              "bad magic " + hex32(magic) + ", expected 0x000008NN (two zero bytes, type, rank)");
+    io::fail(function, source,
+             "bad magic " + hex32(magic) + ", expected 0x000008NN (two zero bytes, type, rank)");
   }
   if (b[2] != 0x08) {
-    throw_idx(function, name,
-              "unsupported IDX element type " + hex32(b[2]) + " in magic " + hex32(magic) +
-                  ", only 0x08 (unsigned byte) is supported");
+    io::fail(function, source,
+             "unsupported IDX element type " + hex32(b[2]) + " in magic " + hex32(magic) +
+                 ", only 0x08 (unsigned byte) is supported");
   }
   const std::size_t rank = b[3];
-  if (rank == 0) throw_idx(function, name, "bad magic " + hex32(magic) + ": rank 0");
+  if (rank == 0) io::fail(function, source, "bad magic " + hex32(magic) + ": rank 0");
   const std::size_t header = 4 + 4 * rank;
   if (b.size() < header) {
-    throw_idx(function, name,
-              "truncated: " + std::to_string(b.size()) + " bytes, shorter than the " +
-                  std::to_string(header) + "-byte header of a rank-" + std::to_string(rank) +
-                  " array");
+    io::fail(function, source,
+             "truncated: " + std::to_string(b.size()) + " bytes, shorter than the " +
+                 std::to_string(header) + "-byte header of a rank-" + std::to_string(rank) +
+                 " array");
   }
   IdxArray out;
   std::uint64_t count = 1;
@@ -171,59 +166,44 @@ inline IdxArray parse_idx_raw(std::string_view function, std::string_view name,
     if (count > max_idx_bytes) overflow = true;
   }
   if (overflow)
-    throw_idx(function, name,
-              "dimensions describe more than " + std::to_string(max_idx_bytes) + " bytes");
+    io::fail(function, source,
+             "dimensions describe more than " + std::to_string(max_idx_bytes) + " bytes");
   const std::size_t available = b.size() - header;
   if (available < count) {
-    throw_idx(function, name,
-              "truncated: the header promises " + std::to_string(count) + " data bytes, found " +
-                  std::to_string(available));
+    io::fail(function, source,
+             "truncated: the header promises " + std::to_string(count) + " data bytes, found " +
+                 std::to_string(available));
   }
   if (available > count) {
-    throw_idx(function, name,
-              std::to_string(available - count) + " trailing bytes after the " +
-                  std::to_string(count) + " data bytes");
+    io::fail(function, source,
+             std::to_string(available - count) + " trailing bytes after the " +
+                 std::to_string(count) + " data bytes");
   }
   out.data.assign(b.begin() + static_cast<std::ptrdiff_t>(header), b.end());
   return out;
 }
 
-inline std::vector<std::byte> read_file_bytes(std::string_view function, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_idx(function, path, "cannot open file");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw_idx(function, path, "cannot determine the file size");
-  in.seekg(0, std::ios::beg);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(size));
-  if (!bytes.empty() &&
-      !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
-    throw_idx(function, path, "read error");
-  }
-  return bytes;
-}
-
-inline IdxImages idx_images_impl(std::string_view function, std::string_view name,
+inline IdxImages idx_images_impl(std::string_view function, std::string_view source,
                                  const IdxArray& a) {
   if (a.dims.size() != 3) {
-    throw_idx(function, name,
-              "bad magic: expected images (0x00000803, rank 3), got rank " +
-                  std::to_string(a.dims.size()) + " (magic " +
-                  hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
+    io::fail(function, source,
+             "bad magic: expected images (0x00000803, rank 3), got rank " +
+                 std::to_string(a.dims.size()) + " (magic " +
+                 hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
   }
   if (a.dims[1] == 0 || a.dims[2] == 0) {
-    throw_idx(function, name,
-              "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
-                  std::to_string(a.dims[2]) + " pixels");
+    io::fail(function, source,
+             "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
+                 std::to_string(a.dims[2]) + " pixels");
   }
   // The product in 64 bits, capped: with zero images the data is empty whatever the image size, and
   // an absurd one would overflow Eigen::Index or make a 0 x (rows * cols) matrix slow to walk.
   const std::uint64_t pixels = std::uint64_t{a.dims[1]} * std::uint64_t{a.dims[2]};
   if (pixels > max_idx_image_pixels) {
-    throw_idx(function, name,
-              "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
-                  std::to_string(a.dims[2]) + " pixels, more than " +
-                  std::to_string(max_idx_image_pixels) + " per image");
+    io::fail(function, source,
+             "wrong dimensions: images of " + std::to_string(a.dims[1]) + " x " +
+                 std::to_string(a.dims[2]) + " pixels, more than " +
+                 std::to_string(max_idx_image_pixels) + " per image");
   }
   IdxImages out;
   const auto n = static_cast<Eigen::Index>(a.dims[0]);
@@ -233,24 +213,26 @@ inline IdxImages idx_images_impl(std::string_view function, std::string_view nam
   return out;
 }
 
-inline std::vector<std::uint8_t> idx_labels_impl(std::string_view function, std::string_view name,
-                                                 const IdxArray& a) {
+inline Eigen::VectorXi idx_labels_impl(std::string_view function, std::string_view source,
+                                       const IdxArray& a) {
   if (a.dims.size() != 1) {
-    throw_idx(function, name,
-              "bad magic: expected labels (0x00000801, rank 1), got rank " +
-                  std::to_string(a.dims.size()) + " (magic " +
-                  hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
+    io::fail(function, source,
+             "bad magic: expected labels (0x00000801, rank 1), got rank " +
+                 std::to_string(a.dims.size()) + " (magic " +
+                 hex32(0x800U | static_cast<std::uint32_t>(a.dims.size())) + ")");
   }
-  return a.data;
+  return Eigen::Map<const Eigen::Matrix<std::uint8_t, Eigen::Dynamic, 1>>(
+             a.data.data(), static_cast<Eigen::Index>(a.data.size()))
+      .cast<int>();
 }
 
-inline IdxArray parse_idx_impl(std::string_view function, std::string_view name,
+inline IdxArray parse_idx_impl(std::string_view function, std::string_view source,
                                std::span<const std::byte> bytes) {
   if (is_gzip(bytes)) {
-    const std::vector<std::uint8_t> raw = gunzip(function, name, bytes);
-    return parse_idx_raw(function, name, raw);
+    const std::vector<std::uint8_t> raw = gunzip(function, source, bytes);
+    return parse_idx_raw(function, source, raw);
   }
-  return parse_idx_raw(function, name,
+  return parse_idx_raw(function, source,
                        std::span<const std::uint8_t>(
                            reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
 }
@@ -259,7 +241,7 @@ inline IdxArray parse_idx_impl(std::string_view function, std::string_view name,
 
 [[nodiscard]] inline IdxArray parse_idx(std::span<const std::byte> bytes,
                                         std::string_view name = "buffer") {
-  return detail::parse_idx_impl("baypr::parse_idx", name, bytes);
+  return detail::parse_idx_impl("baypr::parse_idx", detail::io::buffer_source(name), bytes);
 }
 
 [[nodiscard]] inline IdxArray parse_idx(std::string_view bytes, std::string_view name = "buffer") {
@@ -267,36 +249,38 @@ inline IdxArray parse_idx_impl(std::string_view function, std::string_view name,
 }
 
 [[nodiscard]] inline IdxImages idx_images(const IdxArray& array, std::string_view name = "buffer") {
-  return detail::idx_images_impl("baypr::idx_images", name, array);
+  return detail::idx_images_impl("baypr::idx_images", detail::io::buffer_source(name), array);
 }
 
-[[nodiscard]] inline std::vector<std::uint8_t> idx_labels(const IdxArray& array,
-                                                          std::string_view name = "buffer") {
-  return detail::idx_labels_impl("baypr::idx_labels", name, array);
+[[nodiscard]] inline Eigen::VectorXi idx_labels(const IdxArray& array,
+                                                std::string_view name = "buffer") {
+  return detail::idx_labels_impl("baypr::idx_labels", detail::io::buffer_source(name), array);
 }
 
-[[nodiscard]] inline IdxImages read_idx_images(const std::string& path) {
+[[nodiscard]] inline IdxImages read_idx_images(const std::filesystem::path& path) {
   constexpr std::string_view fn = "baypr::read_idx_images";
-  const auto bytes = detail::read_file_bytes(fn, path);
-  return detail::idx_images_impl(fn, path, detail::parse_idx_impl(fn, path, bytes));
+  const std::string source = detail::io::file_source(path);
+  const auto bytes = detail::io::read_all(path, fn, max_idx_bytes, "any IDX file accepted");
+  return detail::idx_images_impl(fn, source, detail::parse_idx_impl(fn, source, bytes));
 }
 
-[[nodiscard]] inline std::vector<std::uint8_t> read_idx_labels(const std::string& path) {
+[[nodiscard]] inline Eigen::VectorXi read_idx_labels(const std::filesystem::path& path) {
   constexpr std::string_view fn = "baypr::read_idx_labels";
-  const auto bytes = detail::read_file_bytes(fn, path);
-  return detail::idx_labels_impl(fn, path, detail::parse_idx_impl(fn, path, bytes));
+  const std::string source = detail::io::file_source(path);
+  const auto bytes = detail::io::read_all(path, fn, max_idx_bytes, "any IDX file accepted");
+  return detail::idx_labels_impl(fn, source, detail::parse_idx_impl(fn, source, bytes));
 }
 
-[[nodiscard]] inline IdxDataset read_idx_dataset(const std::string& images_path,
-                                                 const std::string& labels_path) {
+[[nodiscard]] inline IdxDataset read_idx_dataset(const std::filesystem::path& images_path,
+                                                 const std::filesystem::path& labels_path) {
   IdxDataset out;
   out.images = read_idx_images(images_path);
   out.labels = read_idx_labels(labels_path);
-  if (static_cast<Eigen::Index>(out.labels.size()) != out.images.pixels.rows()) {
-    detail::throw_idx("baypr::read_idx_dataset", labels_path,
-                      "label / image count mismatch: " + std::to_string(out.labels.size()) +
-                          " labels for " + std::to_string(out.images.pixels.rows()) +
-                          " images in '" + images_path + "'");
+  if (out.labels.size() != out.images.pixels.rows()) {
+    detail::io::fail("baypr::read_idx_dataset", detail::io::file_source(labels_path),
+                     "label / image count mismatch: " + std::to_string(out.labels.size()) +
+                         " labels for " + std::to_string(out.images.pixels.rows()) +
+                         " images in '" + images_path.string() + "'");
   }
   return out;
 }

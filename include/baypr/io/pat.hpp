@@ -1,7 +1,8 @@
 // baypr/io/pat.hpp: read GIMP pattern files (.pat), e.g. the photographic textures of Debian's
 // gimp-data / gimp-data-extras (/usr/share/gimp/2.0/patterns), as anomaly-detection test images.
 //
-//   PatPattern parse_pat(std::span<const std::uint8_t> bytes, std::string_view source = "<memory>")
+//   PatPattern parse_pat(std::span<const std::byte> bytes, std::string_view name = "buffer")
+//   PatPattern parse_pat(std::string_view bytes, std::string_view name = "buffer")
 //       decode a whole .pat file held in memory; never reads outside `bytes` (fuzzed)
 //   PatPattern read_pat(path)                          the same from a file
 //   Eigen::ArrayXXd pattern_to_grey(const PatPattern&) height x width grey levels in [0, 1]
@@ -13,12 +14,13 @@
 // width * height * bytes pixel bytes, row-major, channels interleaved.
 //
 // Strictness. Every malformation is a baypr::io_error whose message reads
-// "<function>: <'source' | file 'path'>: <what is wrong>": a file shorter than the 24-byte fixed
-// header, header_size below 24, beyond the file or above max_pat_header_bytes, a magic other than
-// "GPAT", a version other than 1, a zero width or height, more than max_pat_pixels pixels, bytes
-// per pixel outside 1..4, a name field without a NUL (also an empty one: header_size 24),
-// truncated pixel data, and bytes after the pixel data. None of the 168 patterns Debian ships
-// has trailing bytes, so they mean a damaged or concatenated file (rejected, as for .npy and IDX).
+// "<function>: <file 'path' | 'name'>: <what is wrong>" (baypr/io/detail/file.hpp): a file
+// shorter than the 24-byte fixed header, header_size below 24, beyond the file or above
+// max_pat_header_bytes, a magic other than "GPAT", a version other than 1, a zero width or height,
+// more than max_pat_pixels pixels, bytes per pixel outside 1..4, a name field without a NUL (also
+// an empty one: header_size 24), truncated pixel data, and bytes after the pixel data. None of the
+// 168 patterns Debian ships has trailing bytes, so they mean a damaged or concatenated file
+// (rejected, as for .npy and IDX).
 // The name is cut at its first NUL (the rest of the name field is ignored) and kept as stored,
 // not validated as UTF-8.
 #pragma once
@@ -29,7 +31,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/io/detail/file.hpp"
 
 namespace baypr {
 
@@ -54,31 +56,11 @@ namespace detail::pat {
 
 inline constexpr std::size_t fixed_header = 24;
 
-[[noreturn]] inline void fail(std::string_view function, std::string_view source,
-                              std::string_view what) {
-  std::string msg(function);
-  msg.append(": ").append(source).append(": ").append(what);
-  throw io_error(msg);
-}
+using io::fail;
 
 inline std::uint32_t be32(std::span<const std::uint8_t> b, std::size_t at) {
   return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) |
          (std::uint32_t{b[at + 2]} << 8) | std::uint32_t{b[at + 3]};
-}
-
-// The magic as text, non-printable bytes escaped, for the error message.
-inline std::string printable(std::span<const std::uint8_t> b) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string s;
-  for (const std::uint8_t c : b) {
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
-      s.push_back(static_cast<char>(c));
-    } else {
-      s.append("\\x").push_back(digits[c >> 4]);
-      s.push_back(digits[c & 0xFU]);
-    }
-  }
-  return s;
 }
 
 inline PatPattern parse(std::string_view function, std::string_view source,
@@ -91,7 +73,10 @@ inline PatPattern parse(std::string_view function, std::string_view source,
                       height = be32(b, 12), bytes = be32(b, 16);
   if (b[20] != 'G' || b[21] != 'P' || b[22] != 'A' || b[23] != 'T') {
     fail(function, source,
-         "wrong magic \"" + printable(b.subspan(20, 4)) + "\" at byte 20, expected \"GPAT\"");
+         "wrong magic \"" +
+             io::printable(std::string_view(reinterpret_cast<const char*>(b.data()) + 20, 4), 4,
+                           "\"") +
+             "\" at byte 20, expected \"GPAT\"");
   }
   if (version != 1)
     fail(function, source, "unsupported version " + std::to_string(version) + ", expected 1");
@@ -151,42 +136,28 @@ inline PatPattern parse(std::string_view function, std::string_view source,
   return out;
 }
 
-inline std::string file_source(const std::filesystem::path& path) {
-  return "file '" + path.string() + "'";
-}
-
 }  // namespace detail::pat
 
-[[nodiscard]] inline PatPattern parse_pat(std::span<const std::uint8_t> bytes,
-                                          std::string_view source = "<memory>") {
-  std::string label = "'";
-  label.append(source).append("'");
-  return detail::pat::parse("baypr::parse_pat", label, bytes);
+[[nodiscard]] inline PatPattern parse_pat(std::span<const std::byte> bytes,
+                                          std::string_view name = "buffer") {
+  return detail::pat::parse("baypr::parse_pat", detail::io::buffer_source(name),
+                            std::span<const std::uint8_t>(
+                                reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+}
+[[nodiscard]] inline PatPattern parse_pat(std::string_view bytes,
+                                          std::string_view name = "buffer") {
+  return parse_pat(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())), name);
 }
 
 [[nodiscard]] inline PatPattern read_pat(const std::filesystem::path& path) {
   constexpr std::string_view function = "baypr::read_pat";
-  const std::string source = detail::pat::file_source(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) detail::pat::fail(function, source, "cannot open file");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) detail::pat::fail(function, source, "cannot determine the file size");
-  // Refuse before allocating: no valid pattern is this large.
+  // Refused before anything is allocated: no valid pattern is this large.
   const std::uint64_t largest =
       detail::pat::fixed_header + max_pat_header_bytes + 4 * max_pat_pixels;
-  if (static_cast<std::uint64_t>(size) > largest) {
-    detail::pat::fail(function, source,
-                      std::to_string(size) + " bytes, larger than any valid pattern (" +
-                          std::to_string(largest) + ")");
-  }
-  in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (!bytes.empty() &&
-      !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
-    detail::pat::fail(function, source, "read error");
-  }
-  return detail::pat::parse(function, source, bytes);
+  const auto bytes = detail::io::read_all(path, function, largest, "any valid pattern");
+  return detail::pat::parse(function, detail::io::file_source(path),
+                            std::span<const std::uint8_t>(
+                                reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
 }
 
 // Grey levels, one row per pattern row: the grey channel / 255, or the Rec. 601 luma
@@ -231,24 +202,24 @@ inline std::string file_source(const std::filesystem::path& path) {
     const std::filesystem::path& root) {
   namespace fs = std::filesystem;
   constexpr std::string_view function = "baypr::find_pat_files";
-  const std::string source = "directory '" + root.string() + "'";
+  const std::string source = detail::io::directory_source(root);
   std::error_code ec;
   const fs::file_status status = fs::status(root, ec);
   if (status.type() == fs::file_type::not_found)
-    detail::pat::fail(function, source, "does not exist");
-  if (ec) detail::pat::fail(function, source, "cannot access: " + ec.message());
+    detail::io::fail(function, source, "does not exist");
+  if (ec) detail::io::fail(function, source, "cannot access: " + ec.message());
   if (status.type() != fs::file_type::directory)
-    detail::pat::fail(function, source, "not a directory");
+    detail::io::fail(function, source, "not a directory");
   std::vector<fs::path> out;
   fs::recursive_directory_iterator it(root, ec), end;
-  if (ec) detail::pat::fail(function, source, "cannot list: " + ec.message());
+  if (ec) detail::io::fail(function, source, "cannot list: " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) break;
     const fs::path& p = it->path();
     std::error_code type_ec;
     if (p.extension() == ".pat" && it->is_regular_file(type_ec)) out.push_back(p);
   }
-  if (ec) detail::pat::fail(function, source, "cannot list: " + ec.message());
+  if (ec) detail::io::fail(function, source, "cannot list: " + ec.message());
   std::sort(out.begin(), out.end());
   return out;
 }

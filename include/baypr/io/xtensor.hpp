@@ -6,6 +6,9 @@
 //   xt::xarray<T> read_npy_xarray<T>(path)           read_npy + to_xarray
 //   NpyArray to_npy_array(const xt::xexpression<E>&) C order, element type = value_type
 //   void write_npy(path, const xt::xexpression<E>&)  any rank
+//   Eigen::Map<const NpyMatrix<T>> as_eigen_rows(const C& x)
+//       a 2-D row-major xtensor container (xt::xtensor<T, 2>, xt::xarray<T>) as a row-major Eigen
+//       matrix over the same memory, no copy: one row per sample, as the scorers take them
 //
 // Reading goes through baypr's validating parser (baypr/io/npy.hpp) rather than xtensor's own
 // xt::load_npy, which in xtensor 0.24 does not check malformed headers or truncated data. The
@@ -14,10 +17,15 @@
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xexpression.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include <Eigen/Core>
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -49,7 +57,7 @@ template <class T = double>
   std::vector<std::size_t> shape;
   for (const auto d : array.shape) shape.push_back(static_cast<std::size_t>(d));
   auto x = NpyXarray<T>::from_shape(shape);
-  detail::npy::convert_into(array, x.data(), function, detail::npy::file_source(path));
+  detail::npy::convert_into(array, x.data(), function, detail::io::file_source(path));
   return x;
 }
 
@@ -75,6 +83,28 @@ template <class E>
 template <class E>
 void write_npy(const std::filesystem::path& path, const xt::xexpression<E>& expression) {
   write_npy(path, to_npy_array(expression));
+}
+
+// The map borrows x's memory: it is valid while x lives and is not resized. A container of another
+// layout or rank is an invalid_argument (evaluate it into xt::xtensor<T, 2> first).
+template <class C>
+requires requires(const C& c) {
+  c.data();
+  c.dimension();
+  C::static_layout;
+}
+[[nodiscard]] Eigen::Map<const NpyMatrix<typename C::value_type>> as_eigen_rows(const C& x) {
+  constexpr std::string_view function = "baypr::as_eigen_rows";
+  if (x.dimension() != 2) {
+    detail::throw_invalid(
+        function, "x",
+        "must be 2-D (samples x features), got " + std::to_string(x.dimension()) + " dimensions");
+  }
+  if (x.layout() != xt::layout_type::row_major) {
+    detail::throw_invalid(function, "x", "must be row-major (C order)");
+  }
+  return {x.data(), static_cast<Eigen::Index>(x.shape()[0]),
+          static_cast<Eigen::Index>(x.shape()[1])};
 }
 
 }  // namespace baypr

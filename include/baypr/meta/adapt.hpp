@@ -46,7 +46,6 @@
 #include <cmath>
 #include <concepts>
 #include <limits>
-#include <numbers>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -54,11 +53,11 @@
 #include <vector>
 
 #include "baypr/core/errors.hpp"
-#include "baypr/core/special.hpp"
 #include "baypr/meta/embedding.hpp"
 #include "baypr/meta/episode.hpp"
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/predictive_vjp.hpp"
+#include "baypr/stats/student_t.hpp"
 
 namespace baypr::meta {
 
@@ -70,7 +69,8 @@ struct AdaptOptions {
   Path path = Path::automatic;
 };
 
-// Isotropic Student-t p_a(z) = t(z | location * 1, scale * I, dof): the anomaly model.
+// Isotropic Student-t p_a(z) = t(z | location * 1, scale * I, dof): the anomaly model (its density:
+// baypr::IsotropicStudentT, shared with BayesianScorer).
 struct VagueAnomalyModel {
   double location = 0.0;
   double scale = 100.0;
@@ -81,14 +81,10 @@ struct VagueAnomalyModel {
   [[nodiscard]] Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> log_pdf(
       const Eigen::MatrixBase<Derived>& Z) const {
     using Scalar = typename Derived::Scalar;
-    using std::log;
-    const double d = static_cast<double>(Z.cols());
-    const double c = special::lgamma((dof + d) / 2) - special::lgamma(dof / 2) -
-                     d / 2 * std::log(dof * std::numbers::pi * scale);
+    const IsotropicStudentT t(static_cast<double>(Z.cols()), dof, scale);
     Eigen::Matrix<Scalar, Eigen::Dynamic, 1> out(Z.rows());
     for (Eigen::Index j = 0; j < Z.rows(); ++j) {
-      const Scalar r2 = (Z.row(j).array() - Scalar(location)).square().sum();
-      out(j) = Scalar(c) - Scalar((dof + d) / 2) * log(Scalar(1) + r2 / Scalar(scale * dof));
+      out(j) = t.log_pdf(Scalar((Z.row(j).array() - Scalar(location)).square().sum()));
     }
     return out;
   }

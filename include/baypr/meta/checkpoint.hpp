@@ -5,19 +5,21 @@
 // state.txt naming E, Adam's step count, the best epoch, its validation value and the epochs since
 // it, written last by an atomic rename (a uniquely named temporary file in the same directory);
 // the files of earlier epochs are removed after it. Every failure is a baypr::io_error naming
-// meta::train and the path (std::filesystem's own errors never leak).
+// meta::train (or the .npy function that failed) and the file, in the dialect of
+// baypr/io/detail/file.hpp; std::filesystem's own errors never leak.
 #pragma once
 
 #include <Eigen/Core>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
 #include "baypr/core/errors.hpp"
+#include "baypr/io/detail/file.hpp"
 #include "baypr/io/npy.hpp"
 #include "baypr/meta/adam.hpp"
 
@@ -40,8 +42,7 @@ inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir,
 
 [[noreturn]] inline void checkpoint_failure(const std::filesystem::path& path,
                                             std::string_view what) {
-  throw io_error(std::string(checkpoint_function) + ": checkpoint '" + path.string() + "' " +
-                 std::string(what));
+  baypr::detail::io::fail(checkpoint_function, baypr::detail::io::file_source(path), what);
 }
 
 inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::VectorXd& theta,
@@ -49,7 +50,10 @@ inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::Vecto
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) checkpoint_failure(dir, "cannot be created: " + ec.message());
+  if (ec) {
+    baypr::detail::io::fail(checkpoint_function, baypr::detail::io::directory_source(dir),
+                            "cannot be created: " + ec.message());
+  }
   constexpr std::string_view stems[] = {"theta", "adam_m", "adam_v", "best"};
   write_npy(checkpoint_file(dir, "theta", epochs_done), theta);
   write_npy(checkpoint_file(dir, "adam_m", epochs_done), adam.m);
@@ -62,7 +66,7 @@ inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::Vecto
                             std::to_string(adam.t) + "\nbest_epoch " + std::to_string(best.epoch) +
                             "\nbest_validation " + validation + "\nepochs_without_gain " +
                             std::to_string(best.epochs_without_gain) + "\n";
-  baypr::detail::npy::write_atomically(dir / "state.txt", state, checkpoint_function);
+  baypr::detail::io::write_atomically(dir / "state.txt", state, checkpoint_function);
   // Earlier epochs' files: removal is best effort (a file left behind is never read again).
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -83,8 +87,11 @@ inline void save_checkpoint(const std::filesystem::path& dir, const Eigen::Vecto
 inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& theta, Adam& adam,
                             int& epochs_done, BestSoFar& best) {
   const auto state_path = dir / "state.txt";
-  std::ifstream state(state_path);
-  if (!state) return false;
+  std::error_code ec;
+  if (!std::filesystem::exists(state_path, ec)) return false;
+  const auto bytes =
+      baypr::detail::io::read_all(state_path, checkpoint_function, 4096, "any state file");
+  std::istringstream state(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   std::string key_epochs, key_t;
   long long epochs = -1, t = -1;
   state >> key_epochs >> epochs >> key_t >> t;
@@ -94,9 +101,9 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
   const Eigen::VectorXd loaded =
       read_npy_matrix<double>(checkpoint_file(dir, "theta", epochs)).reshaped();
   if (loaded.size() != theta.size()) {
-    throw io_error(std::string(checkpoint_function) + ": checkpoint theta has " +
-                   std::to_string(loaded.size()) + " parameters, the model " +
-                   std::to_string(theta.size()));
+    checkpoint_failure(checkpoint_file(dir, "theta", epochs),
+                       "has " + std::to_string(loaded.size()) + " parameters, the model " +
+                           std::to_string(theta.size()));
   }
   Adam a = adam;
   a.t = t;
@@ -104,8 +111,9 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
     a.m = read_npy_matrix<double>(checkpoint_file(dir, "adam_m", epochs)).reshaped();
     a.v = read_npy_matrix<double>(checkpoint_file(dir, "adam_v", epochs)).reshaped();
     if (a.m.size() != theta.size() || a.v.size() != theta.size()) {
-      throw io_error(std::string(checkpoint_function) +
-                     ": checkpoint Adam moments do not match theta's size");
+      checkpoint_failure(
+          checkpoint_file(dir, a.m.size() != theta.size() ? "adam_m" : "adam_v", epochs),
+          "does not match theta's size " + std::to_string(theta.size()));
     }
   }
   BestSoFar b;
@@ -121,8 +129,8 @@ inline bool load_checkpoint(const std::filesystem::path& dir, Eigen::VectorXd& t
     }
     b.theta = read_npy_matrix<double>(checkpoint_file(dir, "best", epochs)).reshaped();
     if (b.theta.size() != theta.size()) {
-      throw io_error(std::string(checkpoint_function) +
-                     ": checkpoint best parameters do not match theta's size");
+      checkpoint_failure(checkpoint_file(dir, "best", epochs),
+                         "does not match theta's size " + std::to_string(theta.size()));
     }
     b.epoch = static_cast<int>(best_epoch);
     b.validation = best_validation;

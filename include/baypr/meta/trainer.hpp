@@ -45,6 +45,7 @@
 
 #include "baypr/core/errors.hpp"
 #include "baypr/core/random.hpp"
+#include "baypr/io/detail/file.hpp"
 #include "baypr/meta/adam.hpp"
 #include "baypr/meta/checkpoint.hpp"
 #include "baypr/meta/episode.hpp"
@@ -127,8 +128,10 @@ TrainResult train(const Eigen::VectorXd& theta0, Step&& step, const Sampler& sam
   std::ofstream log;
   if (!options.log_path.empty()) {
     log.open(options.log_path, options.resume ? std::ios::app : std::ios::trunc);
-    if (!log)
-      throw io_error(std::string(fn) + ": cannot open log '" + options.log_path.string() + "'");
+    if (!log) {
+      baypr::detail::io::fail(fn, baypr::detail::io::file_source(options.log_path),
+                              "cannot open the log for writing");
+    }
   }
   out.initial_validation = validate(out.theta);
   if (best.theta.size() == 0) best = {out.theta, out.start_epoch, out.initial_validation, 0};

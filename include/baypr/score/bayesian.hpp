@@ -20,13 +20,13 @@
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 #include <cmath>
-#include <numbers>
 #include <optional>
 #include <string>
 
 #include "baypr/core/errors.hpp"
 #include "baypr/core/special.hpp"
 #include "baypr/stats/niw.hpp"
+#include "baypr/stats/student_t.hpp"
 
 namespace baypr {
 
@@ -117,6 +117,7 @@ class BayesianScorer {
     const Eigen::VectorXd delta = predictive_->mahalanobis(Q);
     Eigen::VectorXd out(delta.size());
     const double d = static_cast<double>(dim());
+    const IsotropicStudentT anomaly(d, options_.anomaly_dof, options_.anomaly_scale);
     for (Eigen::Index j = 0; j < delta.size(); ++j) {
       const double nll = -predictive_->log_pdf_from_delta(delta(j));
       switch (type) {
@@ -124,7 +125,7 @@ class BayesianScorer {
           out(j) = nll;
           break;
         case BayesScore::llr:
-          out(j) = anomaly_log_pdf(Q.row(j).squaredNorm()) + nll;
+          out(j) = anomaly.log_pdf(Q.row(j).squaredNorm()) + nll;
           break;
         case BayesScore::tail:
           out(j) = -special::f_logsf(delta(j) / d, d, predictive_->dof());
@@ -172,15 +173,6 @@ class BayesianScorer {
   NiwPrior<double> make_prior(Eigen::Index d, double s) const {
     return NiwPrior<double>::isotropic(d, options_.kappa0,
                                        static_cast<double>(d) + options_.nu0_offset, s);
-  }
-
-  // log of the isotropic anomaly Student-t at a point with squared norm r2 (location 0).
-  double anomaly_log_pdf(double r2) const {
-    const double d = static_cast<double>(dim());
-    const double v = options_.anomaly_dof, s = options_.anomaly_scale;
-    return special::lgamma((v + d) / 2) - special::lgamma(v / 2) -
-           d / 2 * std::log(v * std::numbers::pi) - d / 2 * std::log(s) -
-           (v + d) / 2 * std::log1p(r2 / (s * v));
   }
 
   // argmax over log s of the support's log marginal likelihood under Psi0 = s I (mu0 = 0).

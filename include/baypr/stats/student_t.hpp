@@ -320,4 +320,27 @@ class StudentT {
   Scalar log_norm_{};
 };
 
+// The isotropic Student-t t(z | a 1, s I, v) in d dimensions, as a function of r2 = |z - a|^2:
+//   log p = lgamma((v + d)/2) - lgamma(v/2) - (d/2) log(v pi s) - ((v + d)/2) log(1 + r2 / (s v)).
+// The vague anomaly model p_a, in one place for BayesianScorer's llr score and for meta-training
+// (meta::VagueAnomalyModel). The constant is computed once, in double; log_pdf takes any Scalar
+// (double or dual numbers).
+class IsotropicStudentT {
+ public:
+  IsotropicStudentT(double d, double dof, double scale)
+      : half_dof_d_((dof + d) / 2),
+        scale_dof_(scale * dof),
+        log_normaliser_(special::lgamma((dof + d) / 2) - special::lgamma(dof / 2) -
+                        d / 2 * std::log(dof * std::numbers::pi * scale)) {}
+
+  template <class Scalar>
+  [[nodiscard]] Scalar log_pdf(const Scalar& r2) const {
+    using std::log;
+    return Scalar(log_normaliser_) - Scalar(half_dof_d_) * log(Scalar(1) + r2 / Scalar(scale_dof_));
+  }
+
+ private:
+  double half_dof_d_, scale_dof_, log_normaliser_;
+};
+
 }  // namespace baypr
