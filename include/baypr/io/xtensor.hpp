@@ -36,29 +36,34 @@ namespace baypr {
 template <class T>
 using NpyXarray = xt::xarray<T, xt::layout_type::row_major>;
 
-template <class T = double>
-[[nodiscard]] NpyXarray<T> to_xarray(const NpyArray& array) {
-  static_assert(detail::npy::is_element_v<T>,
-                "baypr::to_xarray: T must be float, double or an integer type");
-  detail::npy::check_array(array, "baypr::to_xarray");
+namespace detail::npy {
+
+// The array as a row-major xarray of T: the one conversion behind to_xarray and read_npy_xarray.
+template <class T>
+[[nodiscard]] NpyXarray<T> to_xarray(const NpyArray& array, std::string_view function,
+                                     std::string_view source) {
+  static_assert(is_element_v<T>, "baypr::to_xarray: T must be float, double or an integer type");
+  check_array(array, function);
   std::vector<std::size_t> shape;
   shape.reserve(array.rank());
   for (const auto d : array.shape) shape.push_back(static_cast<std::size_t>(d));
   auto x = NpyXarray<T>::from_shape(shape);
-  detail::npy::convert_into(array, x.data(), "baypr::to_xarray", "array");
+  convert_into(array, x.data(), function, source);
   return x;
+}
+
+}  // namespace detail::npy
+
+template <class T = double>
+[[nodiscard]] NpyXarray<T> to_xarray(const NpyArray& array) {
+  return detail::npy::to_xarray<T>(array, "baypr::to_xarray", "array");
 }
 
 template <class T = double>
 [[nodiscard]] NpyXarray<T> read_npy_xarray(const std::filesystem::path& path) {
   constexpr std::string_view function = "baypr::read_npy_xarray";
-  const NpyArray array = detail::npy::read_file(path, function);
-  detail::npy::check_array(array, function);
-  std::vector<std::size_t> shape;
-  for (const auto d : array.shape) shape.push_back(static_cast<std::size_t>(d));
-  auto x = NpyXarray<T>::from_shape(shape);
-  detail::npy::convert_into(array, x.data(), function, detail::io::file_source(path));
-  return x;
+  return detail::npy::to_xarray<T>(detail::npy::read_file(path, function), function,
+                                   detail::io::file_source(path));
 }
 
 template <class E>
