@@ -58,8 +58,8 @@ meta::MetaEpisode episode(std::uint64_t seed) {
   meta::MetaEpisode e;
   e.support = uniform_rows(support_rows, pixels, rng);
   e.queries = uniform_rows(normal_queries + anomalous_queries, pixels, rng);
-  e.labels.assign(static_cast<std::size_t>(normal_queries), 0);
-  e.labels.resize(static_cast<std::size_t>(normal_queries + anomalous_queries), 1);
+  e.labels.setOnes(normal_queries + anomalous_queries);
+  e.labels.head(normal_queries).setZero();
   return e;
 }
 
@@ -70,11 +70,15 @@ meta::Conv make_conv() {
   return meta::Conv(meta::ConvOptions{side, side, {1, 16, 32}, {2, 2}, dim});
 }
 
-meta::AdaptOptions options(baypr::Path path) {
-  meta::AdaptOptions o;
-  o.inner_steps = 1;
-  o.inner_step_size = 5e-4;
-  o.path = path;
+// One inner step of 5e-4, the authors' anomaly model, the given order, path and objective.
+meta::MetaOptions options(meta::MetaGradient order, baypr::Path path,
+                          meta::Objective objective = meta::Objective::discriminative) {
+  meta::MetaOptions o;
+  o.adapt.inner_steps = 1;
+  o.adapt.inner_step_size = 5e-4;
+  o.adapt.path = path;
+  o.order = order;
+  o.outer.objective = objective;
   return o;
 }
 
@@ -84,17 +88,14 @@ void meta_step_bench(benchmark::State& state, const E& embedding, meta::MetaGrad
   const Eigen::VectorXd theta = embedding.initial_parameters(7);
   const meta::MetaEpisode e = episode(11);
   const auto prior = baypr::NiwPrior<double>::method_default(dim);
-  const meta::VagueAnomalyModel anomaly;
-  const meta::AdaptOptions o = options(path);
-  meta::OuterOptions outer;
-  outer.objective = objective;
+  const meta::MetaOptions o = options(order, path, objective);
   meta::MetaStepper<E> stepper(embedding);
   meta::MetaStep s;
   for (auto _ : state) {
     if (fresh) {
-      s = meta::meta_step(embedding, theta, e, prior, anomaly, o, order, outer);
+      s = meta::meta_step(embedding, theta, e, prior, o);
     } else {
-      stepper.step(theta, e, prior, anomaly, o, order, outer, s);
+      stepper.step(theta, e, prior, o, s);
     }
     benchmark::DoNotOptimize(s.gradient.data());
   }
@@ -117,15 +118,12 @@ void export_case(const std::filesystem::path& dir, const std::string& name, cons
   baypr::write_npy(out / "theta.npy", theta);
   baypr::write_npy(out / "support.npy", e.support);
   baypr::write_npy(out / "queries.npy", e.queries);
-  Eigen::MatrixXd labels(static_cast<Index>(e.labels.size()), 1);
-  for (std::size_t j = 0; j < e.labels.size(); ++j) labels(static_cast<Index>(j)) = e.labels[j];
-  baypr::write_npy(out / "labels.npy", labels);
+  baypr::write_npy(out / "labels.npy", Eigen::MatrixXd(e.labels.cast<double>()));
   for (const auto& [order, order_name] : {std::pair{meta::MetaGradient::first_order, "first"},
                                           std::pair{meta::MetaGradient::second_order, "second"}}) {
     for (const auto& [path, path_name] :
          {std::pair{baypr::Path::automatic, "automatic"}, std::pair{baypr::Path::dense, "dense"}}) {
-      const meta::MetaStep s =
-          meta::meta_step(embedding, theta, e, prior, {}, options(path), order);
+      const meta::MetaStep s = meta::meta_step(embedding, theta, e, prior, options(order, path));
       const std::string tag = std::string(order_name) + "_" + path_name;
       baypr::write_npy(out / ("outer_loss_" + tag + ".npy"), scalar(s.outer_loss));
       baypr::write_npy(out / ("inner_loss_" + tag + ".npy"), scalar(s.inner_loss));

@@ -60,7 +60,7 @@ struct Settings {
 
 struct Split {
   Eigen::MatrixXd x;  // projected, standardised inputs, one image per row
-  std::vector<int> labels;
+  Eigen::VectorXi labels;
 };
 
 struct Data {
@@ -91,9 +91,9 @@ inline Data load(const std::string& dir) {
   const auto standardiser = baypr::PixelStandardiser::fit(train_pixels);
   Data d;
   d.train.x = standardiser.apply(train_pixels) * projection;
-  d.train.labels.assign(train.labels.begin(), train.labels.end());
+  d.train.labels = train.labels;
   d.test.x = standardiser.apply(baypr::to_unit_interval(test.images)) * projection;
-  d.test.labels.assign(test.labels.begin(), test.labels.end());
+  d.test.labels = test.labels;
   return d;
 }
 
@@ -107,10 +107,15 @@ inline baypr::NiwPrior<double> prior() {
                                             static_cast<double>(embedding_dim + 2), 1.0);
 }
 
-inline meta::AdaptOptions adapt_options(const Settings& s, int inner_steps) {
-  meta::AdaptOptions o;
-  o.inner_steps = inner_steps;
-  o.inner_step_size = s.inner_lr;
+// The meta/ options of the settings with `inner_steps` inner steps (0 for the untrained rows):
+// step size, order, objective and SupCon weight; the authors' anomaly model.
+inline meta::MetaOptions meta_options(const Settings& s, int inner_steps) {
+  meta::MetaOptions o;
+  o.adapt.inner_steps = inner_steps;
+  o.adapt.inner_step_size = s.inner_lr;
+  o.order = s.order;
+  o.outer.objective = s.objective;
+  o.outer.supcon_weight = s.supcon;
   return o;
 }
 
@@ -124,8 +129,8 @@ inline meta::ClassTaskSampler training_sampler(const Data& d) {
 
 inline std::vector<Eigen::Index> rows_of(const Split& s, int c) {
   std::vector<Eigen::Index> rows;
-  for (std::size_t i = 0; i < s.labels.size(); ++i) {
-    if (s.labels[i] == c) rows.push_back(static_cast<Eigen::Index>(i));
+  for (Eigen::Index i = 0; i < s.labels.size(); ++i) {
+    if (s.labels(i) == c) rows.push_back(i);
   }
   return rows;
 }
@@ -149,33 +154,30 @@ inline baypr::PriorFit type2_prior(const meta::Mlp& embedding, const Eigen::Vect
 }
 
 // The calibration's start for the discriminative objective: meta::fit_calibration of the Bayesian
-// llr scores (after the inner steps; the authors' anomaly model) of 32 training episodes at
+// llr scores (after options' inner steps, with its anomaly model) of 32 training episodes at
 // theta0, drawn from an engine derived from seed.
 inline meta::Calibration initial_calibration(const meta::Mlp& embedding,
                                              const Eigen::VectorXd& theta0,
                                              const meta::ClassTaskSampler& sampler,
                                              const baypr::NiwPrior<double>& prior,
-                                             const meta::AdaptOptions& adapt, std::uint64_t seed) {
+                                             const meta::MetaOptions& options, std::uint64_t seed) {
   std::mt19937_64 rng(baypr::derive_seed(seed, {0x63616cULL}));
-  std::vector<double> scores;
-  std::vector<int> labels;
-  for (int i = 0; i < 32; ++i) {
+  constexpr Eigen::Index episodes = 32, m = normal_queries + anomalous_queries;
+  Eigen::VectorXd scores(episodes * m);
+  Eigen::VectorXi labels(episodes * m);
+  for (Eigen::Index i = 0; i < episodes; ++i) {
     const meta::MetaEpisode e = sampler.sample(rng);
-    const auto a = meta::adapt(embedding, theta0, e.support, prior, adapt);
-    const Eigen::VectorXd s = meta::bayes_scores(embedding, a.params, e.support, e.queries, prior);
-    scores.insert(scores.end(), s.data(), s.data() + s.size());
-    labels.insert(labels.end(), e.labels.begin(), e.labels.end());
+    scores.segment(i * m, m) =
+        meta::scores(embedding, theta0, e.support, e.queries, prior, options);
+    labels.segment(i * m, m) = e.labels;
   }
-  return meta::fit_calibration(
-      Eigen::Map<const Eigen::VectorXd>(scores.data(), static_cast<Eigen::Index>(scores.size())),
-      labels);
+  return meta::fit_calibration(scores, labels);
 }
 
 struct EvalEpisode {
   Eigen::Index shots = 0;
   int normal_class = 0;
   meta::MetaEpisode episode;
-  Eigen::VectorXi labels;  // episode.labels as an Eigen vector, for baypr::auroc
 };
 
 // One-class episodes drawn once from one seeded engine, K by K then class by class: normal class
@@ -217,10 +219,8 @@ inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split,
         queries.insert(queries.end(), anomalous.begin(), anomalous.end());
         ep.episode.support = support_split.x(support, Eigen::all);
         ep.episode.queries = query_split.x(queries, Eigen::all);
-        ep.episode.labels.assign(static_cast<std::size_t>(normal_queries), 0);
-        ep.episode.labels.resize(static_cast<std::size_t>(normal_queries + anomalous_queries), 1);
-        ep.labels = Eigen::Map<const Eigen::VectorXi>(
-            ep.episode.labels.data(), static_cast<Eigen::Index>(ep.episode.labels.size()));
+        ep.episode.labels.setOnes(normal_queries + anomalous_queries);
+        ep.episode.labels.head(normal_queries).setZero();
         out.push_back(std::move(ep));
       }
     }
@@ -252,9 +252,7 @@ inline std::vector<meta::MetaEpisode> validation_episodes(const Data& d, std::ui
 }
 
 inline double episode_auroc(const Eigen::VectorXd& scores, const meta::MetaEpisode& e) {
-  const Eigen::VectorXi y = Eigen::Map<const Eigen::VectorXi>(
-      e.labels.data(), static_cast<Eigen::Index>(e.labels.size()));
-  return baypr::auroc(scores, y);
+  return baypr::auroc(scores, e.labels);
 }
 
 }  // namespace meta_fashion

@@ -214,6 +214,10 @@ Eigen::VectorXd as_vector(const std::vector<double>& v) {
   return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
 }
 
+Eigen::VectorXi as_labels(const std::vector<int>& v) {
+  return Eigen::Map<const Eigen::VectorXi>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+
 void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << text;
@@ -260,9 +264,7 @@ std::pair<double, double> aurocs(const Eigen::VectorXd& patch_scores, const mt::
     maps.push_back(baypr::patch_scores_to_map(s, g));
     masks.push_back(ep.masks[q]);
   }
-  const Eigen::VectorXi y =
-      Eigen::Map<const Eigen::VectorXi>(labels.data(), static_cast<Eigen::Index>(labels.size()));
-  return {baypr::auroc(as_vector(image), y), baypr::pixel_auroc(maps, masks)};
+  return {baypr::auroc(as_vector(image), as_labels(labels)), baypr::pixel_auroc(maps, masks)};
 }
 
 }  // namespace
@@ -288,29 +290,30 @@ int main(int argc, char** argv) try {
   const meta::Mlp embedding =
       meta::Mlp::paper_head(baypr::patch_feature_dim(mt::features()), mt::embedding_dim);
   const Eigen::VectorXd theta0 = embedding.initial_parameters(args.seed);
-  const Eigen::VectorXd maml0 = meta::maml_initial_parameters(embedding, theta0);
+  const Eigen::VectorXd maml0 = meta::initial_parameters<meta::Maml>(embedding, theta0);
   const auto prior = baypr::NiwPrior<double>::isotropic(
       mt::embedding_dim, 0.01, static_cast<double>(mt::embedding_dim + 2), 1.0);
-  const meta::VagueAnomalyModel anomaly;
-  meta::AdaptOptions adapt_options;
-  adapt_options.inner_steps = settings.inner_steps;
-  adapt_options.inner_step_size = settings.inner_lr;
-  meta::AdaptOptions no_adaptation = adapt_options;
-  no_adaptation.inner_steps = 0;
   // The default discriminative objective with its learned calibration (params = [theta; rho;
-  // beta], the calibration's start fitted per fold on 32 training tasks at theta0), and SupCon.
-  meta::OuterOptions outer;
-  outer.supcon_weight = settings.supcon;
+  // beta], the calibration's start fitted per fold on 32 training tasks at theta0), and SupCon;
+  // the authors' anomaly model.
+  meta::MetaOptions options;
+  options.adapt.inner_steps = settings.inner_steps;
+  options.adapt.inner_step_size = settings.inner_lr;
+  options.order = settings.order;
+  options.outer.supcon_weight = settings.supcon;
+  meta::MetaOptions no_adaptation = options;
+  no_adaptation.adapt.inner_steps = 0;
+  const meta::VagueAnomalyModel& anomaly = options.anomaly;
 
-  const auto bayes_after = [&](const meta::AdaptOptions& o) -> Scorer {
-    return [&embedding, &prior, &anomaly, o](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s,
-                                             const Eigen::MatrixXd& q) {
-      const auto a = meta::adapt(embedding, theta, s, prior, o);
-      return meta::bayes_scores(embedding, a.params, s, q, prior, anomaly);
+  // Method M's scores after adaptation with o.
+  const auto after = [&]<class M>(M, const meta::MetaOptions& o) -> Scorer {
+    return [&embedding, &prior, o](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s,
+                                   const Eigen::MatrixXd& q) {
+      return meta::scores<M>(embedding, theta, s, q, prior, o);
     };
   };
-  const Scorer bayes_untrained = bayes_after(no_adaptation);
-  const Scorer bayes_adapted = bayes_after(adapt_options);
+  const Scorer bayes_untrained = after(meta::BayPrAnoMeta{}, no_adaptation);
+  const Scorer bayes_adapted = after(meta::BayPrAnoMeta{}, options);
   // The same on [theta; rho; beta] (the calibration does not change the ranking).
   const auto without_calibration = [](const Scorer& score) -> Scorer {
     return
@@ -319,16 +322,8 @@ int main(int argc, char** argv) try {
         };
   };
   const Scorer bayes_calibrated = without_calibration(bayes_adapted);
-  const Scorer proto_adapted = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s,
-                                   const Eigen::MatrixXd& q) {
-    const Eigen::VectorXd adapted = meta::proto_adapt(embedding, theta, s, adapt_options);
-    return meta::proto_scores(embedding, adapted, s, q);
-  };
-  const Scorer maml_adapted = [&](const Eigen::VectorXd& params, const Eigen::MatrixXd& s,
-                                  const Eigen::MatrixXd& q) {
-    const Eigen::VectorXd adapted = meta::maml_adapt(embedding, params, s, adapt_options);
-    return meta::maml_scores(embedding, adapted, q);
-  };
+  const Scorer proto_adapted = after(meta::ProtoMaml{}, options);
+  const Scorer maml_adapted = after(meta::Maml{}, options);
   // PatchCore, memory bank = every support patch embedding (no coreset reduction).
   const Scorer patchcore = [&](const Eigen::VectorXd& theta, const Eigen::MatrixXd& s,
                                const Eigen::MatrixXd& q) {
@@ -366,8 +361,8 @@ int main(int argc, char** argv) try {
   const Eigen::Index descriptor_dim = baypr::patch_feature_dim(mt::features());
   const auto descriptor_prior = baypr::NiwPrior<double>::isotropic(
       descriptor_dim, 0.01, static_cast<double>(descriptor_dim + 2), 1.0);
-  meta::OuterOptions discriminative;
-  discriminative.objective = meta::Objective::discriminative;
+  meta::MetaOptions discriminative;
+  discriminative.outer.objective = meta::Objective::discriminative;
 
   // Per-fold training.
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
@@ -390,20 +385,18 @@ int main(int argc, char** argv) try {
       return [&validation, score](const Eigen::VectorXd& theta) {
         double sum = 0.0;
         for (const auto& e : validation) {
-          const Eigen::VectorXi y = Eigen::Map<const Eigen::VectorXi>(
-              e.labels.data(), static_cast<Eigen::Index>(e.labels.size()));
-          sum += baypr::auroc(score(theta, e.support, e.queries), y);
+          sum += baypr::auroc(score(theta, e.support, e.queries), e.labels);
         }
         return sum / static_cast<double>(validation.size());
       };
     };
-    meta::TrainerOptions options;
-    options.epochs = args.epochs;
-    options.steps_per_epoch = args.steps;
-    options.meta_batch = settings.meta_batch;
-    options.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
-    options.adam.lr = settings.lr;
-    options.observer = meta::progress_bar();
+    meta::TrainerOptions training;
+    training.epochs = args.epochs;
+    training.steps_per_epoch = args.steps;
+    training.meta_batch = settings.meta_batch;
+    training.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
+    training.adam.lr = settings.lr;
+    training.observer = meta::progress_bar();
     const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step,
                          const Scorer& score) {
       std::cerr << "meta_textures: fold " << fold << " (held out "
@@ -413,7 +406,7 @@ int main(int argc, char** argv) try {
       Trained t;
       t.fold = fold;
       t.name = name;
-      t.result = meta::train(start, step, sampler, validate_with(score), options);
+      t.result = meta::train(start, step, sampler, validate_with(score), training);
       t.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       trained.push_back(std::move(t));
     };
@@ -431,23 +424,25 @@ int main(int argc, char** argv) try {
       meta::MetaStepper<meta::Mlp> stepper(embedding);
       run(
           "BayPrAnoMeta",
-          meta::with_calibration(theta0, meta::fit_calibration(as_vector(scores), labels)),
+          meta::with_calibration(theta0,
+                                 meta::fit_calibration(as_vector(scores), as_labels(labels))),
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
-            return meta::calibrated_meta_step(stepper, joint, e, prior, anomaly, adapt_options,
-                                              settings.order, outer);
+            return meta::calibrated_meta_step(stepper, joint, e, prior, options);
           },
           bayes_calibrated);
     }
+    meta::MetaStepper<meta::Mlp, meta::ProtoMaml> proto_stepper(embedding);
     run(
         "Proto-MAML", theta0,
         [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
-          return meta::proto_maml_step(embedding, theta, e, adapt_options, settings.order);
+          return proto_stepper.step(theta, e, prior, options);
         },
         proto_adapted);
+    meta::MetaStepper<meta::Mlp, meta::Maml> maml_stepper(embedding);
     run(
         "MAML", maml0,
         [&](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
-          return meta::maml_step(embedding, params, e, adapt_options, settings.order);
+          return maml_stepper.step(params, e, prior, options);
         },
         maml_adapted);
     {
@@ -464,13 +459,12 @@ int main(int argc, char** argv) try {
         scores.insert(scores.end(), sc.data(), sc.data() + sc.size());
         labels.insert(labels.end(), e.labels.begin(), e.labels.end());
       }
-      const meta::Calibration start = meta::fit_calibration(as_vector(scores), labels);
+      const meta::Calibration start = meta::fit_calibration(as_vector(scores), as_labels(labels));
       run(
           "learned prior (fixed descriptors)",
           meta::prior_joint_parameters(descriptor_prior, start),
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
-            return meta::learned_prior_step(e.support, e.queries, e.labels, joint, anomaly,
-                                            discriminative);
+            return meta::learned_prior_step(e.support, e.queries, e.labels, joint, discriminative);
           },
           learned_prior_bayes);
     }

@@ -255,8 +255,8 @@ class PatchTaskSampler {
     }
     standardise(support_all, e.queries);
     e.support = rows_of(support_all, support_rows);
-    e.labels.assign(static_cast<std::size_t>(normal), 0);
-    e.labels.resize(static_cast<std::size_t>(normal + anomalous), 1);
+    e.labels.setOnes(normal + anomalous);
+    e.labels.head(normal).setZero();
     return e;
   }
 

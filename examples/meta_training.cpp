@@ -252,44 +252,39 @@ int main(int argc, char** argv) try {
 
   const meta::Mlp embedding = mf::embedding();
   const auto prior = mf::prior();
-  const meta::VagueAnomalyModel anomaly;  // authors': location 0, scale 100, dof 2
-  const meta::AdaptOptions adapt_options = mf::adapt_options(settings, settings.inner_steps);
-  const meta::AdaptOptions no_adaptation = mf::adapt_options(settings, 0);
+  // The settings as meta/ options: with the inner steps, and with none (the untrained rows); the
+  // authors' anomaly model t(0, 100 I, 2).
+  const meta::MetaOptions options = mf::meta_options(settings, settings.inner_steps);
+  const meta::MetaOptions no_adaptation = mf::meta_options(settings, 0);
+  const meta::VagueAnomalyModel& anomaly = options.anomaly;
 
   // Bayesian llr score after the inner steps, for parameters [theta], [theta; rho; beta] or
   // [theta; anomaly coordinates].
-  const auto bayes = [&](const meta::AdaptOptions& o, bool calibrated, bool learned) -> Scorer {
-    return [&embedding, &prior, &anomaly, o, calibrated, learned](const Eigen::VectorXd& params,
-                                                                  const meta::MetaEpisode& e) {
+  const auto bayes = [&](const meta::MetaOptions& o, bool calibrated, bool learned) -> Scorer {
+    return [&embedding, &prior, o, calibrated, learned](const Eigen::VectorXd& params,
+                                                        const meta::MetaEpisode& e) {
       Eigen::VectorXd theta = params;
-      meta::VagueAnomalyModel pa = anomaly;
+      meta::MetaOptions with = o;
       if (calibrated) theta = meta::split_calibration(params).first;
-      if (learned) std::tie(theta, pa) = meta::split_joint_parameters(params);
-      const auto a = meta::adapt(embedding, theta, e.support, prior, o);
-      return meta::bayes_scores(embedding, a.params, e.support, e.queries, prior, pa);
+      if (learned) std::tie(theta, with.anomaly) = meta::split_joint_parameters(params);
+      return meta::scores(embedding, theta, e.support, e.queries, prior, with);
     };
   };
   // The same score with a per-seed type-II maximum likelihood prior (set before each evaluation).
   std::optional<baypr::NiwPrior<double>> ml_prior_untrained, ml_prior_trained;
   const auto bayes_ml = [&](const std::optional<baypr::NiwPrior<double>>& ml,
-                            const meta::AdaptOptions& o, bool calibrated) -> Scorer {
-    return [&embedding, &ml, &anomaly, o, calibrated](const Eigen::VectorXd& params,
-                                                      const meta::MetaEpisode& e) {
+                            const meta::MetaOptions& o, bool calibrated) -> Scorer {
+    return [&embedding, &ml, o, calibrated](const Eigen::VectorXd& params,
+                                            const meta::MetaEpisode& e) {
       const Eigen::VectorXd theta = calibrated ? meta::split_calibration(params).first : params;
-      const auto a = meta::adapt(embedding, theta, e.support, *ml, o);
-      return meta::bayes_scores(embedding, a.params, e.support, e.queries, *ml, anomaly);
+      return meta::scores(embedding, theta, e.support, e.queries, *ml, o);
     };
   };
-  const Scorer proto_adapted = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
-    const Eigen::VectorXd adapted = meta::proto_adapt(embedding, theta, e.support, adapt_options);
-    return meta::proto_scores(embedding, adapted, e.support, e.queries);
-  };
-  const Scorer proto_untrained = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
-    return meta::proto_scores(embedding, theta, e.support, e.queries);
-  };
-  const Scorer maml_adapted = [&](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
-    const Eigen::VectorXd adapted = meta::maml_adapt(embedding, params, e.support, adapt_options);
-    return meta::maml_scores(embedding, adapted, e.queries);
+  // A baseline's score after adaptation with options (no_adaptation: the untrained prototype).
+  const auto baseline = [&]<class M>(M, const meta::MetaOptions& o) -> Scorer {
+    return [&embedding, &prior, o](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
+      return meta::scores<M>(embedding, params, e.support, e.queries, prior, o);
+    };
   };
   // PatchCore with the whole support as memory bank: distance to the nearest support embedding.
   const auto patchcore = [&](bool calibrated) -> Scorer {
@@ -306,10 +301,9 @@ int main(int argc, char** argv) try {
   std::uint64_t current_seed = args.seed;  // the seed of the method being trained
   Eigen::VectorXd current_theta0;          // and its initial parameters
 
-  const auto outer_for = [&](meta::Objective objective) {
-    meta::OuterOptions o;
-    o.objective = objective;
-    o.supcon_weight = settings.supcon;
+  const auto with_objective = [&](meta::Objective objective) {
+    meta::MetaOptions o = options;
+    o.outer.objective = objective;
     return o;
   };
   const auto calibrated_method = [&](std::string tag, std::string name, meta::Objective objective) {
@@ -318,20 +312,16 @@ int main(int argc, char** argv) try {
     m.name = std::move(name);
     m.calibrated = true;
     m.start = [&](const Eigen::VectorXd& theta0) {
-      return meta::with_calibration(
-          theta0,
-          mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, current_seed));
+      return meta::with_calibration(theta0, mf::initial_calibration(embedding, theta0, sampler,
+                                                                    prior, options, current_seed));
     };
-    const meta::OuterOptions outer = outer_for(objective);
-    m.make_step = [&embedding, &prior, &anomaly, &adapt_options, &settings, outer]() -> Step {
+    m.make_step = [&embedding, &prior, o = with_objective(objective)]() -> Step {
       auto stepper = std::make_shared<meta::MetaStepper<meta::Mlp>>(embedding);
-      return [=, &prior, &anomaly, &adapt_options, &settings](const Eigen::VectorXd& joint,
-                                                              const meta::MetaEpisode& e) {
-        return meta::calibrated_meta_step(*stepper, joint, e, prior, anomaly, adapt_options,
-                                          settings.order, outer);
+      return [stepper, &prior, o](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+        return meta::calibrated_meta_step(*stepper, joint, e, prior, o);
       };
     };
-    m.score = bayes(adapt_options, true, false);
+    m.score = bayes(options, true, false);
     return m;
   };
   std::vector<Method> methods;
@@ -342,15 +332,13 @@ int main(int argc, char** argv) try {
     m.tag = "generative";
     m.name = "BayPrAnoMeta, generative objective (the paper's)";
     m.start = [](const Eigen::VectorXd& theta0) { return theta0; };
-    const meta::OuterOptions outer = outer_for(meta::Objective::generative);
-    m.make_step = [&embedding, &prior, &anomaly, &adapt_options, &settings, outer]() -> Step {
+    m.make_step = [&embedding, &prior, o = with_objective(meta::Objective::generative)]() -> Step {
       auto stepper = std::make_shared<meta::MetaStepper<meta::Mlp>>(embedding);
-      return [=, &prior, &anomaly, &adapt_options, &settings](const Eigen::VectorXd& theta,
-                                                              const meta::MetaEpisode& e) {
-        return stepper->step(theta, e, prior, anomaly, adapt_options, settings.order, outer);
+      return [stepper, &prior, o](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
+        return stepper->step(theta, e, prior, o);
       };
     };
-    m.score = bayes(adapt_options, false, false);
+    m.score = bayes(options, false, false);
     methods.push_back(std::move(m));
   }
   methods.push_back(
@@ -363,45 +351,34 @@ int main(int argc, char** argv) try {
     m.start = [&anomaly](const Eigen::VectorXd& theta0) {
       return meta::joint_parameters(theta0, anomaly);
     };
-    const meta::OuterOptions outer = outer_for(meta::Objective::discriminative);
-    m.make_step = [&embedding, &prior, &adapt_options, &settings, outer]() -> Step {
-      return [=, &embedding, &prior, &adapt_options, &settings](const Eigen::VectorXd& joint,
-                                                                const meta::MetaEpisode& e) {
-        return meta::learned_anomaly_meta_step(embedding, joint, e, prior, adapt_options,
-                                               settings.order, outer);
-      };
+    m.make_step = [&embedding, &prior, &options]() -> Step {
+      return
+          [&embedding, &prior, &options](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+            return meta::learned_anomaly_meta_step(embedding, joint, e, prior, options);
+          };
     };
-    m.score = bayes(adapt_options, false, true);
+    m.score = bayes(options, false, true);
     methods.push_back(std::move(m));
   }
-  {
+  // The baselines train and score with the same options (their own losses; no calibration).
+  const auto baseline_method = [&]<class M>(M, std::string tag, std::string name) {
     Method m;
-    m.tag = "proto_maml";
-    m.name = "Proto-MAML";
-    m.start = [](const Eigen::VectorXd& theta0) { return theta0; };
-    m.make_step = [&embedding, &adapt_options, &settings]() -> Step {
-      return [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
-        return meta::proto_maml_step(embedding, theta, e, adapt_options, settings.order);
-      };
-    };
-    m.score = proto_adapted;
-    methods.push_back(std::move(m));
-  }
-  {
-    Method m;
-    m.tag = "maml";
-    m.name = "MAML";
+    m.tag = std::move(tag);
+    m.name = std::move(name);
     m.start = [&embedding](const Eigen::VectorXd& theta0) {
-      return meta::maml_initial_parameters(embedding, theta0);
+      return meta::initial_parameters<M>(embedding, theta0);
     };
-    m.make_step = [&embedding, &adapt_options, &settings]() -> Step {
-      return [&](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
-        return meta::maml_step(embedding, params, e, adapt_options, settings.order);
+    m.make_step = [&embedding, &prior, &options]() -> Step {
+      auto stepper = std::make_shared<meta::MetaStepper<meta::Mlp, M>>(embedding);
+      return [stepper, &prior, &options](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
+        return stepper->step(theta, e, prior, options);
       };
     };
-    m.score = maml_adapted;
-    methods.push_back(std::move(m));
-  }
+    m.score = baseline(M{}, options);
+    return m;
+  };
+  methods.push_back(baseline_method(meta::ProtoMaml{}, "proto_maml", "Proto-MAML"));
+  methods.push_back(baseline_method(meta::Maml{}, "maml", "MAML"));
   {
     // The ablation "prior + calibration with theta frozen": MetaQDA's learned prior under the
     // discriminative loss, on the untrained embedding's features, no inner steps.
@@ -415,19 +392,19 @@ int main(int argc, char** argv) try {
           prior,
           mf::initial_calibration(embedding, theta0, sampler, prior, no_adaptation, current_seed));
     };
-    const meta::OuterOptions outer = outer_for(meta::Objective::discriminative);
-    m.make_step = [&embedding, &anomaly, &current_theta0, outer]() -> Step {
-      return [&embedding, &anomaly, &current_theta0, outer](const Eigen::VectorXd& joint,
-                                                            const meta::MetaEpisode& e) {
+    m.make_step = [&embedding, &current_theta0,
+                   o = with_objective(meta::Objective::discriminative)]() -> Step {
+      return [&embedding, &current_theta0, o](const Eigen::VectorXd& joint,
+                                              const meta::MetaEpisode& e) {
         return meta::learned_prior_step(embedding.forward(current_theta0, e.support),
                                         embedding.forward(current_theta0, e.queries), e.labels,
-                                        joint, anomaly, outer);
+                                        joint, o);
       };
     };
-    m.score = [&embedding, &anomaly, &current_theta0](const Eigen::VectorXd& joint,
-                                                      const meta::MetaEpisode& e) {
+    m.score = [&embedding, &current_theta0, &no_adaptation](const Eigen::VectorXd& joint,
+                                                            const meta::MetaEpisode& e) {
       const auto learned = meta::split_prior_joint(joint).first;
-      return meta::bayes_scores(embedding, current_theta0, e.support, e.queries, learned, anomaly);
+      return meta::scores(embedding, current_theta0, e.support, e.queries, learned, no_adaptation);
     };
     methods.push_back(std::move(m));
   }
@@ -444,7 +421,7 @@ int main(int argc, char** argv) try {
   };
   std::vector<Row> rows = {
       {"a", "untrained + Bayesian llr (0 inner steps)", bayes(no_adaptation, false, false), -1, {}},
-      {"a'", "untrained + prototype distance", proto_untrained, -1, {}},
+      {"a'", "untrained + prototype distance", baseline(meta::ProtoMaml{}, no_adaptation), -1, {}},
       {"a''", "untrained + PatchCore (coreset 100%)", patchcore(false), -1, {}},
   };
   const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml", "lp"};
@@ -465,7 +442,7 @@ int main(int argc, char** argv) try {
                   {}});
   rows.push_back({"b-ml",
                   "(b) with its prior refitted by type-II ML on its own embedding",
-                  bayes_ml(ml_prior_trained, adapt_options, true),
+                  bayes_ml(ml_prior_trained, options, true),
                   0,
                   {}});
   std::vector<std::size_t> k_count(eval_shots.size(), 0);
@@ -508,18 +485,18 @@ int main(int argc, char** argv) try {
     for (std::size_t m = 0; m < methods.size(); ++m) {
       const Method& method = methods[m];
       const std::string tag = method.tag + ".s" + std::to_string(si);
-      meta::TrainerOptions options;
-      options.epochs = args.epochs;
-      options.steps_per_epoch = args.steps;
-      options.meta_batch = settings.meta_batch;
-      options.seed = current_seed;
-      options.adam.lr = settings.lr;
-      options.log_path = tagged(args.log, tag);
+      meta::TrainerOptions training;
+      training.epochs = args.epochs;
+      training.steps_per_epoch = args.steps;
+      training.meta_batch = settings.meta_batch;
+      training.seed = current_seed;
+      training.adam.lr = settings.lr;
+      training.log_path = tagged(args.log, tag);
       if (!args.checkpoints.empty())
-        options.checkpoint_dir = std::filesystem::path(args.checkpoints) / tag;
-      options.resume = args.resume;
-      options.patience = args.patience;
-      options.observer = meta::progress_bar();
+        training.checkpoint_dir = std::filesystem::path(args.checkpoints) / tag;
+      training.resume = args.resume;
+      training.patience = args.patience;
+      training.observer = meta::progress_bar();
       std::cerr << "meta_training: seed " << current_seed << ", training " << method.name << "\n";
       const auto t0 = Clock::now();
       const Scorer& score = method.score;
@@ -530,7 +507,7 @@ int main(int argc, char** argv) try {
             for (const auto& e : validation) sum += mf::episode_auroc(score(params, e), e);
             return sum / static_cast<double>(validation.size());
           },
-          options);
+          training);
       Summary& s = summaries[m];
       s.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
       s.initial_validation += result.initial_validation;
@@ -560,7 +537,7 @@ int main(int argc, char** argv) try {
         for (const auto& e : evaluation) {
           if (e.shots != eval_shots[k]) continue;
           const Eigen::VectorXd s = row.score(params, e.episode);
-          row.auroc[k](i++) += baypr::auroc(s, e.labels);
+          row.auroc[k](i++) += baypr::auroc(s, e.episode.labels);
           if (row.calibrated) {
             const Eigen::VectorXd p =
                 meta::anomaly_probability(s, meta::split_calibration(params).second);

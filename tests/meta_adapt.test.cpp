@@ -1,6 +1,7 @@
 // Tests of include/baypr/meta/adapt.hpp and baselines.hpp: inner losses, adaptation, outer losses
-// and first/second-order meta-gradients, each checked against central finite differences of the
-// full function theta -> L_out(adapt(theta)); hand-derived values; a short training run; bad input.
+// and first/second-order meta-gradients of every method (BayPrAnoMeta, ProtoMaml, Maml) through the
+// one set of entry points, each checked against central finite differences of the full function
+// theta -> L_out(adapt(theta)); hand-derived values; a short training run; bad input.
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <algorithm>
@@ -24,12 +25,18 @@ namespace {
 
 using baypr::NiwPrior;
 using baypr::Path;
+using baypr::meta::Adaptation;
 using baypr::meta::AdaptOptions;
+using baypr::meta::BayPrAnoMeta;
 using baypr::meta::HvpScalar;
 using baypr::meta::Linear;
+using baypr::meta::Maml;
 using baypr::meta::MetaEpisode;
 using baypr::meta::MetaGradient;
+using baypr::meta::MetaOptions;
+using baypr::meta::OuterOptions;
 using baypr::meta::ParamVector;
+using baypr::meta::ProtoMaml;
 using baypr::meta::RowMatrix;
 using baypr::meta::VagueAnomalyModel;
 using Mat = Eigen::MatrixXd;
@@ -114,9 +121,28 @@ MetaEpisode make_episode(const Mat& basis, Eigen::Index support, Eigen::Index no
          Mat((basis.transpose() * basis).llt().solve(basis.transpose()));  // orthogonal to the span
   off = 1.5 * off.rowwise().normalized();
   e.queries.bottomRows(anomalous_queries) = normal(anomalous_queries) + off;
-  e.labels.assign(static_cast<std::size_t>(normal_queries), 0);
-  e.labels.resize(static_cast<std::size_t>(normal_queries + anomalous_queries), 1);
+  e.labels.setOnes(normal_queries + anomalous_queries);
+  e.labels.head(normal_queries).setZero();
   return e;
+}
+
+// The one options struct from its parts (no partial aggregate initialisation).
+MetaOptions meta_options(const AdaptOptions& adapt, const VagueAnomalyModel& anomaly = {},
+                         const OuterOptions& outer = {},
+                         MetaGradient order = MetaGradient::automatic) {
+  MetaOptions o;
+  o.adapt = adapt;
+  o.anomaly = anomaly;
+  o.outer = outer;
+  o.order = order;
+  return o;
+}
+
+// The defaults with another posterior path.
+MetaOptions with_path(Path path) {
+  MetaOptions o;
+  o.adapt.path = path;
+  return o;
 }
 
 // |a - b| <= tol max(|a|, |b|), printing both on failure.
@@ -132,17 +158,16 @@ void expect_below(const std::string& what, double error, double tol) {
 
 constexpr double fd_step = 1e-4;
 
-baypr::meta::OuterOptions outer_options(baypr::meta::Objective objective,
-                                        double supcon_weight = 0.0,
-                                        double supcon_temperature = 0.07) {
-  baypr::meta::OuterOptions o;
+OuterOptions outer_options(baypr::meta::Objective objective, double supcon_weight = 0.0,
+                           double supcon_temperature = 0.07) {
+  OuterOptions o;
   o.objective = objective;
   o.supcon_weight = supcon_weight;
   o.supcon_temperature = supcon_temperature;
   return o;
 }
 
-const baypr::meta::OuterOptions generative = outer_options(baypr::meta::Objective::generative);
+const OuterOptions generative = outer_options(baypr::meta::Objective::generative);
 
 }  // namespace
 
@@ -195,6 +220,14 @@ TEST_CASE("unrolled_meta_gradient: exact on a quadratic inner loss", "[meta]") {
                                                   MetaGradient::first_order);
       }),
       "baypr::meta::unrolled_meta_gradient: argument 'steps' must be >= 0, got -1"));
+  // The generic unrolling needs a concrete order: automatic is resolved by the entry points.
+  CHECK(baypr::test::contains(
+      baypr::test::message_of([&] {
+        (void)baypr::meta::unrolled_meta_gradient(inner, hvp, outer, theta, 3, alpha,
+                                                  MetaGradient::automatic);
+      }),
+      "baypr::meta::unrolled_meta_gradient: argument 'order' must be first_order or "
+      "second_order"));
 }
 
 TEST_CASE("inner loss: value and gradient against finite differences", "[meta]") {
@@ -205,14 +238,16 @@ TEST_CASE("inner loss: value and gradient against finite differences", "[meta]")
 
   auto check = [&](const auto& emb, const std::string& name, Path path) {
     const Vec theta = Linear(6, 3).initial_parameters(3);
-    const auto r = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior, path);
+    const auto r =
+        baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior, with_path(path));
     // Value: -mean log t(z_i | posterior(Z)) straight from the stats layer.
     const Mat Z = emb.forward(theta, ep.support);
     const double want = -prior.posterior(Z, path).predictive().log_pdf(Z).mean();
     check_near(r.value, want, 1e-13);
     const Vec fd = central_difference(
         [&](const Vec& t) {
-          return baypr::meta::inner_loss_and_gradient(emb, t, ep.support, prior, path).value;
+          return baypr::meta::inner_loss_and_gradient(emb, t, ep.support, prior, with_path(path))
+              .value;
         },
         theta, fd_step);
     expect_below(name + " inner gradient", relative_error(r.gradient, fd), 1e-8);
@@ -230,31 +265,62 @@ TEST_CASE("adapt: zero steps is the identity, one step is exactly one SGD step",
   const auto prior = NiwPrior<double>::method_default(3);
   const Vec theta = emb.initial_parameters(5);
 
-  const auto a0 =
-      baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{0, 0.1, Path::automatic});
+  const Adaptation a0 = baypr::meta::adapt(emb, theta, ep.support, prior,
+                                           meta_options(AdaptOptions{0, 0.1, Path::automatic}));
   CHECK(a0.params == theta);
+  // The adapted support embeddings and, for BayPrAnoMeta, their posterior.
+  CHECK(a0.support == emb.forward(theta, ep.support));
+  REQUIRE(a0.posterior.has_value());
   const auto post = prior.posterior(emb.forward(theta, ep.support));
-  CHECK(a0.posterior.mean() == post.mean());
-  CHECK(a0.posterior.count() == 5);
+  CHECK(a0.posterior->mean() == post.mean());
+  CHECK(a0.posterior->count() == 5);
   REQUIRE(a0.inner_losses.size() == 1);
   const double l0 = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior).value;
   check_near(a0.inner_losses[0], l0, 1e-13);
 
   const double alpha = 0.05;
-  const auto a1 =
-      baypr::meta::adapt(emb, theta, ep.support, prior, AdaptOptions{1, alpha, Path::automatic});
+  const Adaptation a1 = baypr::meta::adapt(emb, theta, ep.support, prior,
+                                           meta_options(AdaptOptions{1, alpha, Path::automatic}));
   const Vec g = baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior).gradient;
   CHECK(a1.params == Vec(theta - alpha * g));
+  CHECK(a1.support == emb.forward(a1.params, ep.support));
+  REQUIRE(a1.posterior.has_value());
   const auto post1 = prior.posterior(emb.forward(a1.params, ep.support));
-  CHECK(a1.posterior.mean() == post1.mean());
+  CHECK(a1.posterior->mean() == post1.mean());
+  CHECK(a1.posterior->count() == 5);
   REQUIRE(a1.inner_losses.size() == 2);
   CHECK(a1.inner_losses[0] == l0);
   CHECK(a1.inner_losses[1] < l0);  // a small step down the gradient lowers the inner loss
+  // The last inner loss is L_in at theta'.
+  check_near(a1.inner_losses[1],
+             baypr::meta::inner_loss_and_gradient(emb, a1.params, ep.support, prior).value, 1e-13);
 
   // Default options are the authors': one step of 5e-4.
   const AdaptOptions defaults;
   CHECK(defaults.inner_steps == 1);
   CHECK(defaults.inner_step_size == 5e-4);
+  // The one options struct: the authors' anomaly model, the discriminative objective and the
+  // best meta-gradient order the embedding allows.
+  const MetaOptions meta_defaults;
+  CHECK(meta_defaults.adapt.inner_steps == 1);
+  CHECK(meta_defaults.adapt.inner_step_size == 5e-4);
+  CHECK(meta_defaults.adapt.path == Path::automatic);
+  CHECK(meta_defaults.anomaly.location == 0.0);
+  CHECK(meta_defaults.anomaly.scale == 100.0);
+  CHECK(meta_defaults.anomaly.dof == 2.0);
+  CHECK(meta_defaults.outer.objective == baypr::meta::Objective::discriminative);
+  CHECK(meta_defaults.order == MetaGradient::automatic);
+  // adapt's default options are those defaults.
+  const Adaptation ad = baypr::meta::adapt(emb, theta, ep.support, prior);
+  const Adaptation ae = baypr::meta::adapt(emb, theta, ep.support, prior, meta_defaults);
+  CHECK(ad.params == ae.params);
+  // ... and its default method is BayPrAnoMeta.
+  const Adaptation ab = baypr::meta::adapt<BayPrAnoMeta>(emb, theta, ep.support, prior);
+  CHECK(ab.params == ad.params);
+  CHECK(ab.inner_losses == ad.inner_losses);
+  CHECK(ad.params ==
+        Vec(theta -
+            5e-4 * baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior).gradient));
 }
 
 TEST_CASE(
@@ -267,26 +333,37 @@ TEST_CASE(
   const VagueAnomalyModel anomaly{0.1, 20.0, 3.0};
   const TanhLinear emb(6, 3);
   const Vec theta = Linear(6, 3).initial_parameters(8);
-  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly,
-                                                      Path::automatic, generative);
+  const MetaOptions o = meta_options(AdaptOptions{}, anomaly, generative);
+  const auto r = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, o);
   // Value from the definition.
   const Mat Z = emb.forward(theta, ep.support), Q = emb.forward(theta, ep.queries);
   const Vec ln = prior.posterior(Z).predictive().log_pdf(Q), la = anomaly.log_pdf(Q);
   double want = 0;
-  for (std::size_t j = 0; j < 6; ++j)
-    want -= (ep.labels[j] == 0 ? ln : la)(static_cast<Eigen::Index>(j)) / 6.0;
+  for (Eigen::Index j = 0; j < 6; ++j) want -= (ep.labels(j) == 0 ? ln : la)(j) / 6.0;
   check_near(r.value, want, 1e-13);
   const Vec fd = central_difference(
       [&](const Vec& t) {
-        return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, anomaly, Path::automatic,
-                                                    generative)
-            .value;
+        return baypr::meta::outer_loss_and_gradient(emb, t, ep, prior, o).value;
       },
       theta, fd_step);
   expect_below("outer gradient", relative_error(r.gradient, fd), 1e-8);
-  // Scores: log p_a - log p_n, from the same quantities.
-  const Vec s = baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly);
+  // Scores without adaptation (zero inner steps): log p_a - log p_n, from the same quantities.
+  const MetaOptions no_adaptation = meta_options(AdaptOptions{0, 5e-4, Path::automatic}, anomaly);
+  const Vec s = baypr::meta::scores(emb, theta, ep.support, ep.queries, prior, no_adaptation);
   CHECK(((s - (la - ln)).cwiseAbs().maxCoeff() < 1e-12));
+  // Scoring an adaptation is the same as adapting, then scoring, for zero and for two steps.
+  const Adaptation a0 = baypr::meta::adapt(emb, theta, ep.support, prior, no_adaptation);
+  CHECK(baypr::meta::scores(emb, a0, ep.queries, no_adaptation) == s);
+  const MetaOptions two_steps = meta_options(AdaptOptions{2, 0.2, Path::automatic}, anomaly);
+  const Adaptation a2 = baypr::meta::adapt(emb, theta, ep.support, prior, two_steps);
+  const Vec s2 = baypr::meta::scores(emb, a2, ep.queries, two_steps);
+  CHECK(s2 == baypr::meta::scores(emb, theta, ep.support, ep.queries, prior, two_steps));
+  // ... and from its definition at theta': log p_a(f(q)) - log t(f(q) | f(support)).
+  const Mat Q2 = emb.forward(a2.params, ep.queries);
+  const Vec want2 = anomaly.log_pdf(Q2) -
+                    prior.posterior(emb.forward(a2.params, ep.support)).predictive().log_pdf(Q2);
+  CHECK(((s2 - want2).cwiseAbs().maxCoeff() < 1e-12));
+  CHECK(((s2 - s).cwiseAbs().maxCoeff() > 1e-6));  // the adaptation moved the scores
 }
 
 TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_out(adapt(theta))",
@@ -297,39 +374,44 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
   const VagueAnomalyModel anomaly;
 
   auto full = [](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior,
-                 const AdaptOptions& o, const baypr::meta::OuterOptions& outer) {
+                 const AdaptOptions& o, const OuterOptions& outer) {
     return [&emb, &ep, &prior, o, outer](const Vec& t) {
-      const auto a = baypr::meta::adapt(emb, t, ep.support, prior, o);
-      return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior, VagueAnomalyModel{},
-                                                  o.path, outer)
-          .value;
+      const MetaOptions mo = meta_options(o, VagueAnomalyModel{}, outer);
+      const auto a = baypr::meta::adapt(emb, t, ep.support, prior, mo);
+      return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior, mo).value;
     };
   };
 
   auto check = [&](const auto& emb, const MetaEpisode& ep, const NiwPrior<double>& prior, int steps,
-                   double alpha, const std::string& name,
-                   const baypr::meta::OuterOptions& outer = {}, Path path = Path::automatic) {
+                   double alpha, const std::string& name, const OuterOptions& outer = {},
+                   Path path = Path::automatic) {
     const Vec theta = Linear(emb.input_dim(), emb.output_dim()).initial_parameters(21);
     const AdaptOptions o{steps, alpha, path};
-    const auto so = baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o,
-                                           MetaGradient::second_order, outer);
-    const auto fo =
-        baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order, outer);
+    const MetaOptions mo = meta_options(o, anomaly, outer);
+    const auto so = baypr::meta::meta_step(
+        emb, theta, ep, prior, meta_options(o, anomaly, outer, MetaGradient::second_order));
+    const auto fo = baypr::meta::meta_step(
+        emb, theta, ep, prior, meta_options(o, anomaly, outer, MetaGradient::first_order));
     const Vec fd = central_difference(full(emb, ep, prior, o, outer), theta, fd_step);
     const double e2 = relative_error(so.gradient, fd), e1 = relative_error(fo.gradient, fd);
     INFO(name << " steps " << steps << " alpha " << alpha << ": second-order error " << e2
               << ", first-order error " << e1);
     expect_below(name + " second order", e2, 1e-8);
     // First order is the gradient of L_out at theta', by definition; and it is not the exact one.
-    const auto at =
-        baypr::meta::outer_loss_and_gradient(emb, so.adapted, ep, prior, anomaly, path, outer);
+    const auto at = baypr::meta::outer_loss_and_gradient(emb, so.adapted, ep, prior, mo);
     CHECK(fo.gradient == at.gradient);
     CHECK(fo.adapted == so.adapted);
     CHECK(fo.outer_loss == so.outer_loss);
     CHECK(e1 > 1e-3);
-    const auto a = baypr::meta::adapt(emb, theta, ep.support, prior, o);
+    const auto a = baypr::meta::adapt(emb, theta, ep.support, prior, mo);
     CHECK(so.adapted == a.params);
     CHECK(so.inner_loss == a.inner_losses[0]);
+    // The embedding is twice differentiable: the automatic order (the default) is second order.
+    const auto au = baypr::meta::meta_step(emb, theta, ep, prior, mo);
+    CHECK(mo.order == MetaGradient::automatic);
+    CHECK(au.gradient == so.gradient);
+    CHECK(au.adapted == so.adapted);
+    CHECK(au.outer_loss == so.outer_loss);
     return e2;
   };
 
@@ -358,11 +440,12 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
     const Linear emb(6, 3);
     const Vec theta = emb.initial_parameters(2);
     const AdaptOptions o{0, 0.1, Path::automatic};
-    const auto so =
-        baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order);
-    const auto fo =
-        baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
-    const auto plain = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior3, anomaly);
+    const auto so = baypr::meta::meta_step(
+        emb, theta, ep, prior3, meta_options(o, anomaly, {}, MetaGradient::second_order));
+    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior3,
+                                           meta_options(o, anomaly, {}, MetaGradient::first_order));
+    const auto plain =
+        baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior3, meta_options(o, anomaly));
     CHECK(so.gradient == plain.gradient);
     CHECK(fo.gradient == plain.gradient);
     CHECK(so.adapted == theta);
@@ -371,20 +454,25 @@ TEST_CASE("meta-gradient: second order matches finite differences of theta -> L_
     const DoubleOnlyLinear emb(6, 3);
     const Vec theta = Linear(6, 3).initial_parameters(2);
     const AdaptOptions o{2, 0.1, Path::automatic};
-    const auto fo =
-        baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::first_order);
-    const auto ref = baypr::meta::meta_step(Linear(6, 3), theta, ep, prior3, anomaly, o,
-                                            MetaGradient::first_order);
+    const auto fo = baypr::meta::meta_step(emb, theta, ep, prior3,
+                                           meta_options(o, anomaly, {}, MetaGradient::first_order));
+    const auto ref = baypr::meta::meta_step(
+        Linear(6, 3), theta, ep, prior3, meta_options(o, anomaly, {}, MetaGradient::first_order));
     CHECK((fo.gradient - ref.gradient).norm() <= 1e-14 * ref.gradient.norm());
-    // The default order is the best the embedding allows.
-    static_assert(baypr::meta::default_meta_gradient<DoubleOnlyLinear> ==
-                  MetaGradient::first_order);
-    static_assert(baypr::meta::default_meta_gradient<Linear> == MetaGradient::second_order);
-    CHECK(baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o).gradient == fo.gradient);
+    // The default order (automatic) is the best the embedding allows: first order here, second
+    // order for Linear.
+    CHECK(baypr::meta::meta_step(emb, theta, ep, prior3, meta_options(o, anomaly)).gradient ==
+          fo.gradient);
+    const auto ref2 = baypr::meta::meta_step(
+        Linear(6, 3), theta, ep, prior3, meta_options(o, anomaly, {}, MetaGradient::second_order));
+    CHECK(baypr::meta::meta_step(Linear(6, 3), theta, ep, prior3, meta_options(o, anomaly))
+              .gradient == ref2.gradient);
+    CHECK(ref2.gradient != ref.gradient);
     const std::string msg = baypr::test::message_of([&] {
-      (void)baypr::meta::meta_step(emb, theta, ep, prior3, anomaly, o, MetaGradient::second_order);
+      (void)baypr::meta::meta_step(emb, theta, ep, prior3,
+                                   meta_options(o, anomaly, {}, MetaGradient::second_order));
     });
-    CHECK(baypr::test::contains(msg, "baypr::meta::meta_step: argument 'order'"));
+    CHECK(baypr::test::contains(msg, "baypr::meta::meta_step: argument 'options.order'"));
     CHECK(baypr::test::contains(msg, "TwiceDifferentiableEmbedding"));
   }
 }
@@ -483,9 +571,9 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
           const auto outer = outer_options(steps == 1 ? baypr::meta::Objective::generative
                                                       : baypr::meta::Objective::discriminative,
                                            steps == 2 ? 0.1 : 0.0);
-          const auto fast = baypr::meta::meta_step(emb, theta, e, prior4, anomaly, o, order, outer);
-          const auto slow =
-              baypr::meta::meta_step(reference, theta, e, prior4, anomaly, o, order, outer);
+          const MetaOptions mo = meta_options(o, anomaly, outer, order);
+          const auto fast = baypr::meta::meta_step(emb, theta, e, prior4, mo);
+          const auto slow = baypr::meta::meta_step(reference, theta, e, prior4, mo);
           INFO(name << " path " << static_cast<int>(path) << " steps " << steps << " order "
                     << static_cast<int>(order));
           expect_below("gradient", relative_error(fast.gradient, slow.gradient), 1e-12);
@@ -493,10 +581,9 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
           check_near(fast.outer_loss, slow.outer_loss, 1e-13);
           check_near(fast.inner_loss, slow.inner_loss, 1e-13);
           // The outer loss alone, through the public function, agrees too.
-          const auto a = baypr::meta::outer_loss_and_gradient(emb, fast.adapted, e, prior4, anomaly,
-                                                              path, outer);
-          const auto b = baypr::meta::outer_loss_and_gradient(reference, fast.adapted, e, prior4,
-                                                              anomaly, path, outer);
+          const auto a = baypr::meta::outer_loss_and_gradient(emb, fast.adapted, e, prior4, mo);
+          const auto b =
+              baypr::meta::outer_loss_and_gradient(reference, fast.adapted, e, prior4, mo);
           expect_below("outer gradient", relative_error(a.gradient, b.gradient), 1e-12);
         }
       }
@@ -522,16 +609,16 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
       const AdaptOptions o{2, 0.3, Path::automatic};
       auto run = [&](const auto& emb) {
         const Vec theta = emb.initial_parameters(9);
+        const MetaOptions mo = meta_options(o, anomaly);
         const auto full = [&](const Vec& t) {
-          const auto a = baypr::meta::adapt(emb, t, ep.support, prior4, o);
-          return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior4, anomaly, o.path)
-              .value;
+          const auto a = baypr::meta::adapt(emb, t, ep.support, prior4, mo);
+          return baypr::meta::outer_loss_and_gradient(emb, a.params, ep, prior4, mo).value;
         };
-        const auto so =
-            baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::second_order);
+        const auto so = baypr::meta::meta_step(
+            emb, theta, ep, prior4, meta_options(o, anomaly, {}, MetaGradient::second_order));
         const double e2 = relative_error(so.gradient, central_difference(full, theta, fd_step));
-        const auto fo =
-            baypr::meta::meta_step(emb, theta, ep, prior4, anomaly, o, MetaGradient::first_order);
+        const auto fo = baypr::meta::meta_step(
+            emb, theta, ep, prior4, meta_options(o, anomaly, {}, MetaGradient::first_order));
         const double e1 = relative_error(fo.gradient, central_difference(full, theta, fd_step));
         INFO((which == 0 ? "Mlp" : "Conv")
              << ": second-order error " << e2 << ", first-order error " << e1);
@@ -552,30 +639,32 @@ TEST_CASE("taped fast path: agrees with the forward/vjp path and with finite dif
     for (int round = 0; round < 2; ++round) {
       for (const MetaEpisode* e : {&ep, &small, &ep}) {
         for (const MetaGradient order : {MetaGradient::second_order, MetaGradient::first_order}) {
-          const AdaptOptions o{2, 0.3, Path::automatic};
-          const auto want = baypr::meta::meta_step(mlp, theta, *e, prior4, anomaly, o, order);
-          stepper.step(theta, *e, prior4, anomaly, o, order, {}, out);
+          const MetaOptions mo =
+              meta_options(AdaptOptions{2, 0.3, Path::automatic}, anomaly, {}, order);
+          const auto want = baypr::meta::meta_step(mlp, theta, *e, prior4, mo);
+          stepper.step(theta, *e, prior4, mo, out);
           CHECK(out.gradient == want.gradient);
           CHECK(out.adapted == want.adapted);
           CHECK(out.outer_loss == want.outer_loss);
           CHECK(out.inner_loss == want.inner_loss);
-          CHECK(stepper.step(theta, *e, prior4, anomaly, o, order).gradient == want.gradient);
+          CHECK(stepper.step(theta, *e, prior4, mo).gradient == want.gradient);
         }
       }
     }
     // The prior lifted to duals is cached: another prior must not reuse it.
     const NiwPrior<double> other(Vec::Constant(4, 0.3), 0.5, 7.0, 2.0 * Mat::Identity(4, 4));
     for (const NiwPrior<double>* pr : {&other, &prior4, &other}) {
-      const AdaptOptions o{1, 0.3, Path::dense};
-      const auto want =
-          baypr::meta::meta_step(mlp, theta, ep, *pr, anomaly, o, MetaGradient::second_order);
-      stepper.step(theta, ep, *pr, anomaly, o, MetaGradient::second_order, {}, out);
+      const MetaOptions mo =
+          meta_options(AdaptOptions{1, 0.3, Path::dense}, anomaly, {}, MetaGradient::second_order);
+      const auto want = baypr::meta::meta_step(mlp, theta, ep, *pr, mo);
+      stepper.step(theta, ep, *pr, mo, out);
       CHECK(out.gradient == want.gradient);
     }
     // A failing step leaves out unchanged and names the stepper.
     const baypr::meta::MetaStep before = out;
     const std::string msg = baypr::test::message_of([&] {
-      stepper.step(Vec(theta.head(3)), ep, prior4, anomaly, {}, MetaGradient::first_order, {}, out);
+      stepper.step(Vec(theta.head(3)), ep, prior4,
+                   meta_options(AdaptOptions{}, anomaly, {}, MetaGradient::first_order), out);
     });
     CHECK(
         baypr::test::contains(msg, "baypr::meta::MetaStepper::step: argument 'theta' has size 3"));
@@ -594,26 +683,61 @@ TEST_CASE("SupCon term: hand-derived value", "[meta]") {
   ep.support = Mat::Identity(2, 2);
   ep.queries.resize(3, 2);
   ep.queries << 1, 0, 2, 0, 0, 3;
-  ep.labels = {0, 0, 1};
+  ep.labels = Eigen::VectorXi{{0, 0, 1}};
   const auto prior = NiwPrior<double>::method_default(2);
   const double tau = 0.5, w = 0.3;
   const auto with = baypr::meta::outer_loss_and_gradient(
-      emb, theta, ep, prior, {}, Path::automatic,
-      outer_options(baypr::meta::Objective::discriminative, w, tau));
-  const auto without =
-      baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, {}, Path::automatic, {});
+      emb, theta, ep, prior,
+      meta_options(AdaptOptions{}, VagueAnomalyModel{},
+                   outer_options(baypr::meta::Objective::discriminative, w, tau)));
+  const auto without = baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, MetaOptions{});
   check_near(with.value - without.value, w * std::log1p(std::exp(-1.0 / tau)), 1e-12);
 }
+
+namespace {
+
+// adapt<Method> for a baseline: T + 1 inner losses, the first T those of inner_loss_and_gradient
+// along the SGD trajectory (recomputed here), the last L_in(theta_T); params = theta_T; support
+// the support embedded with theta_T's embedding parameters; no posterior (BayPrAnoMeta only).
+template <class Method, class E>
+void check_baseline_adaptation(const E& emb, const Vec& theta, const Mat& support,
+                               const NiwPrior<double>& prior, const AdaptOptions& o,
+                               const std::string& name) {
+  INFO(name << " adaptation, steps " << o.inner_steps);
+  const MetaOptions mo = meta_options(o);
+  const Adaptation a = baypr::meta::adapt<Method>(emb, theta, support, prior, mo);
+  REQUIRE(a.inner_losses.size() == static_cast<std::size_t>(o.inner_steps) + 1);
+  Vec t = theta;
+  for (int k = 0; k < o.inner_steps; ++k) {
+    const auto g = baypr::meta::inner_loss_and_gradient<Method>(emb, t, support, prior, mo);
+    CHECK(a.inner_losses[static_cast<std::size_t>(k)] == g.value);
+    t -= o.inner_step_size * g.gradient;
+  }
+  CHECK(a.params == t);
+  check_near(a.inner_losses.back(),
+             baypr::meta::inner_loss_and_gradient<Method>(emb, t, support, prior, mo).value, 1e-13);
+  CHECK(a.support == emb.forward(Vec(t.head(emb.parameter_count())), support));
+  CHECK_FALSE(a.posterior.has_value());
+}
+
+}  // namespace
 
 TEST_CASE("baselines: Proto-MAML and MAML meta-gradients against finite differences", "[meta]") {
   Rng rng(15);
   const Mat basis = normal_matrix(6, 2, rng);
   const MetaEpisode ep = make_episode(basis, 4, 4, 2, rng);
+  // The baselines take a prior for the one signature and do not use it: any dimension will do.
+  const auto prior = NiwPrior<double>::method_default(3);
+  const auto prior7 = NiwPrior<double>::method_default(7);
 
   SECTION("Proto-MAML") {
+    using baypr::meta::adapt;
+    using baypr::meta::inner_loss_and_gradient;
+    using baypr::meta::meta_step;
+    using baypr::meta::outer_loss_and_gradient;
     const TanhLinear emb(6, 3);
     const Vec theta = Linear(6, 3).initial_parameters(4);
-    const auto in = baypr::meta::proto_inner_loss_and_gradient(emb, theta, ep.support);
+    const auto in = inner_loss_and_gradient<ProtoMaml>(emb, theta, ep.support, prior);
     const Mat Z = emb.forward(theta, ep.support);
     check_near(in.value, (Z.rowwise() - Z.colwise().mean()).squaredNorm() / 4.0, 1e-13);
     expect_below(
@@ -622,72 +746,130 @@ TEST_CASE("baselines: Proto-MAML and MAML meta-gradients against finite differen
             in.gradient,
             central_difference(
                 [&](const Vec& t) {
-                  return baypr::meta::proto_inner_loss_and_gradient(emb, t, ep.support).value;
+                  return inner_loss_and_gradient<ProtoMaml>(emb, t, ep.support, prior).value;
                 },
                 theta, fd_step)),
         1e-8);
+    CHECK(inner_loss_and_gradient<ProtoMaml>(emb, theta, ep.support, prior7).gradient ==
+          in.gradient);
     for (int steps : {1, 3}) {
       const AdaptOptions o{steps, 0.3, Path::automatic};
-      const auto so = baypr::meta::proto_maml_step(emb, theta, ep, o, MetaGradient::second_order);
-      const auto fo = baypr::meta::proto_maml_step(emb, theta, ep, o, MetaGradient::first_order);
+      const MetaOptions second = meta_options(o, {}, {}, MetaGradient::second_order);
+      const auto so = meta_step<ProtoMaml>(emb, theta, ep, prior, second);
+      const auto fo = meta_step<ProtoMaml>(emb, theta, ep, prior,
+                                           meta_options(o, {}, {}, MetaGradient::first_order));
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            return baypr::meta::proto_outer_loss_and_gradient(
-                       emb, baypr::meta::proto_adapt(emb, t, ep.support, o), ep)
+            return outer_loss_and_gradient<ProtoMaml>(
+                       emb, adapt<ProtoMaml>(emb, t, ep.support, prior, meta_options(o)).params, ep,
+                       prior)
                 .value;
           },
           theta, fd_step);
       INFO("steps " << steps);
       expect_below("proto second order", relative_error(so.gradient, fd), 1e-8);
       CHECK(relative_error(fo.gradient, fd) > 1e-3);
-      CHECK(fo.gradient ==
-            baypr::meta::proto_outer_loss_and_gradient(emb, so.adapted, ep).gradient);
+      CHECK(fo.gradient == outer_loss_and_gradient<ProtoMaml>(emb, so.adapted, ep, prior).gradient);
+      CHECK(so.adapted == adapt<ProtoMaml>(emb, theta, ep.support, prior, meta_options(o)).params);
+      // TanhLinear is twice differentiable: automatic is second order. The prior does not enter.
+      CHECK(meta_step<ProtoMaml>(emb, theta, ep, prior, meta_options(o)).gradient == so.gradient);
+      CHECK(meta_step<ProtoMaml>(emb, theta, ep, prior7, second).gradient == so.gradient);
+      // MetaStepper<E, ProtoMaml>: meta_step's results.
+      baypr::meta::MetaStepper<TanhLinear, ProtoMaml> stepper(emb);
+      const auto st = stepper.step(theta, ep, prior, second);
+      CHECK(st.gradient == so.gradient);
+      CHECK(st.adapted == so.adapted);
+      CHECK(st.outer_loss == so.outer_loss);
+      CHECK(st.inner_loss == so.inner_loss);
+      check_baseline_adaptation<ProtoMaml>(emb, theta, ep.support, prior, o, "Proto-MAML");
     }
-    // Scores are squared distances to the prototype.
-    const Vec s = baypr::meta::proto_scores(emb, theta, ep.support, ep.queries);
+    // Scores are squared distances to the prototype (no adaptation: zero inner steps).
+    const Vec s =
+        baypr::meta::scores<ProtoMaml>(emb, theta, ep.support, ep.queries, prior,
+                                       meta_options(AdaptOptions{0, 0.3, Path::automatic}));
     const Mat Q = emb.forward(theta, ep.queries);
     check_near(s(0), (Q.row(0) - Z.colwise().mean()).squaredNorm(), 1e-13);
+    // Scoring an adaptation is adapting, then scoring: distances to the adapted prototype.
+    const MetaOptions o2 = meta_options(AdaptOptions{2, 0.3, Path::automatic});
+    const Adaptation a2 = adapt<ProtoMaml>(emb, theta, ep.support, prior, o2);
+    const Vec s2 = baypr::meta::scores<ProtoMaml>(emb, a2, ep.queries);
+    CHECK(s2 == baypr::meta::scores<ProtoMaml>(emb, theta, ep.support, ep.queries, prior, o2));
+    const Mat Q2 = emb.forward(a2.params, ep.queries);
+    const Mat Z2 = emb.forward(a2.params, ep.support);
+    check_near(s2(0), (Q2.row(0) - Z2.colwise().mean()).squaredNorm(), 1e-13);
   }
 
   SECTION("MAML with a linear head") {
+    using baypr::meta::adapt;
+    using baypr::meta::inner_loss_and_gradient;
+    using baypr::meta::meta_step;
+    using baypr::meta::outer_loss_and_gradient;
     const TanhLinear emb(6, 3);
-    Vec params = baypr::meta::maml_initial_parameters(emb, Linear(6, 3).initial_parameters(4));
+    CHECK(baypr::meta::parameter_count<Maml>(emb) == 21 + 3 + 1);
+    CHECK(baypr::meta::parameter_count<ProtoMaml>(emb) == 21);
+    CHECK(baypr::meta::parameter_count(emb) == 21);
+    const Vec theta0 = Linear(6, 3).initial_parameters(4);
+    Vec params = baypr::meta::initial_parameters<Maml>(emb, theta0);
     REQUIRE(params.size() == 21 + 3 + 1);
+    CHECK(params.head(21) == theta0);
     CHECK(params.tail(4).isZero());
+    CHECK(baypr::meta::initial_parameters<ProtoMaml>(emb, theta0) == theta0);
     params.tail(4) << 0.4, -0.3, 0.2, 0.1;  // a non-zero head so that every path is exercised
-    const auto in = baypr::meta::maml_inner_loss_and_gradient(emb, params, ep.support);
+    const auto in = inner_loss_and_gradient<Maml>(emb, params, ep.support, prior);
     expect_below(
         "maml inner",
-        relative_error(
-            in.gradient,
-            central_difference(
-                [&](const Vec& t) {
-                  return baypr::meta::maml_inner_loss_and_gradient(emb, t, ep.support).value;
-                },
-                params, fd_step)),
+        relative_error(in.gradient,
+                       central_difference(
+                           [&](const Vec& t) {
+                             return inner_loss_and_gradient<Maml>(emb, t, ep.support, prior).value;
+                           },
+                           params, fd_step)),
         1e-8);
+    CHECK(inner_loss_and_gradient<Maml>(emb, params, ep.support, prior7).gradient == in.gradient);
     for (int steps : {1, 3}) {
       const AdaptOptions o{steps, 0.5, Path::automatic};
-      const auto so = baypr::meta::maml_step(emb, params, ep, o, MetaGradient::second_order);
-      const auto fo = baypr::meta::maml_step(emb, params, ep, o, MetaGradient::first_order);
+      const MetaOptions second = meta_options(o, {}, {}, MetaGradient::second_order);
+      const auto so = meta_step<Maml>(emb, params, ep, prior, second);
+      const auto fo = meta_step<Maml>(emb, params, ep, prior,
+                                      meta_options(o, {}, {}, MetaGradient::first_order));
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            return baypr::meta::maml_outer_loss_and_gradient(
-                       emb, baypr::meta::maml_adapt(emb, t, ep.support, o), ep)
+            return outer_loss_and_gradient<Maml>(
+                       emb, adapt<Maml>(emb, t, ep.support, prior, meta_options(o)).params, ep,
+                       prior)
                 .value;
           },
           params, fd_step);
       INFO("steps " << steps);
       expect_below("maml second order", relative_error(so.gradient, fd), 1e-8);
       CHECK(relative_error(fo.gradient, fd) > 1e-3);
+      CHECK(fo.gradient == outer_loss_and_gradient<Maml>(emb, so.adapted, ep, prior).gradient);
+      CHECK(so.adapted == adapt<Maml>(emb, params, ep.support, prior, meta_options(o)).params);
+      // automatic is second order; the prior does not enter.
+      CHECK(meta_step<Maml>(emb, params, ep, prior, meta_options(o)).gradient == so.gradient);
+      CHECK(meta_step<Maml>(emb, params, ep, prior7, second).gradient == so.gradient);
+      baypr::meta::MetaStepper<TanhLinear, Maml> stepper(emb);
+      const auto st = stepper.step(params, ep, prior, second);
+      CHECK(st.gradient == so.gradient);
+      CHECK(st.adapted == so.adapted);
+      CHECK(st.outer_loss == so.outer_loss);
+      CHECK(st.inner_loss == so.inner_loss);
+      check_baseline_adaptation<Maml>(emb, params, ep.support, prior, o, "MAML");
     }
-    // Score = logit; logistic loss value from its definition.
-    const Vec s = baypr::meta::maml_scores(emb, params, ep.queries);
+    // Score = logit (no adaptation: zero inner steps); logistic loss value from its definition.
+    const MetaOptions no_adaptation = meta_options(AdaptOptions{0, 0.5, Path::automatic});
+    const Adaptation a0 = adapt<Maml>(emb, params, ep.support, prior, no_adaptation);
+    CHECK(a0.params == params);
+    const Vec s = baypr::meta::scores<Maml>(emb, a0, ep.queries);
+    CHECK(s ==
+          baypr::meta::scores<Maml>(emb, params, ep.support, ep.queries, prior, no_adaptation));
+    const Mat Q = emb.forward(theta0, ep.queries);
+    check_near(s(0), Q.row(0).dot(Vec(params.segment(21, 3))) + params(24), 1e-13);
     double want = 0;
     for (Eigen::Index j = 0; j < 6; ++j) {
-      want += (std::log1p(std::exp(s(j))) - ep.labels[static_cast<std::size_t>(j)] * s(j)) / 6.0;
+      want += (std::log1p(std::exp(s(j))) - ep.labels(j) * s(j)) / 6.0;
     }
-    check_near(baypr::meta::maml_outer_loss_and_gradient(emb, params, ep).value, want, 1e-13);
+    check_near(outer_loss_and_gradient<Maml>(emb, params, ep, prior).value, want, 1e-13);
   }
 }
 
@@ -704,7 +886,8 @@ TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "
   auto mean_loss = [&](const Vec& theta) {
     double s = 0;
     for (const auto& ep : held_out) {
-      s += baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::first_order)
+      s += baypr::meta::meta_step(emb, theta, ep, prior,
+                                  meta_options(o, anomaly, {}, MetaGradient::first_order))
                .outer_loss;
     }
     return s / static_cast<double>(held_out.size());
@@ -714,8 +897,8 @@ TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "
   const double lr = 0.02, b1 = 0.9, b2 = 0.999;
   for (int it = 1; it <= 60; ++it) {
     const MetaEpisode ep = make_episode(basis, 5, 4, 2, rng);
-    const auto step =
-        baypr::meta::meta_step(emb, theta, ep, prior, anomaly, o, MetaGradient::second_order);
+    const auto step = baypr::meta::meta_step(
+        emb, theta, ep, prior, meta_options(o, anomaly, {}, MetaGradient::second_order));
     m = b1 * m + (1 - b1) * step.gradient;
     v = b2 * v + (1 - b2) * step.gradient.cwiseAbs2();
     const Vec mh = m / (1 - std::pow(b1, it)), vh = v / (1 - std::pow(b2, it));
@@ -728,8 +911,8 @@ TEST_CASE("meta-training sanity: a few dozen Adam steps lower the outer loss", "
   // The trained scores separate the held-out anomalies (mean score anomalous > normal).
   double gap = 0;
   for (const auto& ep : held_out) {
-    const auto a = baypr::meta::adapt(emb, theta, ep.support, prior, o);
-    const Vec s = baypr::meta::bayes_scores(emb, a.params, ep.support, ep.queries, prior, anomaly);
+    const auto a = baypr::meta::adapt(emb, theta, ep.support, prior, meta_options(o, anomaly));
+    const Vec s = baypr::meta::scores(emb, a, ep.queries, meta_options(o, anomaly));
     gap += s.tail(2).mean() - s.head(4).mean();
   }
   CHECK(gap > 0);
@@ -751,19 +934,21 @@ TEST_CASE("bad inputs throw with messages naming function and argument", "[meta]
   const AdaptOptions o;
   auto step = [&](const MetaEpisode& e, const Vec& t = Vec(),
                   const AdaptOptions& opt = AdaptOptions{}, const NiwPrior<double>* p = nullptr,
-                  const VagueAnomalyModel& an = VagueAnomalyModel{}) {
+                  const VagueAnomalyModel& an = VagueAnomalyModel{},
+                  const OuterOptions& outer = OuterOptions{},
+                  MetaGradient order = MetaGradient::second_order) {
     return message_of([&] {
-      (void)baypr::meta::meta_step(emb, t.size() ? t : theta, e, p ? *p : prior, an, opt,
-                                   MetaGradient::second_order);
+      (void)baypr::meta::meta_step(emb, t.size() ? t : theta, e, p ? *p : prior,
+                                   meta_options(opt, an, outer, order));
     });
   };
   MetaEpisode bad = ep;
-  bad.labels[1] = 2;
+  bad.labels(1) = 2;
   CHECK(contains(step(bad),
                  "baypr::meta::meta_step: argument 'episode.labels' must be 0 (normal) or 1 "
                  "(anomalous), got 2 at index 1"));
   bad = ep;
-  bad.labels.pop_back();
+  bad.labels.conservativeResize(ep.labels.size() - 1);
   CHECK(contains(step(bad), "argument 'episode.labels' has size 3, expected 4"));
   bad = ep;
   bad.queries(2, 3) = std::nan("");
@@ -777,34 +962,141 @@ TEST_CASE("bad inputs throw with messages naming function and argument", "[meta]
   CHECK(contains(step(bad), "argument 'episode.support' must have at least one row"));
   CHECK(contains(step(ep, Vec::Zero(5)), "argument 'theta' has size 5, expected 21"));
   CHECK(contains(step(ep, theta, AdaptOptions{-1, 0.1, Path::automatic}),
-                 "argument 'options.inner_steps' must be >= 0, got -1"));
+                 "baypr::meta::meta_step: argument 'options.adapt.inner_steps' must be >= 0, "
+                 "got -1"));
   CHECK(contains(step(ep, theta, AdaptOptions{1, std::nan(""), Path::automatic}),
-                 "argument 'options.inner_step_size' must be finite and >= 0"));
+                 "baypr::meta::meta_step: argument 'options.adapt.inner_step_size' must be finite "
+                 "and >= 0"));
   CHECK(contains(step(ep, theta, AdaptOptions{1, -0.5, Path::automatic}),
-                 "argument 'options.inner_step_size' must be finite and >= 0, got -0.5"));
+                 "argument 'options.adapt.inner_step_size' must be finite and >= 0, got -0.5"));
   const auto prior4 = NiwPrior<double>::method_default(4);
   CHECK(contains(step(ep, theta, o, &prior4), "argument 'prior' has dimension 4, expected 3"));
   CHECK(contains(step(ep, theta, o, nullptr, VagueAnomalyModel{0, 0, 2}),
-                 "argument 'anomaly.scale' must be finite and > 0, got 0"));
-  CHECK(contains(message_of([&] { (void)baypr::meta::adapt(emb, theta, Mat(3, 4), prior, o); }),
-                 "baypr::meta::adapt: argument 'support_inputs' has columns 4, expected 6"));
+                 "baypr::meta::meta_step: argument 'options.anomaly.scale' must be finite and > 0, "
+                 "got 0"));
+  CHECK(contains(step(ep, theta, o, nullptr, VagueAnomalyModel{0, 100, -1}),
+                 "baypr::meta::meta_step: argument 'options.anomaly.dof' must be finite and > 0"));
+  CHECK(contains(step(ep, theta, o, nullptr, VagueAnomalyModel{std::nan(""), 100, 2}),
+                 "baypr::meta::meta_step: argument 'options.anomaly.location'"));
+  // The outer options and the order, named by their path in MetaOptions.
+  OuterOptions bad_outer;
+  bad_outer.objective = static_cast<baypr::meta::Objective>(7);
+  CHECK(contains(step(ep, theta, o, nullptr, anomaly, bad_outer),
+                 "baypr::meta::meta_step: argument 'options.outer.objective' is not a valid "
+                 "Objective, got 7"));
+  bad_outer = OuterOptions{};
+  bad_outer.calibration.rho = 60.0;
+  CHECK(contains(step(ep, theta, o, nullptr, anomaly, bad_outer),
+                 "baypr::meta::meta_step: argument 'options.outer.calibration.rho' must lie in "
+                 "[-50, 50]"));
+  bad_outer = OuterOptions{};
+  bad_outer.calibration_l2 = -1.0;
+  CHECK(contains(step(ep, theta, o, nullptr, anomaly, bad_outer),
+                 "baypr::meta::meta_step: argument 'options.outer.calibration_l2' must be finite "
+                 "and >= 0, got -1"));
+  bad_outer = OuterOptions{};
+  bad_outer.supcon_temperature = 0.0;
+  CHECK(contains(step(ep, theta, o, nullptr, anomaly, bad_outer),
+                 "baypr::meta::meta_step: argument 'options.outer.supcon_temperature' must be "
+                 "finite and > 0"));
+  CHECK(contains(step(ep, theta, o, nullptr, anomaly, OuterOptions{}, static_cast<MetaGradient>(7)),
+                 "baypr::meta::meta_step: argument 'options.order' is not a valid MetaGradient, "
+                 "got 7"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::meta::adapt(emb, theta, Mat(3, 4), prior, meta_options(o)); }),
+      "baypr::meta::adapt: argument 'support_inputs' has columns 4, expected 6"));
   CHECK(contains(message_of([&] {
                    (void)baypr::meta::outer_loss_and_gradient(
-                       emb, theta, ep, prior, anomaly, Path::automatic,
-                       outer_options(baypr::meta::Objective::discriminative, -1.0));
+                       emb, theta, ep, prior,
+                       meta_options(o, anomaly,
+                                    outer_options(baypr::meta::Objective::discriminative, -1.0)));
                  }),
-                 "argument 'outer.supcon_weight' must be finite and >= 0, got -1"));
+                 "baypr::meta::outer_loss_and_gradient: argument 'options.outer.supcon_weight' "
+                 "must be finite and >= 0, got -1"));
   CHECK(contains(
-      message_of([&] { (void)baypr::meta::proto_maml_step(emb, theta, bad, o); }),
-      "baypr::meta::proto_maml_step: argument 'episode.support' must have at least one row"));
-  CHECK(contains(message_of([&] { (void)baypr::meta::maml_step(emb, theta, ep, o); }),
-                 "baypr::meta::maml_step: argument 'params' has size 21, expected 25"));
+      message_of([&] {
+        (void)baypr::meta::inner_loss_and_gradient(emb, Vec(theta.head(20)), ep.support, prior);
+      }),
+      "baypr::meta::inner_loss_and_gradient: argument 'theta' has size 20, expected 21"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::outer_loss_and_gradient(emb, Vec(theta.head(20)), ep, prior);
+                 }),
+                 "baypr::meta::outer_loss_and_gradient: argument 'adapted' has size 20, expected "
+                 "21"));
+  // Every method's entry points name themselves, not the method.
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::meta_step<ProtoMaml>(emb, theta, bad, prior, meta_options(o));
+                 }),
+                 "baypr::meta::meta_step: argument 'episode.support' must have at least one row"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::meta_step<Maml>(emb, theta, ep, prior, meta_options(o));
+                 }),
+                 "baypr::meta::meta_step: argument 'theta' has size 21, expected 25"));
+  CHECK(
+      contains(message_of([&] {
+                 (void)baypr::meta::inner_loss_and_gradient<Maml>(emb, theta, ep.support, prior);
+               }),
+               "baypr::meta::inner_loss_and_gradient: argument 'theta' has size 21, expected 25"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::meta::outer_loss_and_gradient<Maml>(emb, theta, ep, prior); }),
+      "baypr::meta::outer_loss_and_gradient: argument 'adapted' has size 21, expected "
+      "25"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::adapt<ProtoMaml>(
+                       emb, theta, ep.support, prior,
+                       meta_options(AdaptOptions{-2, 0.1, Path::automatic}));
+                 }),
+                 "baypr::meta::adapt: argument 'options.adapt.inner_steps' must be >= 0, got -2"));
+  CHECK(contains(message_of([&] {
+                   baypr::meta::MetaStepper<Linear, Maml> stepper(emb);
+                   (void)stepper.step(theta, ep, prior, meta_options(o));
+                 }),
+                 "baypr::meta::MetaStepper::step: argument 'theta' has size 21, expected 25"));
+  // Scoring an adaptation checks it: its parameters, its support and, for BayPrAnoMeta, that it
+  // has a posterior (one made by adapt<ProtoMaml> has none).
+  const Adaptation good = baypr::meta::adapt(emb, theta, ep.support, prior, meta_options(o));
+  Adaptation broken = good;
+  broken.params = Vec(theta.head(20));
+  CHECK(contains(message_of([&] { (void)baypr::meta::scores(emb, broken, ep.queries); }),
+                 "baypr::meta::scores: argument 'adaptation.params' has size 20, expected 21"));
+  broken = good;
+  broken.support.resize(0, 3);
+  CHECK(contains(message_of([&] { (void)baypr::meta::scores(emb, broken, ep.queries); }),
+                 "baypr::meta::scores: argument 'adaptation.support' must have at least one row"));
+  broken = good;
+  broken.support = Mat::Zero(4, 2);
+  CHECK(contains(message_of([&] { (void)baypr::meta::scores(emb, broken, ep.queries); }),
+                 "baypr::meta::scores: argument 'adaptation.support' has columns 2, expected 3"));
+  const Adaptation proto =
+      baypr::meta::adapt<ProtoMaml>(emb, theta, ep.support, prior, meta_options(o));
+  CHECK(contains(message_of([&] { (void)baypr::meta::scores(emb, proto, ep.queries); }),
+                 "baypr::meta::scores: argument 'adaptation' has no posterior"));
+  CHECK(contains(message_of([&] { (void)baypr::meta::scores(emb, good, Mat(2, 5)); }),
+                 "baypr::meta::scores: argument 'query_inputs' has columns 5, expected 6"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::scores(emb, good, ep.queries,
+                                             meta_options(o, VagueAnomalyModel{0, -1, 2}));
+                 }),
+                 "baypr::meta::scores: argument 'options.anomaly.scale' must be finite and > 0"));
+  CHECK(contains(message_of([&] { (void)baypr::meta::scores<Maml>(emb, good, ep.queries); }),
+                 "baypr::meta::scores: argument 'adaptation.params' has size 21, expected 25"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::meta::scores(emb, theta, ep.support, Mat(2, 5), prior); }),
+      "baypr::meta::scores: argument 'query_inputs' has columns 5, expected 6"));
+  // Adapt-then-score checks what adapt checks (the argument is pinned here, not which entry point
+  // the message names).
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::scores(emb, Vec(theta.head(20)), ep.support, ep.queries,
+                                             prior);
+                 }),
+                 "argument 'theta' has size 20, expected 21"));
   // A divergent inner loop is a numerical error, not a NaN result.
   Vec big = theta;
   big *= 1e3;
-  CHECK(contains(message_of([&] {
-                   (void)baypr::meta::proto_adapt(emb, big, ep.support,
-                                                  AdaptOptions{200, 1e3, Path::automatic});
-                 }),
-                 "not finite"));
+  const std::string divergent = message_of([&] {
+    (void)baypr::meta::adapt<ProtoMaml>(emb, big, ep.support, prior,
+                                        meta_options(AdaptOptions{200, 1e3, Path::automatic}));
+  });
+  CHECK(contains(divergent, "not finite"));
+  CHECK(contains(divergent, "baypr::meta::adapt"));
 }

@@ -21,6 +21,7 @@ using baypr::meta::AnomalyCoordinates;
 using baypr::meta::Linear;
 using baypr::meta::MetaEpisode;
 using baypr::meta::MetaGradient;
+using baypr::meta::MetaOptions;
 using baypr::meta::VagueAnomalyModel;
 
 using baypr::test::central_difference;
@@ -32,7 +33,7 @@ MetaEpisode episode(std::mt19937_64& rng) {
   e.support = normal_matrix(4, 6, rng);
   e.queries = normal_matrix(7, 6, rng);
   e.queries.bottomRows(3) *= 3.0;  // anomalous rows spread wider
-  e.labels = {0, 0, 0, 0, 1, 1, 1};
+  e.labels = Eigen::VectorXi{{0, 0, 0, 0, 1, 1, 1}};
   return e;
 }
 
@@ -119,24 +120,28 @@ TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the
   const VagueAnomalyModel start{0.2, 5.0, 3.0};
   const Vec joint = baypr::meta::joint_parameters(linear.initial_parameters(3), start);
   REQUIRE(joint.size() == linear.parameter_count() + 3);
-  const baypr::meta::AdaptOptions options{2, 0.1, baypr::Path::automatic};
-  baypr::meta::OuterOptions outer;  // the default (discriminative) objective, with SupCon
-  outer.supcon_weight = 0.1;
-  outer.supcon_temperature = 0.5;
+  MetaOptions options;
+  options.adapt = {2, 0.1, baypr::Path::automatic};
+  // The default (discriminative) objective, with SupCon.
+  options.outer.supcon_weight = 0.1;
+  options.outer.supcon_temperature = 0.5;
 
   // The objective written independently of learned_anomaly_meta_step: adapt, then the outer loss
   // with the anomaly model of the joint vector's tail.
   const auto objective = [&](const Vec& j) {
     const auto [theta, anomaly] = baypr::meta::split_joint_parameters(j);
-    const auto a = baypr::meta::adapt(linear, theta, e.support, prior, options);
-    return baypr::meta::outer_loss_and_gradient(linear, a.params, e, prior, anomaly, options.path,
-                                                outer)
-        .value;
+    MetaOptions o = options;
+    o.anomaly = anomaly;
+    const auto a = baypr::meta::adapt(linear, theta, e.support, prior, o);
+    return baypr::meta::outer_loss_and_gradient(linear, a.params, e, prior, o).value;
   };
   const Vec fd = central_difference(objective, joint, 1e-4);
 
-  const auto so = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options,
-                                                         MetaGradient::second_order, outer);
+  MetaOptions second = options;
+  second.order = MetaGradient::second_order;
+  // options.anomaly is replaced by the joint vector's model: a different one here changes nothing.
+  second.anomaly = VagueAnomalyModel{-1.0, 50.0, 7.0};
+  const auto so = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, second);
   REQUIRE(so.gradient.size() == joint.size());
   INFO("analytic " << so.gradient.transpose() << "\ndifferences " << fd.transpose());
   CHECK(relative_error(so.gradient, fd) < 1e-8);
@@ -147,12 +152,17 @@ TEST_CASE("learned_anomaly_meta_step: gradient against finite differences of the
   CHECK(so.gradient.tail<3>().cwiseAbs().minCoeff() > 1e-6);
 
   // First order: the embedding part is the first-order meta-gradient, the anomaly part is exact.
-  const auto fo = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options,
-                                                         MetaGradient::first_order, outer);
+  MetaOptions first = options;
+  first.order = MetaGradient::first_order;
+  const auto fo = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, first);
   CHECK(relative_error(fo.gradient.tail<3>(), fd.tail<3>()) < 1e-8);
-  const auto plain = baypr::meta::meta_step(linear, joint.head(linear.parameter_count()), e, prior,
-                                            start, options, MetaGradient::first_order, outer);
+  first.anomaly = start;
+  const auto plain =
+      baypr::meta::meta_step(linear, joint.head(linear.parameter_count()), e, prior, first);
   CHECK(fo.gradient.head(linear.parameter_count()) == plain.gradient);
+  // The default order, automatic, is second order for this (twice differentiable) embedding.
+  const auto automatic = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, options);
+  CHECK(automatic.gradient == so.gradient);
 }
 
 TEST_CASE(
@@ -162,15 +172,15 @@ TEST_CASE(
     "[meta]") {
   std::mt19937_64 rng(23);
   MetaEpisode e = episode(rng);
-  e.labels.assign(e.labels.size(), 0);
+  e.labels.setZero();
   const Linear linear(6, 3);
   const auto prior = baypr::NiwPrior<double>::method_default(3);
   const Vec joint =
       baypr::meta::joint_parameters(linear.initial_parameters(4), VagueAnomalyModel{});
-  baypr::meta::OuterOptions generative;
-  generative.objective = baypr::meta::Objective::generative;
-  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, {},
-                                                           MetaGradient::second_order, generative);
+  MetaOptions generative;
+  generative.outer.objective = baypr::meta::Objective::generative;
+  generative.order = MetaGradient::second_order;
+  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, e, prior, generative);
   CHECK(step.gradient.tail<3>().isZero(0.0));
   CHECK(step.gradient.head(linear.parameter_count()).norm() > 0.0);
 }

@@ -32,22 +32,27 @@ TEST_CASE(
   const meta::Mlp embedding = mf::embedding();
   const Eigen::VectorXd theta0 = embedding.initial_parameters(seed);
   const auto prior = mf::prior();
-  const meta::VagueAnomalyModel anomaly;
-  const meta::AdaptOptions adapt_options = mf::adapt_options(settings, settings.inner_steps);
-  meta::OuterOptions outer;  // the default objective: discriminative
-  REQUIRE(outer.objective == meta::Objective::discriminative);
-  outer.supcon_weight = settings.supcon;
+  // The settings' inner steps, order and SupCon weight; the authors' anomaly model; the default
+  // objective: discriminative.
+  const meta::MetaOptions meta_options = mf::meta_options(settings, settings.inner_steps);
+  REQUIRE(meta_options.outer.objective == meta::OuterOptions{}.objective);
+  REQUIRE(meta_options.outer.objective == meta::Objective::discriminative);
+  REQUIRE(meta_options.outer.supcon_weight == settings.supcon);
+  const meta::VagueAnomalyModel authors;
+  REQUIRE(meta_options.anomaly.location == authors.location);
+  REQUIRE(meta_options.anomaly.scale == authors.scale);
+  REQUIRE(meta_options.anomaly.dof == authors.dof);
   const auto sampler = mf::training_sampler(data);
 
+  // Adapt with inner_steps steps (0: none), then score the queries.
   const auto score = [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e,
                          int inner_steps) {
-    const auto a =
-        meta::adapt(embedding, theta, e.support, prior, mf::adapt_options(settings, inner_steps));
-    return meta::bayes_scores(embedding, a.params, e.support, e.queries, prior, anomaly);
+    return meta::scores(embedding, theta, e.support, e.queries, prior,
+                        mf::meta_options(settings, inner_steps));
   };
   // The calibration's start: fitted to 32 training episodes' scores at theta_0 (as the example).
   const meta::Calibration start =
-      mf::initial_calibration(embedding, theta0, sampler, prior, adapt_options, seed);
+      mf::initial_calibration(embedding, theta0, sampler, prior, meta_options, seed);
   CAPTURE(start.rho, start.beta);
 
   const auto validation = mf::validation_episodes(data, seed);
@@ -71,8 +76,7 @@ TEST_CASE(
       meta::with_calibration(theta0, start),
       [&, stepper = meta::MetaStepper(embedding)](const Eigen::VectorXd& joint,
                                                   const meta::MetaEpisode& e) mutable {
-        return meta::calibrated_meta_step(stepper, joint, e, prior, anomaly, adapt_options,
-                                          settings.order, outer);
+        return meta::calibrated_meta_step(stepper, joint, e, prior, meta_options);
       },
       sampler, validate, options);
   REQUIRE(!result.history.empty());

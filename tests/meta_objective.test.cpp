@@ -27,6 +27,7 @@ using baypr::meta::Calibration;
 using baypr::meta::Linear;
 using baypr::meta::MetaEpisode;
 using baypr::meta::MetaGradient;
+using baypr::meta::MetaOptions;
 using baypr::meta::Objective;
 using baypr::meta::OuterOptions;
 using baypr::meta::VagueAnomalyModel;
@@ -52,8 +53,8 @@ MetaEpisode episode(Eigen::Index in, Eigen::Index support, Eigen::Index normal,
   e.queries.resize(normal + anomalous, in);
   e.queries.topRows(normal) = rows(normal);
   e.queries.bottomRows(anomalous) = rows(anomalous) + normal_matrix(anomalous, in, rng);
-  e.labels.assign(static_cast<std::size_t>(normal), 0);
-  e.labels.resize(static_cast<std::size_t>(normal + anomalous), 1);
+  e.labels.setZero(normal + anomalous);
+  e.labels.tail(anomalous).setOnes();
   return e;
 }
 
@@ -64,6 +65,21 @@ OuterOptions options(Objective objective, Calibration calibration = {0.3, -0.4},
   o.calibration = calibration;
   o.calibration_l2 = 0.01;
   o.supcon_weight = supcon;
+  return o;
+}
+
+// The one options struct of meta/ from its parts.
+MetaOptions meta_options(const VagueAnomalyModel& anomaly, const OuterOptions& outer,
+                         const AdaptOptions& adapt = {},
+                         MetaGradient order = MetaGradient::automatic) {
+  return MetaOptions{adapt, anomaly, outer, order};
+}
+
+// No inner step: the scores of the embedding at theta itself.
+MetaOptions unadapted(const VagueAnomalyModel& anomaly) {
+  MetaOptions o;
+  o.anomaly = anomaly;
+  o.adapt.inner_steps = 0;
   return o;
 }
 
@@ -93,26 +109,53 @@ TEST_CASE("discriminative and ranking outer losses: values from their definition
 
   double want = 0.01 * (c.rho * c.rho + c.beta * c.beta);
   for (Eigen::Index j = 0; j < 8; ++j) {
-    const int y = ep.labels[static_cast<std::size_t>(j)];
+    const int y = ep.labels(j);
     const double a = alpha * s(j) + c.beta;
     want += (softplus(a) - y * a) / (2.0 * (y == 0 ? 5 : 3));
   }
   const auto d = baypr::meta::outer_loss_and_gradient(
-      emb, theta, ep, prior, anomaly, Path::automatic, options(Objective::discriminative, c));
+      emb, theta, ep, prior, meta_options(anomaly, options(Objective::discriminative, c)));
   CHECK(near(d.value, want, 1e-13));
 
   want = 0.01 * c.rho * c.rho;
   for (Eigen::Index i = 0; i < 5; ++i)
     for (Eigen::Index k = 5; k < 8; ++k) want += softplus(alpha * (s(i) - s(k))) / 15.0;
   const auto r = baypr::meta::outer_loss_and_gradient(
-      emb, theta, ep, prior, anomaly, Path::automatic, options(Objective::ranking, c));
+      emb, theta, ep, prior, meta_options(anomaly, options(Objective::ranking, c)));
   CHECK(near(r.value, want, 1e-13));
   CHECK(r.calibration_gradient(1) == 0.0);  // beta does not enter the ranking loss
 
-  // The scores the loss is on are the ones bayes_scores reports.
-  CHECK((baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly) - s)
+  // The scores the loss is on are the ones scores() reports without adaptation, whether it adapts
+  // itself or is given the adaptation (zero steps: theta itself, the support embedded with it and
+  // its posterior).
+  const MetaOptions none = unadapted(anomaly);
+  CHECK((baypr::meta::scores(emb, theta, ep.support, ep.queries, prior, none) - s)
             .cwiseAbs()
             .maxCoeff() < 1e-12);
+  const baypr::meta::Adaptation adaptation =
+      baypr::meta::adapt(emb, theta, ep.support, prior, none);
+  CHECK(adaptation.params == theta);
+  CHECK(adaptation.support == Z);
+  REQUIRE(adaptation.posterior.has_value());
+  CHECK((adaptation.posterior->predictive().log_pdf(Q) - prior.posterior(Z).predictive().log_pdf(Q))
+            .cwiseAbs()
+            .maxCoeff() < 1e-12);
+  REQUIRE(adaptation.inner_losses.size() == 1);
+  CHECK(near(adaptation.inner_losses[0],
+             baypr::meta::inner_loss_and_gradient(emb, theta, ep.support, prior, none).value,
+             1e-12));
+  CHECK(baypr::meta::scores(emb, adaptation, ep.queries, none) ==
+        baypr::meta::scores(emb, theta, ep.support, ep.queries, prior, none));
+  // With an inner step, too: scores(adaptation) is scores(theta) adapting first.
+  MetaOptions one_step = none;
+  one_step.adapt = {1, 0.1, Path::automatic};
+  const baypr::meta::Adaptation stepped =
+      baypr::meta::adapt(emb, theta, ep.support, prior, one_step);
+  CHECK((stepped.params - theta).norm() > 1e-6);
+  CHECK(stepped.support == emb.forward(stepped.params, ep.support));
+  CHECK(baypr::meta::scores(emb, stepped, ep.queries, one_step) ==
+        baypr::meta::scores(emb, theta, ep.support, ep.queries, prior, one_step));
+  CHECK((baypr::meta::scores(emb, stepped, ep.queries, one_step) - s).cwiseAbs().maxCoeff() > 1e-6);
   // The calibrated probabilities are sigma(alpha s + beta).
   const Vec p = baypr::meta::anomaly_probability(s, c);
   for (Eigen::Index j = 0; j < 8; ++j)
@@ -134,7 +177,7 @@ TEST_CASE(
   OuterOptions o = options(Objective::discriminative, {0.0, std::log(pi / (1 - pi))});
   o.calibration_l2 = 0.0;
   const auto got =
-      baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, o);
+      baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, meta_options(anomaly, o));
   const Mat Z = emb.forward(theta, ep.support), Q = emb.forward(theta, ep.queries);
   const Vec la = anomaly.log_pdf(Q), ln = prior.posterior(Z).predictive().log_pdf(Q);
   double want = 0.0;
@@ -143,9 +186,7 @@ TEST_CASE(
     const double hi = std::max(log_joint_a, log_joint_n);
     const double log_evidence =
         hi + std::log(std::exp(log_joint_a - hi) + std::exp(log_joint_n - hi));
-    want -=
-        ((ep.labels[static_cast<std::size_t>(j)] == 1 ? log_joint_a : log_joint_n) - log_evidence) /
-        8.0;
+    want -= ((ep.labels(j) == 1 ? log_joint_a : log_joint_n) - log_evidence) / 8.0;
   }
   CHECK(near(got.value, want, 1e-12));
 }
@@ -160,25 +201,27 @@ TEST_CASE("discriminative loss: equal scores (a collapsed embedding) are its wor
   const auto prior = NiwPrior<double>::method_default(3);
   const VagueAnomalyModel anomaly;
   const Vec collapsed = Vec::Zero(emb.parameter_count());
-  const Vec s0 = baypr::meta::bayes_scores(emb, collapsed, ep.support, ep.queries, prior, anomaly);
+  const Vec s0 =
+      baypr::meta::scores(emb, collapsed, ep.support, ep.queries, prior, unadapted(anomaly));
   REQUIRE((s0.array() == s0(0)).all());
   OuterOptions o = options(Objective::discriminative);
   o.calibration_l2 = 0.0;
   for (const double rho : {-3.0, 0.0, 2.0}) {
     for (const double beta : {-5.0, -1.0, 0.0, 1.0, 5.0, -std::exp(rho) * s0(0)}) {
       o.calibration = {rho, beta};
-      const double value = baypr::meta::outer_loss_and_gradient(emb, collapsed, ep, prior, anomaly,
-                                                                Path::automatic, o)
-                               .value;
+      const double value =
+          baypr::meta::outer_loss_and_gradient(emb, collapsed, ep, prior, meta_options(anomaly, o))
+              .value;
       CHECK(value >= std::log(2.0) - 1e-12);
     }
   }
   // The embedding before collapse, calibrated by fit_calibration, does better than chance here.
   const Vec theta = emb.initial_parameters(9);
-  const Vec s1 = baypr::meta::bayes_scores(emb, theta, ep.support, ep.queries, prior, anomaly);
+  const Vec s1 = baypr::meta::scores(emb, theta, ep.support, ep.queries, prior, unadapted(anomaly));
   o.calibration = baypr::meta::fit_calibration(s1, ep.labels);
-  CHECK(baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, anomaly, Path::automatic, o)
-            .value < std::log(2.0) - 0.05);
+  CHECK(
+      baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior, meta_options(anomaly, o)).value <
+      std::log(2.0) - 0.05);
 }
 
 TEST_CASE(
@@ -197,11 +240,10 @@ TEST_CASE(
       const OuterOptions o = options(objective, {0.2, 0.5}, supcon);
       INFO("objective " << static_cast<int>(objective) << ", SupCon " << supcon);
       const auto g =
-          baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, anomaly, Path::automatic, o);
+          baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, meta_options(anomaly, o));
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            return baypr::meta::outer_loss_and_gradient(mlp, t, ep, prior, anomaly, Path::automatic,
-                                                        o)
+            return baypr::meta::outer_loss_and_gradient(mlp, t, ep, prior, meta_options(anomaly, o))
                 .value;
           },
           theta, 1e-4);
@@ -211,8 +253,8 @@ TEST_CASE(
           [&](const Vec& c) {
             OuterOptions oc = o;
             oc.calibration = {c(0), c(1)};
-            return baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior, anomaly,
-                                                        Path::automatic, oc)
+            return baypr::meta::outer_loss_and_gradient(mlp, theta, ep, prior,
+                                                        meta_options(anomaly, oc))
                 .value;
           },
           cal, 1e-4);
@@ -246,19 +288,34 @@ TEST_CASE(
       INFO("K " << shots << ", objective " << static_cast<int>(objective));
       const Vec fd = central_difference(
           [&](const Vec& t) {
-            const auto adapted = baypr::meta::adapt(mlp, t, ep.support, prior, a);
-            return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior, anomaly,
-                                                        a.path, o)
+            const auto adapted =
+                baypr::meta::adapt(mlp, t, ep.support, prior, meta_options(anomaly, o, a));
+            return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior,
+                                                        meta_options(anomaly, o, a))
                 .value;
           },
           theta, 1e-4);
-      const auto so =
-          baypr::meta::meta_step(mlp, theta, ep, prior, anomaly, a, MetaGradient::second_order, o);
+      const auto so = baypr::meta::meta_step(
+          mlp, theta, ep, prior, meta_options(anomaly, o, a, MetaGradient::second_order));
       CHECK(relative_error(so.gradient, fd) < 1e-7);
-      const auto fo =
-          baypr::meta::meta_step(mlp, theta, ep, prior, anomaly, a, MetaGradient::first_order, o);
+      const auto fo = baypr::meta::meta_step(
+          mlp, theta, ep, prior, meta_options(anomaly, o, a, MetaGradient::first_order));
       CHECK(relative_error(fo.gradient, fd) > 1e-4);  // first order is not the exact gradient here
       CHECK(fo.calibration_gradient == so.calibration_gradient);  // rho, beta are not adapted
+      // The default order, automatic, is the exact second order for a twice differentiable
+      // embedding.
+      STATIC_REQUIRE(baypr::meta::TwiceDifferentiableEmbedding<Linear>);
+      REQUIRE(MetaOptions{}.order == MetaGradient::automatic);
+      const auto automatic =
+          baypr::meta::meta_step(mlp, theta, ep, prior, meta_options(anomaly, o, a));
+      CHECK(automatic.gradient == so.gradient);
+      CHECK(automatic.outer_loss == so.outer_loss);
+      // meta_step adapts as adapt() does: its inner loss is adapt's first, its theta' adapt's.
+      const auto adapted =
+          baypr::meta::adapt(mlp, theta, ep.support, prior, meta_options(anomaly, o, a));
+      REQUIRE(adapted.inner_losses.size() == 3);
+      CHECK(near(so.inner_loss, adapted.inner_losses[0], 1e-12));
+      CHECK(relative_error(so.adapted, adapted.params) < 1e-12);
     }
   }
 }
@@ -274,16 +331,17 @@ TEST_CASE("calibrated_meta_step: the joint [theta; rho; beta] gradient against f
   const OuterOptions o = options(Objective::discriminative, {}, 0.1);
   const Vec joint = baypr::meta::with_calibration(mlp.initial_parameters(18), {0.4, -1.2});
   baypr::meta::MetaStepper stepper(mlp);
-  const auto step = baypr::meta::calibrated_meta_step(stepper, joint, ep, prior, anomaly, a,
-                                                      MetaGradient::second_order, o);
+  const auto step = baypr::meta::calibrated_meta_step(
+      stepper, joint, ep, prior, meta_options(anomaly, o, a, MetaGradient::second_order));
   const Vec fd = central_difference(
       [&](const Vec& j) {
         const auto [theta, c] = baypr::meta::split_calibration(j);
         OuterOptions oc = o;
         oc.calibration = c;
-        const auto adapted = baypr::meta::adapt(mlp, theta, ep.support, prior, a);
-        return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior, anomaly, a.path,
-                                                    oc)
+        const auto adapted =
+            baypr::meta::adapt(mlp, theta, ep.support, prior, meta_options(anomaly, oc, a));
+        return baypr::meta::outer_loss_and_gradient(mlp, adapted.params, ep, prior,
+                                                    meta_options(anomaly, oc, a))
             .value;
       },
       joint, 1e-4);
@@ -308,14 +366,15 @@ TEST_CASE(
   const OuterOptions o = options(Objective::discriminative);
   const Vec joint =
       baypr::meta::joint_parameters(linear.initial_parameters(3), VagueAnomalyModel{0.2, 5.0, 3.0});
-  const auto step = baypr::meta::learned_anomaly_meta_step(linear, joint, ep, prior, a,
-                                                           MetaGradient::second_order, o);
+  const auto step = baypr::meta::learned_anomaly_meta_step(
+      linear, joint, ep, prior, meta_options({}, o, a, MetaGradient::second_order));
   const Vec fd = central_difference(
       [&](const Vec& j) {
         const auto [theta, anomaly] = baypr::meta::split_joint_parameters(j);
-        const auto adapted = baypr::meta::adapt(linear, theta, ep.support, prior, a);
-        return baypr::meta::outer_loss_and_gradient(linear, adapted.params, ep, prior, anomaly,
-                                                    a.path, o)
+        const auto adapted =
+            baypr::meta::adapt(linear, theta, ep.support, prior, meta_options(anomaly, o, a));
+        return baypr::meta::outer_loss_and_gradient(linear, adapted.params, ep, prior,
+                                                    meta_options(anomaly, o, a))
             .value;
       },
       joint, 1e-4);
@@ -329,16 +388,16 @@ TEST_CASE(
   Rng rng(23);
   std::normal_distribution<double> nd(0.0, 1.0);
   Vec s(60);
-  std::vector<int> y(60);
+  Eigen::VectorXi y(60);
   for (Eigen::Index j = 0; j < 60; ++j) {
-    y[static_cast<std::size_t>(j)] = j < 45 ? 0 : 1;
+    y(j) = j < 45 ? 0 : 1;
     s(j) = 10.0 + 3.0 * nd(rng) + (j < 45 ? 0.0 : 4.0);
   }
   const Calibration c = baypr::meta::fit_calibration(s, y);
   // Stationary: the discriminative loss's calibration gradient (without L2) vanishes there.
   double g_alpha = 0.0, g_beta = 0.0;
   for (Eigen::Index j = 0; j < 60; ++j) {
-    const int label = y[static_cast<std::size_t>(j)];
+    const int label = y(j);
     const double w = 1.0 / (2.0 * (label == 0 ? 45 : 15));
     const double e = w * (1.0 / (1.0 + std::exp(-(c.alpha() * s(j) + c.beta))) - label);
     g_alpha += e * s(j);
@@ -355,9 +414,9 @@ TEST_CASE(
   CHECK(near(r.alpha(), 1.0 / std::sqrt(var / 60.0), 1e-10));
   CHECK(near(r.beta, -r.alpha() * (mean0 + mean1) / 2, 1e-10));
   // Bad input.
-  CHECK(
-      contains(message_of([&] { (void)baypr::meta::fit_calibration(s, std::vector<int>(60, 0)); }),
-               "baypr::meta::fit_calibration: argument 'labels'"));
+  CHECK(contains(
+      message_of([&] { (void)baypr::meta::fit_calibration(s, Eigen::VectorXi::Zero(60)); }),
+      "baypr::meta::fit_calibration: argument 'labels'"));
   Vec bad = s;
   bad(3) = std::nan("");
   CHECK(contains(message_of([&] { (void)baypr::meta::fit_calibration(bad, y); }),
@@ -373,23 +432,50 @@ TEST_CASE("outer objectives: bad calibration or options are rejected, naming the
   const auto prior = NiwPrior<double>::method_default(3);
   auto message = [&](const OuterOptions& o) {
     return message_of([&] {
-      (void)baypr::meta::meta_step(emb, theta, ep, prior, {}, {}, MetaGradient::first_order, o);
+      (void)baypr::meta::meta_step(emb, theta, ep, prior,
+                                   meta_options({}, o, {}, MetaGradient::first_order));
     });
   };
   OuterOptions o;
   o.calibration.rho = std::nan("");
-  CHECK(contains(message(o), "baypr::meta::meta_step: argument 'outer.calibration.rho'"));
+  CHECK(contains(message(o), "baypr::meta::meta_step: argument 'options.outer.calibration.rho'"));
   o.calibration.rho = 60.0;
-  CHECK(contains(message(o), "argument 'outer.calibration.rho' must lie in [-50, 50]"));
+  CHECK(contains(message(o), "argument 'options.outer.calibration.rho' must lie in [-50, 50]"));
   o.calibration.rho = 0.0;
   o.calibration.beta = std::numeric_limits<double>::infinity();
-  CHECK(contains(message(o), "argument 'outer.calibration.beta'"));
+  CHECK(contains(message(o), "argument 'options.outer.calibration.beta'"));
   o.calibration.beta = 0.0;
   o.calibration_l2 = -1.0;
-  CHECK(contains(message(o), "argument 'outer.calibration_l2'"));
+  CHECK(contains(message(o), "argument 'options.outer.calibration_l2'"));
   o.calibration_l2 = 0.0;
+  o.supcon_weight = -0.1;
+  CHECK(contains(message(o), "argument 'options.outer.supcon_weight' must be finite and >= 0"));
+  o.supcon_weight = 0.1;
+  o.supcon_temperature = 0.0;
+  CHECK(contains(message(o), "argument 'options.outer.supcon_temperature'"));
+  o.supcon_weight = 0.0;
+  o.supcon_temperature = 0.07;
   o.objective = static_cast<Objective>(7);
-  CHECK(contains(message(o), "argument 'outer.objective'"));
+  CHECK(contains(message(o), "argument 'options.outer.objective'"));
+  // The same checks name the same argument in every entry point that has an outer loss.
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::outer_loss_and_gradient(emb, theta, ep, prior,
+                                                              meta_options({}, o));
+                 }),
+                 "baypr::meta::outer_loss_and_gradient: argument 'options.outer.objective'"));
+  o.objective = Objective::discriminative;
+  // The anomaly model and the order are options too, named by their path.
+  CHECK(contains(
+      message_of([&] {
+        (void)baypr::meta::meta_step(emb, theta, ep, prior, meta_options({0.0, -1.0, 2.0}, o));
+      }),
+      "baypr::meta::meta_step: argument 'options.anomaly.scale'"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::meta_step(
+                       emb, theta, ep, prior,
+                       meta_options({}, o, {}, static_cast<MetaGradient>(9)));
+                 }),
+                 "baypr::meta::meta_step: argument 'options.order' is not a valid MetaGradient"));
   CHECK(contains(message_of([] { (void)baypr::meta::split_calibration(Vec::Zero(2)); }),
                  "baypr::meta::split_calibration: argument 'joint'"));
   // A zero query embedding cannot be normalised for SupCon: the message names the public entry
@@ -399,13 +485,14 @@ TEST_CASE("outer objectives: bad calibration or options are rejected, naming the
   supcon.supcon_weight = 0.1;
   const Vec zero = Vec::Zero(theta.size());
   CHECK(contains(message_of([&] {
-                   (void)baypr::meta::meta_step(emb, zero, ep, prior, {}, {},
-                                                MetaGradient::first_order, supcon);
+                   (void)baypr::meta::meta_step(
+                       emb, zero, ep, prior,
+                       meta_options({}, supcon, {}, MetaGradient::first_order));
                  }),
                  "baypr::meta::meta_step: a query embedding is zero"));
   CHECK(contains(message_of([&] {
-                   (void)baypr::meta::outer_loss_and_gradient(emb, zero, ep, prior, {},
-                                                              Path::automatic, supcon);
+                   (void)baypr::meta::outer_loss_and_gradient(emb, zero, ep, prior,
+                                                              meta_options({}, supcon));
                  }),
                  "baypr::meta::outer_loss_and_gradient: a query embedding is zero"));
 }

@@ -17,6 +17,8 @@ namespace {
 
 using baypr::NiwPrior;
 using baypr::meta::Calibration;
+using baypr::meta::MetaGradient;
+using baypr::meta::MetaOptions;
 using baypr::meta::Objective;
 using baypr::meta::OuterOptions;
 using baypr::meta::PriorCoordinates;
@@ -29,7 +31,7 @@ using Vec = Eigen::VectorXd;
 
 struct Features {
   Mat Z, Q;
-  std::vector<int> labels;
+  Eigen::VectorXi labels;
 };
 
 // Support and normal queries around one centre, anomalous queries shifted.
@@ -40,8 +42,8 @@ Features features(Eigen::Index n, Eigen::Index d, Eigen::Index normal, Eigen::In
   f.Z = normal_matrix(n, d, rng).rowwise() + centre.row(0);
   f.Q = normal_matrix(normal + anomalous, d, rng).rowwise() + centre.row(0);
   f.Q.bottomRows(anomalous) += 1.5 * normal_matrix(anomalous, d, rng);
-  f.labels.assign(static_cast<std::size_t>(normal), 0);
-  f.labels.resize(static_cast<std::size_t>(normal + anomalous), 1);
+  f.labels.setZero(normal + anomalous);
+  f.labels.tail(anomalous).setOnes();
   return f;
 }
 
@@ -49,6 +51,16 @@ NiwPrior<double> diagonal_prior(Eigen::Index d, std::mt19937_64& rng) {
   const Vec psi = (0.3 * normal_matrix(d, 1, rng)).array().exp().matrix();
   return NiwPrior<double>(0.5 * normal_matrix(d, 1, rng), 0.2, static_cast<double>(d) + 1.5,
                           Mat(psi.asDiagonal()));
+}
+
+// learned_prior_step's options: the anomaly model, the outer loss and the posterior path.
+MetaOptions prior_options(const VagueAnomalyModel& anomaly, const OuterOptions& outer,
+                          baypr::Path path = baypr::Path::automatic) {
+  MetaOptions o;
+  o.anomaly = anomaly;
+  o.outer = outer;
+  o.adapt.path = path;
+  return o;
 }
 
 double softplus(double x) {
@@ -91,13 +103,14 @@ TEST_CASE("learned_prior_step: the loss from its definition", "[meta][prior]") {
   const Vec joint = baypr::meta::prior_joint_parameters(prior, cal);
   OuterOptions o;
   o.calibration_l2 = 0.01;
-  const auto step = baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, anomaly, o);
+  const auto step =
+      baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, prior_options(anomaly, o));
   // Independently: the posterior predictive's log density and the class-balanced logistic loss.
   const auto t = prior.posterior(f.Z, baypr::Path::dense).predictive();
   const Vec s = anomaly.log_pdf(f.Q) - t.log_pdf(f.Q);
   double want = o.calibration_l2 * (cal.rho * cal.rho + cal.beta * cal.beta);
   for (Eigen::Index j = 0; j < s.size(); ++j) {
-    const int y = f.labels[static_cast<std::size_t>(j)];
+    const int y = f.labels(j);
     const double a = std::exp(cal.rho) * s(j) + cal.beta;
     want += (softplus(a) - y * a) / (2.0 * (y == 0 ? 6.0 : 3.0));
   }
@@ -106,6 +119,14 @@ TEST_CASE("learned_prior_step: the loss from its definition", "[meta][prior]") {
   CHECK(step.adapted.size() == 0);
   CHECK(step.gradient.size() == joint.size());
   CHECK(step.gradient.tail(2) == step.calibration_gradient);
+  // The calibration is the joint vector's (options.outer.calibration is ignored), and the order
+  // does not enter (nothing is adapted).
+  MetaOptions other = prior_options(anomaly, o);
+  other.outer.calibration = Calibration{1.5, 2.0};
+  other.order = MetaGradient::first_order;
+  const auto same = baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, other);
+  CHECK(same.outer_loss == step.outer_loss);
+  CHECK(same.gradient == step.gradient);
 }
 
 TEST_CASE("learned_prior_step: joint gradient against finite differences",
@@ -127,12 +148,11 @@ TEST_CASE("learned_prior_step: joint gradient against finite differences",
       OuterOptions o;
       o.objective = objective;
       const VagueAnomalyModel anomaly{0.0, 30.0, 2.0};
-      const auto step =
-          baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, anomaly, o, c.path);
+      const MetaOptions options = prior_options(anomaly, o, c.path);
+      const auto step = baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, joint, options);
       const Vec numeric = baypr::test::central_difference(
           [&](const Vec& x) {
-            return baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, x, anomaly, o, c.path)
-                .outer_loss;
+            return baypr::meta::learned_prior_step(f.Z, f.Q, f.labels, x, options).outer_loss;
           },
           joint, 1e-4);
       CHECK(baypr::test::relative_error(step.gradient, numeric) <= 1e-7);
@@ -175,10 +195,11 @@ TEST_CASE("learned_prior_step: bad input is rejected, naming the argument",
   const Eigen::Index d = 3;
   const auto f = features(2, d, 4, 2, rng);
   const Vec joint = baypr::meta::prior_joint_parameters(diagonal_prior(d, rng), Calibration{});
-  const auto msg = [&](const Vec& x, const OuterOptions& o = {}, std::vector<int> labels = {}) {
+  const auto msg = [&](const Vec& x, const OuterOptions& o = {},
+                       const Eigen::VectorXi& labels = {}) {
     return message_of([&] {
-      (void)baypr::meta::learned_prior_step(f.Z, f.Q, labels.empty() ? f.labels : labels, x,
-                                            VagueAnomalyModel{}, o);
+      (void)baypr::meta::learned_prior_step(f.Z, f.Q, labels.size() == 0 ? f.labels : labels, x,
+                                            prior_options(VagueAnomalyModel{}, o));
     });
   };
   CHECK(contains(msg(joint.head(5)),
@@ -192,13 +213,21 @@ TEST_CASE("learned_prior_step: bad input is rejected, naming the argument",
   OuterOptions generative;
   generative.objective = Objective::generative;
   CHECK(contains(msg(joint, generative),
-                 "argument 'outer.objective' must be discriminative or ranking"));
+                 "baypr::meta::learned_prior_step: argument 'options.outer.objective' must be "
+                 "discriminative or ranking"));
   OuterOptions negative_l2;
   negative_l2.calibration_l2 = -1.0;
   CHECK(contains(msg(joint, negative_l2),
-                 "argument 'outer.calibration_l2' must be finite and >= 0, got -1"));
-  CHECK(contains(msg(joint, {}, {0, 0, 0, 2, 1, 1}),
+                 "baypr::meta::learned_prior_step: argument 'options.outer.calibration_l2' must "
+                 "be finite and >= 0, got -1"));
+  CHECK(contains(msg(joint, {}, Eigen::VectorXi{{0, 0, 0, 2, 1, 1}}),
                  "argument 'labels' must be 0 (normal) or 1 (anomalous), got 2 at index 3"));
+  CHECK(contains(message_of([&] {
+                   (void)baypr::meta::learned_prior_step(
+                       f.Z, f.Q, f.labels, joint,
+                       prior_options(VagueAnomalyModel{0.0, 0.0, 2.0}, {}));
+                 }),
+                 "baypr::meta::learned_prior_step: argument 'options.anomaly.scale'"));
   Vec huge_kappa = joint;
   huge_kappa(d) = 800.0;  // exp overflows: NiwPrior names kappa0
   CHECK(contains(msg(huge_kappa), "kappa0"));

@@ -20,10 +20,12 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "baypr/io/npy.hpp"
 #include "baypr/meta/adapt.hpp"
+#include "baypr/meta/baselines.hpp"
 #include "baypr/meta/gradcheck.hpp"
 #include "baypr/meta/mlp.hpp"
 #include "support/catch.hpp"
@@ -183,7 +185,7 @@ TEST_CASE("TorchModuleEmbedding reproduces the PyTorch fixture and honours froze
   CHECK(e.vjp(theta, x, dz) == Eigen::VectorXd::Zero(36));
 }
 
-TEST_CASE("adapt and first-order meta_step through torch equal those through Mlp",
+TEST_CASE("adapt, scores and first-order meta_step through torch equal those through Mlp",
           "[meta][torch]") {
   const TorchScriptEmbedding script(fixture_dir / "paper_head.pt", 6, 4);
   const Mlp mlp = Mlp::paper_head(6, 4);
@@ -193,36 +195,67 @@ TEST_CASE("adapt and first-order meta_step through torch equal those through Mlp
   episode.support = uniform_matrix(rng, 6, 6) * 2.0;
   episode.queries = uniform_matrix(rng, 6, 6) * 2.0;
   episode.queries.bottomRows(2).array() += 3.0;
-  episode.labels = {0, 0, 0, 0, 1, 1};
+  episode.labels = Eigen::VectorXi{{0, 0, 0, 0, 1, 1}};
   const Eigen::VectorXd theta = load_vector("paper_head_parameters");
   const Eigen::VectorXd theta_mlp = torch_to_mlp(theta, 6, 4);
-  AdaptOptions options;
-  options.inner_steps = 3;
-  options.inner_step_size = 0.05;
+  MetaOptions options;  // order: automatic, first order for a double-only embedding
+  options.adapt.inner_steps = 3;
+  options.adapt.inner_step_size = 0.05;
+  MetaOptions first = options;
+  first.order = MetaGradient::first_order;
+  MetaOptions second = options;
+  second.order = MetaGradient::second_order;
+  // Double-only: no second order, and automatic means first order.
+  STATIC_REQUIRE(!TwiceDifferentiableEmbedding<TorchScriptEmbedding>);
 
-  const Adaptation a = adapt(script, theta, episode.support, prior, options);
-  const Adaptation b = adapt(mlp, theta_mlp, episode.support, prior, options);
-  CHECK(max_abs_diff(torch_to_mlp(a.params, 6, 4), b.params) <= 1e-10);
-  CHECK(max_abs_diff(a.params, theta) > 1e-4);  // the steps did move theta
-  REQUIRE(a.inner_losses.size() == 4);
-  for (std::size_t t = 0; t < 4; ++t)
-    CHECK(std::abs(a.inner_losses[t] - b.inner_losses[t]) <= 1e-10);
+  // Every method: its parameters in torch's layout (torch_to_mlp converts the embedding's part and
+  // leaves Maml's head [w; b] after it as it is).
+  const auto same_through_torch = [&](auto method, const char* name) {
+    using Method = decltype(method);
+    INFO(name);
+    const Eigen::VectorXd p = initial_parameters<Method>(script, theta);
+    const Eigen::VectorXd p_mlp = initial_parameters<Method>(mlp, theta_mlp);
+    REQUIRE(p.size() == parameter_count<Method>(script));
+    REQUIRE(torch_to_mlp(p, 6, 4) == p_mlp);
 
-  const MetaStep s =
-      meta_step(script, theta, episode, prior, {}, options, MetaGradient::first_order);
-  const MetaStep r =
-      meta_step(mlp, theta_mlp, episode, prior, {}, options, MetaGradient::first_order);
-  CHECK(std::abs(s.outer_loss - r.outer_loss) <= 1e-10);
-  CHECK(std::abs(s.inner_loss - r.inner_loss) <= 1e-10);
-  CHECK(max_abs_diff(torch_to_mlp(s.gradient, 6, 4), r.gradient) <= 1e-10);
-  CHECK(max_abs_diff(torch_to_mlp(s.adapted, 6, 4), r.adapted) <= 1e-10);
-  CHECK(r.gradient.norm() > 1e-3);
-  // Double-only: second order is refused with a message, and is not the default.
-  STATIC_REQUIRE(default_meta_gradient<TorchScriptEmbedding> == MetaGradient::first_order);
-  const std::string msg = message_of([&] {
-    (void)meta_step(script, theta, episode, prior, {}, options, MetaGradient::second_order);
-  });
-  CHECK(contains(msg, "second_order needs a TwiceDifferentiableEmbedding"));
+    const Adaptation a = adapt<Method>(script, p, episode.support, prior, options);
+    const Adaptation b = adapt<Method>(mlp, p_mlp, episode.support, prior, options);
+    CHECK(max_abs_diff(torch_to_mlp(a.params, 6, 4), b.params) <= 1e-10);
+    CHECK(max_abs_diff(a.params, p) > 1e-4);  // the steps did move theta
+    REQUIRE(a.inner_losses.size() == 4);
+    REQUIRE(b.inner_losses.size() == 4);
+    for (std::size_t t = 0; t < 4; ++t)
+      CHECK(std::abs(a.inner_losses[t] - b.inner_losses[t]) <= 1e-10);
+    // The adapted support embeddings, the posterior (BayPrAnoMeta only) and the scores agree too.
+    CHECK(a.support == script.forward(Eigen::VectorXd(a.params.head(script.parameter_count())),
+                                      episode.support));
+    CHECK(max_abs_diff(a.support, b.support) <= 1e-10);
+    CHECK(a.posterior.has_value() == std::is_same_v<Method, BayPrAnoMeta>);
+    CHECK(b.posterior.has_value() == std::is_same_v<Method, BayPrAnoMeta>);
+    const Eigen::VectorXd sa = scores<Method>(script, a, episode.queries, options);
+    CHECK(sa == scores<Method>(script, p, episode.support, episode.queries, prior, options));
+    CHECK(max_abs_diff(sa, scores<Method>(mlp, b, episode.queries, options)) <= 1e-8);
+
+    const MetaStep s = meta_step<Method>(script, p, episode, prior, first);
+    const MetaStep r = meta_step<Method>(mlp, p_mlp, episode, prior, first);
+    CHECK(std::abs(s.outer_loss - r.outer_loss) <= 1e-10);
+    CHECK(std::abs(s.inner_loss - r.inner_loss) <= 1e-10);
+    CHECK(max_abs_diff(torch_to_mlp(s.gradient, 6, 4), r.gradient) <= 1e-10);
+    CHECK(max_abs_diff(torch_to_mlp(s.adapted, 6, 4), r.adapted) <= 1e-10);
+    CHECK(r.gradient.norm() > 1e-3);
+    // The default order is first order here; second order is refused with a message naming the
+    // option.
+    const MetaStep automatic = meta_step<Method>(script, p, episode, prior, options);
+    CHECK(automatic.outer_loss == s.outer_loss);
+    CHECK(automatic.gradient == s.gradient);
+    const std::string msg =
+        message_of([&] { (void)meta_step<Method>(script, p, episode, prior, second); });
+    CHECK(contains(msg, "baypr::meta::meta_step: argument 'options.order'"));
+    CHECK(contains(msg, "second_order needs a TwiceDifferentiableEmbedding"));
+  };
+  same_through_torch(BayPrAnoMeta{}, "BayPrAnoMeta");
+  same_through_torch(ProtoMaml{}, "ProtoMaml");
+  same_through_torch(Maml{}, "Maml");
 }
 
 TEST_CASE("torch adapters reject bad arguments with useful messages", "[meta][torch]") {

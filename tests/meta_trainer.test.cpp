@@ -95,10 +95,10 @@ TEST_CASE("ClassTaskSampler: one-class episodes over the given classes only", "[
   // Row i has label i % 4 and value i in every column, so rows can be traced back.
   const Eigen::Index n = 80;
   Eigen::MatrixXd x(n, 3);
-  std::vector<int> labels(static_cast<std::size_t>(n));
+  Eigen::VectorXi labels(n);
   for (Eigen::Index i = 0; i < n; ++i) {
     x.row(i).setConstant(static_cast<double>(i));
-    labels[static_cast<std::size_t>(i)] = static_cast<int>(i % 4);
+    labels(i) = static_cast<int>(i % 4);
   }
   const meta::ClassTaskSampler sampler(x, labels, {0, 1, 2}, {3, 5, 2});
   std::mt19937_64 rng(1), again(1);
@@ -107,7 +107,8 @@ TEST_CASE("ClassTaskSampler: one-class episodes over the given classes only", "[
     const auto e = sampler.sample(rng);
     REQUIRE(e.support.rows() == 3);
     REQUIRE(e.queries.rows() == 7);
-    REQUIRE(e.labels == std::vector<int>{0, 0, 0, 0, 0, 1, 1});
+    REQUIRE(e.labels.size() == 7);
+    REQUIRE(e.labels == Eigen::VectorXi{{0, 0, 0, 0, 0, 1, 1}});
     const int c = static_cast<int>(e.support(0, 0)) % 4;
     normal_classes_seen.insert(c);
     std::set<int> rows;
@@ -126,15 +127,20 @@ TEST_CASE("ClassTaskSampler: one-class episodes over the given classes only", "[
   }
   CHECK(normal_classes_seen == std::set<int>{0, 1, 2});
   CHECK(contains(message_of([&] { meta::ClassTaskSampler(x, labels, {0}, {}); }), "classes"));
+  // One label per row (labels are an Eigen::VectorXi, as everywhere in baypr).
+  CHECK(contains(message_of([&] {
+                   meta::ClassTaskSampler(x, Eigen::VectorXi(labels.head(n - 1)), {0, 1}, {});
+                 }),
+                 "baypr::meta::ClassTaskSampler: argument 'labels' has size 79, expected 80"));
   CHECK(contains(message_of([&] {
                    meta::ClassTaskSampler(x, labels, {0, 1, 0}, {});
                  }),
                  "lists class 0 twice"));
-  CHECK(
-      contains(message_of([&] {
-                 meta::ClassTaskSampler(x.topRows(8), {0, 1, 0, 1, 0, 1, 0, 1}, {0, 1}, {1, 2, 5});
-               }),
-               "fewer than the anomalous queries"));
+  CHECK(contains(message_of([&] {
+                   meta::ClassTaskSampler(x.topRows(8), Eigen::VectorXi{{0, 1, 0, 1, 0, 1, 0, 1}},
+                                          {0, 1}, {1, 2, 5});
+                 }),
+                 "fewer than the anomalous queries"));
   CHECK(contains(message_of([&] {
                    meta::ClassTaskSampler(x, labels, {0, 1}, {30, 12, 4});
                  }),

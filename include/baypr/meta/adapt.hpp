@@ -22,12 +22,24 @@
 // (embedding forward, the analytic predictive reverse pass, embedding vjp) is evaluated in
 // forward-mode duals HvpScalar with theta_t + eps v, and its eps part is H_in v. That needs a
 // TwiceDifferentiableEmbedding; for an embedding that works in double only, first order is
-// available and asking for second order throws baypr::invalid_argument (order is a run-time
-// argument, so one call site can serve both kinds of embedding); the default order,
-// default_meta_gradient<E>, is second order exactly when E is twice differentiable.
+// available and asking for second order throws baypr::invalid_argument (the order is a run-time
+// option, so one call site can serve both kinds of embedding); the default,
+// MetaGradient::automatic, is second order exactly when E is twice differentiable.
 // Note: an embedding whose forward/vjp take `const Eigen::VectorXd&` satisfies the concept
 // TwiceDifferentiableEmbedding by Eigen's implicit conversions and then fails to compile here;
 // constrain such a double-only member to double (a template with requires std::same_as<S, double>).
+//
+// One dialect (meta/options.hpp): every entry point takes (embedding, theta, episode or support,
+// prior, MetaOptions), and the method is a policy type, BayPrAnoMeta by default:
+//   parameter_count<M>(embedding), initial_parameters<M>(embedding, theta)
+//   inner_loss_and_gradient<M>(embedding, theta, support, prior, options)
+//   adapt<M>(embedding, theta, support, prior, options)              -> Adaptation
+//   outer_loss_and_gradient<M>(embedding, adapted, episode, prior, options)
+//   meta_step<M>(embedding, theta, episode, prior, options)          -> MetaStep
+//   scores<M>(embedding, adaptation, queries, options)
+//   scores<M>(embedding, theta, support, queries, prior, options)    adapt, then score
+//   MetaStepper<E, M>(embedding).step(theta, episode, prior, options)
+// with M one of BayPrAnoMeta (here), ProtoMaml and Maml (meta/baselines.hpp).
 //
 // Fast path: for an embedding with the tape API (meta/embedding.hpp; Linear, Mlp and Conv have
 // it) every forward keeps its activations for the vjp, support and queries of the outer loss go
@@ -55,116 +67,12 @@
 #include "baypr/core/errors.hpp"
 #include "baypr/meta/embedding.hpp"
 #include "baypr/meta/episode.hpp"
+#include "baypr/meta/options.hpp"
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/predictive_vjp.hpp"
 #include "baypr/stats/student_t.hpp"
 
 namespace baypr::meta {
-
-// Inner-loop SGD (authors: one step of 5e-4). `path` is the posterior path of the inner and outer
-// losses (see stats/niw.hpp).
-struct AdaptOptions {
-  int inner_steps = 1;
-  double inner_step_size = 5e-4;
-  Path path = Path::automatic;
-};
-
-// Isotropic Student-t p_a(z) = t(z | location * 1, scale * I, dof): the anomaly model (its density:
-// baypr::IsotropicStudentT, shared with BayesianScorer).
-struct VagueAnomalyModel {
-  double location = 0.0;
-  double scale = 100.0;
-  double dof = 2.0;
-
-  // log p_a of each row of Z (m x d) -> m values; any Scalar (double or duals).
-  template <class Derived>
-  [[nodiscard]] Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> log_pdf(
-      const Eigen::MatrixBase<Derived>& Z) const {
-    using Scalar = typename Derived::Scalar;
-    const IsotropicStudentT t(static_cast<double>(Z.cols()), dof, scale);
-    Eigen::Matrix<Scalar, Eigen::Dynamic, 1> out(Z.rows());
-    for (Eigen::Index j = 0; j < Z.rows(); ++j) {
-      out(j) = t.log_pdf(Scalar((Z.row(j).array() - Scalar(location)).square().sum()));
-    }
-    return out;
-  }
-
-  // d log p_a / dz for each row of Z (m x d): -((v + d) / (s v + |z - a|^2)) (z - a).
-  template <class Derived>
-  [[nodiscard]] RowMatrix<typename Derived::Scalar> log_pdf_gradient(
-      const Eigen::MatrixBase<Derived>& Z) const {
-    using Scalar = typename Derived::Scalar;
-    const double d = static_cast<double>(Z.cols());
-    RowMatrix<Scalar> g = Z.derived();
-    g.array() -= Scalar(location);
-    for (Eigen::Index j = 0; j < Z.rows(); ++j) {
-      const Scalar r2 = g.row(j).squaredNorm();
-      g.row(j) *= Scalar(-(dof + d)) / (Scalar(scale * dof) + r2);
-    }
-    return g;
-  }
-};
-
-// The outer (meta-training) objective on the queries, all three on the same score
-// s_j = log p_a(q_j) - log t(q_j | Z) (higher = more anomalous), and its calibration
-// a_j = alpha s_j + beta, alpha = exp(rho), m_0 / m_1 the numbers of normal / anomalous queries:
-//   discriminative  sum_j w_j [softplus(a_j) - y_j a_j] + l2 (rho^2 + beta^2),
-//                   w_j = 1 / (2 m_{y_j})
-//                   (class-balanced logistic loss; with alpha = 1 and beta the log prior odds it is
-//                   -log p(y | q) under the mixture {posterior predictive, p_a}: Proto-MAML's class
-//                   softmax made Bayesian. All scores equal is its worst value, so shrinking the
-//                   embedding is no optimum. The default.)
-//   ranking         (1 / (m_0 m_1)) sum_{y_i = 0, y_k = 1} softplus(alpha (s_i - s_k)) + l2 rho^2
-//                   (a smooth AUROC surrogate; beta does not enter)
-//   generative      -(1/m) sum_j [(1 - y_j) log t(q_j | Z) + y_j log p_a(q_j)]
-//                   (the paper's loss, kept for reproduction: it has no Jacobian term, so shrinking
-//                   every embedding raises every density and the embedding collapses;
-//                   docs/design.md)
-enum class Objective { discriminative, ranking, generative };
-
-// The score's calibration (rho, beta): meta-parameters shared by all tasks, not adapted in the
-// inner loop; sigma(exp(rho) s + beta) is the probability that a query is anomalous.
-struct Calibration {
-  double rho = 0.0;
-  double beta = 0.0;
-
-  [[nodiscard]] double alpha() const { return std::exp(rho); }
-};
-
-// The outer loss: the objective, its calibration and L2 weight, and an optional supervised
-// contrastive term (SupCon on L2-normalised query embeddings; 0 = off; the method's federated
-// setting uses weight 0.1, tau 0.07).
-struct OuterOptions {
-  Objective objective = Objective::discriminative;
-  Calibration calibration;
-  double calibration_l2 = 1e-3;
-  double supcon_weight = 0.0;
-  double supcon_temperature = 0.07;
-};
-
-enum class MetaGradient { first_order, second_order };
-
-// The default order of a meta-step: exact second order where the embedding allows it.
-template <class E>
-inline constexpr MetaGradient default_meta_gradient =
-    TwiceDifferentiableEmbedding<E> ? MetaGradient::second_order : MetaGradient::first_order;
-
-struct LossAndGradient {
-  double value = 0.0;
-  Eigen::VectorXd gradient;
-};
-
-// The outer loss at theta': its gradient with respect to theta' and to the calibration (rho, beta).
-struct OuterLossAndGradient : LossAndGradient {
-  Eigen::Vector2d calibration_gradient = Eigen::Vector2d::Zero();
-  Eigen::VectorXd anomaly_weights;  // d L_out / d log p_a(q_j)
-};
-
-struct Adaptation {
-  Eigen::VectorXd params;            // theta'
-  NiwPosterior<double> posterior;    // posterior of f_theta'(support) under the prior
-  std::vector<double> inner_losses;  // L_in(theta_0), ..., L_in(theta_T): T + 1 values
-};
 
 namespace detail {
 
@@ -179,42 +87,42 @@ inline void check_steps(const char* fn, const char* steps_arg, int steps, const 
 }
 
 inline void check_adapt_options(const char* fn, const AdaptOptions& o) {
-  check_steps(fn, "options.inner_steps", o.inner_steps, "options.inner_step_size",
+  check_steps(fn, "options.adapt.inner_steps", o.inner_steps, "options.adapt.inner_step_size",
               o.inner_step_size);
 }
 
 inline void check_anomaly_model(const char* fn, const VagueAnomalyModel& a) {
-  baypr::detail::check_finite_scalar(fn, "anomaly.location", a.location);
-  baypr::detail::check_positive(fn, "anomaly.scale", a.scale);
-  baypr::detail::check_positive(fn, "anomaly.dof", a.dof);
+  baypr::detail::check_finite_scalar(fn, "options.anomaly.location", a.location);
+  baypr::detail::check_positive(fn, "options.anomaly.scale", a.scale);
+  baypr::detail::check_positive(fn, "options.anomaly.dof", a.dof);
 }
 
 inline void check_outer_options(const char* fn, const OuterOptions& o) {
   if (o.objective != Objective::discriminative && o.objective != Objective::ranking &&
       o.objective != Objective::generative) {
     baypr::detail::throw_invalid(
-        fn, "outer.objective",
+        fn, "options.outer.objective",
         "is not a valid Objective, got " + std::to_string(static_cast<int>(o.objective)));
   }
-  baypr::detail::check_finite_scalar(fn, "outer.calibration.rho", o.calibration.rho);
-  baypr::detail::check_finite_scalar(fn, "outer.calibration.beta", o.calibration.beta);
+  baypr::detail::check_finite_scalar(fn, "options.outer.calibration.rho", o.calibration.rho);
+  baypr::detail::check_finite_scalar(fn, "options.outer.calibration.beta", o.calibration.beta);
   // exp(rho) must stay a finite, non-zero scale.
   if (std::abs(o.calibration.rho) > 50.0) {
-    baypr::detail::throw_invalid(fn, "outer.calibration.rho",
+    baypr::detail::throw_invalid(fn, "options.outer.calibration.rho",
                                  "must lie in [-50, 50] (alpha = exp(rho)), got " +
                                      baypr::detail::format_value(o.calibration.rho));
   }
   if (!std::isfinite(o.calibration_l2) || o.calibration_l2 < 0.0) {
     baypr::detail::throw_invalid(
-        fn, "outer.calibration_l2",
+        fn, "options.outer.calibration_l2",
         "must be finite and >= 0, got " + baypr::detail::format_value(o.calibration_l2));
   }
   if (!std::isfinite(o.supcon_weight) || o.supcon_weight < 0.0) {
     baypr::detail::throw_invalid(
-        fn, "outer.supcon_weight",
+        fn, "options.outer.supcon_weight",
         "must be finite and >= 0, got " + baypr::detail::format_value(o.supcon_weight));
   }
-  baypr::detail::check_positive(fn, "outer.supcon_temperature", o.supcon_temperature);
+  baypr::detail::check_positive(fn, "options.outer.supcon_temperature", o.supcon_temperature);
 }
 
 inline void check_parameters(const char* fn, const char* arg, const Eigen::VectorXd& theta,
@@ -294,7 +202,7 @@ Eigen::VectorXd hvp_by_duals(const GradientFn& gradient, const Eigen::VectorXd& 
 //                                                        - log sum_{a != i} exp(s_ia / tau)]
 // s_ij = u_i . u_j, P_i the other rows with y_i's label, A the rows with P_i non-empty (L = 0 when
 // A is empty). Adds weight * dL/dQ to *dq and returns weight * L.
-inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::vector<int>& y,
+inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const Eigen::VectorXi& y,
                          double weight, double tau, Eigen::MatrixXd* dq) {
   const Eigen::Index m = Q.rows();
   const Eigen::VectorXd norms = Q.rowwise().norm();
@@ -310,16 +218,14 @@ inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::ve
   Eigen::Index anchors = 0;
   for (Eigen::Index i = 0; i < m; ++i) {
     Eigen::Index positives = 0;
-    for (Eigen::Index p = 0; p < m; ++p)
-      positives += (p != i && y[static_cast<std::size_t>(p)] == y[static_cast<std::size_t>(i)]);
+    for (Eigen::Index p = 0; p < m; ++p) positives += (p != i && y(p) == y(i));
     if (positives > 0) ++anchors;
   }
   if (anchors == 0) return 0.0;
   for (Eigen::Index i = 0; i < m; ++i) {
-    const auto yi = y[static_cast<std::size_t>(i)];
+    const int yi = y(i);
     Eigen::Index positives = 0;
-    for (Eigen::Index p = 0; p < m; ++p)
-      positives += (p != i && y[static_cast<std::size_t>(p)] == yi);
+    for (Eigen::Index p = 0; p < m; ++p) positives += (p != i && y(p) == yi);
     if (positives == 0) continue;
     double mx = -std::numeric_limits<double>::infinity();
     for (Eigen::Index a = 0; a < m; ++a)
@@ -331,7 +237,7 @@ inline double add_supcon(const char* fn, const Eigen::MatrixXd& Q, const std::ve
     const double c = 1.0 / (static_cast<double>(anchors) * static_cast<double>(positives));
     for (Eigen::Index a = 0; a < m; ++a) {
       if (a == i) continue;
-      const bool pos = y[static_cast<std::size_t>(a)] == yi;
+      const bool pos = y(a) == yi;
       if (pos) loss -= c * (S(i, a) - lse);
       // d/dS_ia of -c sum_p (S_ip - lse) = -c [a in P] + c |P| softmax_ia
       dS(i, a) +=
@@ -356,7 +262,7 @@ inline double sigmoid(double x) {
 
 // The discriminative / ranking loss on scores s (m values) with labels y, and its derivatives:
 // dL/ds into ds, dL/d(rho, beta) into dcal (the L2 term included). Returns L.
-inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& y,
+inline double calibrated_loss(const Eigen::VectorXd& s, const Eigen::VectorXi& y,
                               const OuterOptions& o, Eigen::VectorXd& ds, Eigen::Vector2d& dcal) {
   const Eigen::Index m = s.size();
   const double alpha = o.calibration.alpha(), beta = o.calibration.beta, rho = o.calibration.rho;
@@ -367,7 +273,7 @@ inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& 
   double d_alpha = 0.0, d_beta = 0.0;
   if (o.objective == Objective::discriminative) {
     for (Eigen::Index j = 0; j < m; ++j) {
-      const int label = y[static_cast<std::size_t>(j)];
+      const int label = y(j);
       const double w = 1.0 / (2.0 * static_cast<double>(counts[label]));
       const double a = alpha * s(j) + beta;
       value += w * (softplus(a) - label * a);
@@ -382,9 +288,9 @@ inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& 
       const double inv_pairs =
           1.0 / (static_cast<double>(counts[0]) * static_cast<double>(counts[1]));
       for (Eigen::Index i = 0; i < m; ++i) {
-        if (y[static_cast<std::size_t>(i)] != 0) continue;
+        if (y(i) != 0) continue;
         for (Eigen::Index k = 0; k < m; ++k) {
-          if (y[static_cast<std::size_t>(k)] != 1) continue;
+          if (y(k) != 1) continue;
           const double diff = s(i) - s(k);
           value += inv_pairs * softplus(alpha * diff);
           const double g = inv_pairs * sigmoid(alpha * diff);  // d/d(alpha diff)
@@ -406,7 +312,7 @@ inline double calibrated_loss(const Eigen::VectorXd& s, const std::vector<int>& 
 // log p_a(q_j) (into da).
 template <class DZ, class DQ>
 double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q,
-                       const std::vector<int>& labels, const NiwPrior<double>& prior,
+                       const Eigen::VectorXi& labels, const NiwPrior<double>& prior,
                        const VagueAnomalyModel& anomaly, Path path, const OuterOptions& outer,
                        Eigen::MatrixXd& dz, Eigen::MatrixXd& dq, Eigen::Vector2d& dcal,
                        Eigen::VectorXd& da,
@@ -419,7 +325,7 @@ double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<D
     Eigen::VectorXd w(m);
     da.resize(m);  // dL / d log p_a(q_j)
     for (Eigen::Index j = 0; j < m; ++j) {
-      const bool normal = labels[static_cast<std::size_t>(j)] == 0;
+      const bool normal = labels(j) == 0;
       w(j) = normal ? -inv_m : 0.0;
       da(j) = normal ? 0.0 : -inv_m;
     }
@@ -429,7 +335,7 @@ double outer_objective(const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<D
     const Eigen::VectorXd la = anomaly.log_pdf(Q);
     const Eigen::MatrixXd ga = anomaly.log_pdf_gradient(Q);
     for (Eigen::Index j = 0; j < m; ++j) {
-      if (labels[static_cast<std::size_t>(j)] == 1) {
+      if (labels(j) == 1) {
         value -= inv_m * la(j);
         dq.row(j) -= inv_m * ga.row(j);
       }
@@ -472,6 +378,9 @@ MetaStep unrolled_meta_gradient(const InnerGradient& inner_gradient, const Inner
                                 int steps, double step_size, MetaGradient order,
                                 const char* fn = "baypr::meta::unrolled_meta_gradient") {
   detail::check_steps(fn, "steps", steps, "step_size", step_size);
+  if (order != MetaGradient::first_order && order != MetaGradient::second_order) {
+    baypr::detail::throw_invalid(fn, "order", "must be first_order or second_order");
+  }
   std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}, kept for the reverse sweep
   trajectory.reserve(static_cast<std::size_t>(steps));
   Eigen::VectorXd current = theta;
@@ -535,14 +444,20 @@ MetaStep run_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd
   }
 }
 
-// theta_T of T SGD steps on inner(theta) -> (loss, gradient) in double.
+// T SGD steps on inner(theta) -> (loss, gradient) in double: out.params = theta_T, and the T
+// losses on the way in out.inner_losses (the caller appends L_in(theta_T)).
 template <class Inner>
-Eigen::VectorXd sgd_adapt(const char* fn, const Inner& inner, const Eigen::VectorXd& theta,
-                          const AdaptOptions& o) {
-  Eigen::VectorXd current = theta;
-  for (int t = 0; t < o.inner_steps; ++t) current -= o.inner_step_size * inner(current).second;
-  check_adapted(fn, current);
-  return current;
+void sgd_adapt(const char* fn, const Inner& inner, const Eigen::VectorXd& theta,
+               const AdaptOptions& o, Adaptation& out) {
+  out.params = theta;
+  out.inner_losses.clear();
+  out.inner_losses.reserve(static_cast<std::size_t>(o.inner_steps) + 1);
+  for (int t = 0; t < o.inner_steps; ++t) {
+    const auto g = inner(out.params);
+    out.inner_losses.push_back(g.first);
+    out.params -= o.inner_step_size * g.second;
+  }
+  check_adapted(fn, out.params);
 }
 
 }  // namespace detail
@@ -614,93 +529,30 @@ double taped_outer(const E& embedding, MetaWorkspace<E>& ws, const Eigen::Vector
 
 }  // namespace detail
 
-// L_in(theta) = -(1/n) sum_i log t(f_theta(x_i) | posterior(f_theta(support))) and its gradient.
-template <DifferentiableEmbedding E>
-LossAndGradient inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& theta,
-                                        const Eigen::MatrixXd& support_inputs,
-                                        const NiwPrior<double>& prior,
-                                        Path path = Path::automatic) {
-  constexpr const char* fn = "baypr::meta::inner_loss_and_gradient";
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  detail::check_prior(fn, embedding, prior);
-  auto [value, gradient] =
-      detail::bayes_inner<double>(embedding, theta, support_inputs, prior, path);
-  return {value, std::move(gradient)};
-}
-
-// T inner SGD steps from theta on the support; the adapted parameters, the posterior of the
-// adapted support embeddings, and the inner loss along the way (T + 1 values).
-template <DifferentiableEmbedding E>
-Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta,
-                 const Eigen::MatrixXd& support_inputs, const NiwPrior<double>& prior,
-                 const AdaptOptions& options = {}) {
-  constexpr const char* fn = "baypr::meta::adapt";
-  detail::check_adapt_options(fn, options);
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  detail::check_prior(fn, embedding, prior);
-  Eigen::VectorXd current = theta;
-  std::vector<double> losses;
-  losses.reserve(static_cast<std::size_t>(options.inner_steps) + 1);
-  for (int t = 0; t < options.inner_steps; ++t) {
-    const auto g =
-        detail::bayes_inner<double>(embedding, current, support_inputs, prior, options.path);
-    losses.push_back(g.first);
-    current -= options.inner_step_size * g.second;
-  }
-  detail::check_adapted(fn, current);
-  const Eigen::MatrixXd Z = embedding.forward(current, support_inputs);
-  auto posterior = prior.posterior(Z, options.path);
-  losses.push_back(-posterior.predictive().log_pdf(Z).mean());
-  return Adaptation{std::move(current), std::move(posterior), std::move(losses)};
-}
-
-// L_out at the adapted parameters theta' (see OuterOptions) and its gradient with respect to
-// theta', through both the support posterior and the query embeddings, and to the calibration;
-// plus the SupCon term when outer.supcon_weight > 0.
-template <DifferentiableEmbedding E>
-OuterLossAndGradient outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted,
-                                             const MetaEpisode& episode,
-                                             const NiwPrior<double>& prior,
-                                             const VagueAnomalyModel& anomaly = {},
-                                             Path path = Path::automatic,
-                                             const OuterOptions& outer = {}) {
-  constexpr const char* fn = "baypr::meta::outer_loss_and_gradient";
-  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
-  detail::check_episode(fn, embedding, episode);
-  detail::check_prior(fn, embedding, prior);
-  detail::check_anomaly_model(fn, anomaly);
-  detail::check_outer_options(fn, outer);
-  if constexpr (TapedEmbedding<E>) {
-    detail::MetaWorkspace<E> ws;
-    OuterLossAndGradient out;
-    out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, anomaly, path, outer,
-                                    out.gradient, out.calibration_gradient, out.anomaly_weights);
-    return out;
-  }
-  const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
-  const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
-  Eigen::MatrixXd dz, dq;
-  OuterLossAndGradient out;
-  out.value = detail::outer_objective(Z, Q, episode.labels, prior, anomaly, path, outer, dz, dq,
-                                      out.calibration_gradient, out.anomaly_weights);
-  out.gradient = embedding.vjp(adapted, episode.support, dz);
-  out.gradient += embedding.vjp(adapted, episode.queries, dq);
-  return out;
-}
+// ---------------------------------------------------------------------------------------------
+// The methods. A method is a policy type behind the entry points below; each provides, as static
+// members (fn names the entry point for error messages; the entry point has checked theta's size
+// against parameter_count, the inputs, the episode and options.adapt / options.order):
+//   parameter_count(embedding)                      the size of its parameter vector
+//   initial_parameters(embedding, theta)            that vector from the embedding's parameters
+//   check(fn, embedding, prior, options)            what else it needs valid
+//   inner(fn, embedding, theta, support, prior, options)          -> LossAndGradient (L_in)
+//   adapt(fn, embedding, theta, support, prior, options)          -> Adaptation
+//   outer(fn, embedding, adapted, episode, prior, options)        -> OuterLossAndGradient
+//   step(fn, embedding, workspace, theta, episode, prior, options, order)  into workspace.result
+//   scores(fn, embedding, adaptation, queries, options)           -> one score per query
+// BayPrAnoMeta is below; ProtoMaml and Maml are in meta/baselines.hpp.
 
 namespace detail {
 
-// meta_step for a TapedEmbedding: each forward keeps its activations for the vjp (no second
-// forward), support and queries go through the embedding as one batch when its rows are
-// independent, and with a TangentTapedEmbedding each H_in v is the tangent of the taped inner
-// gradient in plain double matrices (only the small n x d Student-t part runs in duals).
 template <TapedEmbedding E>
 void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
                      const Eigen::VectorXd& theta, const MetaEpisode& episode,
-                     const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
-                     const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
+                     const NiwPrior<double>& prior, const MetaOptions& meta_options,
+                     MetaGradient order) {
+  const AdaptOptions& options = meta_options.adapt;
+  const VagueAnomalyModel& anomaly = meta_options.anomaly;
+  const OuterOptions& outer = meta_options.outer;
   const int T = options.inner_steps;
   const double alpha = options.inner_step_size;
   const Path path = options.path;
@@ -780,15 +632,16 @@ void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
   }
 }
 
+// The meta-step for an embedding without the tape API: forward/vjp, Hessian-vector products by
+// duals through the whole inner gradient.
 template <class E>
 MetaStep generic_meta_step(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
                            const MetaEpisode& episode, const NiwPrior<double>& prior,
-                           const VagueAnomalyModel& anomaly, const AdaptOptions& options,
-                           MetaGradient order, const OuterOptions& outer) {
-  const Path path = options.path;
+                           const MetaOptions& options, MetaGradient order) {
+  const Path path = options.adapt.path;
   std::optional<NiwPrior<HvpScalar>> dual_prior;
   if constexpr (TwiceDifferentiableEmbedding<E>) {
-    if (order == MetaGradient::second_order && options.inner_steps > 0) {
+    if (order == MetaGradient::second_order && options.adapt.inner_steps > 0) {
       dual_prior.emplace(lift_prior<HvpScalar>(prior));
     }
   }
@@ -801,82 +654,306 @@ MetaStep generic_meta_step(const char* fn, const E& embedding, const Eigen::Vect
     }
   };
   auto outer_fn = [&](const Eigen::VectorXd& t) {
-    return outer_loss_and_gradient(embedding, t, episode, prior, anomaly, path, outer);
+    const Eigen::MatrixXd Z = embedding.forward(t, episode.support);
+    const Eigen::MatrixXd Q = embedding.forward(t, episode.queries);
+    Eigen::MatrixXd dz, dq;
+    OuterLossAndGradient out;
+    out.value = outer_objective(Z, Q, episode.labels, prior, options.anomaly, path, options.outer,
+                                dz, dq, out.calibration_gradient, out.anomaly_weights, fn);
+    out.gradient = embedding.vjp(t, episode.support, dz);
+    out.gradient += embedding.vjp(t, episode.queries, dq);
+    return out;
   };
-  return run_meta_step(fn, embedding, theta, inner, outer_fn, options, order);
-}
-
-// The meta-step into ws.result: the taped path where E has one, otherwise forward/vjp.
-template <class E>
-void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
-                    const Eigen::VectorXd& theta, const MetaEpisode& episode,
-                    const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly,
-                    const AdaptOptions& options, MetaGradient order, const OuterOptions& outer) {
-  check_adapt_options(fn, options);
-  check_parameters(fn, "theta", theta, embedding.parameter_count());
-  check_episode(fn, embedding, episode);
-  check_prior(fn, embedding, prior);
-  check_anomaly_model(fn, anomaly);
-  check_outer_options(fn, outer);
-  if constexpr (!TwiceDifferentiableEmbedding<E>) {
-    if (order == MetaGradient::second_order) {
-      baypr::detail::throw_invalid(
-          fn, "order",
-          "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
-          "HvpScalar); this embedding supports first_order only");
-    }
-  }
-  if constexpr (TapedEmbedding<E>) {
-    taped_meta_step(fn, embedding, ws, theta, episode, prior, anomaly, options, order, outer);
-  } else {
-    ws.result =
-        generic_meta_step(fn, embedding, theta, episode, prior, anomaly, options, order, outer);
-  }
+  return run_meta_step(fn, embedding, theta, inner, outer_fn, options.adapt, order);
 }
 
 }  // namespace detail
 
+namespace detail {
+
+// A method whose parameters are the embedding's own (BayPrAnoMeta, ProtoMaml).
+struct EmbeddingParameters {
+  template <class E>
+  [[nodiscard]] static Eigen::Index parameter_count(const E& embedding) {
+    return embedding.parameter_count();
+  }
+
+  template <class E>
+  [[nodiscard]] static Eigen::VectorXd initial_parameters(const E&, const Eigen::VectorXd& theta) {
+    return theta;
+  }
+};
+
+}  // namespace detail
+
+// BayPrAnoMeta (Bayesian Proto-MAML): the NIW posterior of the support embeddings, the Student-t
+// posterior predictive as the normality model, the inner and outer losses and the score of the
+// header comment. The default method of every entry point.
+struct BayPrAnoMeta : detail::EmbeddingParameters {
+  template <class E>
+  static void check(const char* fn, const E& embedding, const NiwPrior<double>& prior,
+                    const MetaOptions& options) {
+    detail::check_prior(fn, embedding, prior);
+    detail::check_anomaly_model(fn, options.anomaly);
+    detail::check_outer_options(fn, options.outer);
+  }
+
+  template <class E>
+  static LossAndGradient inner(const char*, const E& embedding, const Eigen::VectorXd& theta,
+                               const Eigen::MatrixXd& support, const NiwPrior<double>& prior,
+                               const MetaOptions& options) {
+    auto [value, gradient] =
+        detail::bayes_inner<double>(embedding, theta, support, prior, options.adapt.path);
+    return {value, std::move(gradient)};
+  }
+
+  template <class E>
+  static Adaptation adapt(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
+                          const Eigen::MatrixXd& support, const NiwPrior<double>& prior,
+                          const MetaOptions& options) {
+    const AdaptOptions& o = options.adapt;
+    Adaptation out;
+    detail::sgd_adapt(
+        fn,
+        [&](const Eigen::VectorXd& t) {
+          return detail::bayes_inner<double>(embedding, t, support, prior, o.path);
+        },
+        theta, o, out);
+    out.support = embedding.forward(out.params, support);
+    out.posterior.emplace(prior.posterior(out.support, o.path));
+    out.inner_losses.push_back(-out.posterior->predictive().log_pdf(out.support).mean());
+    return out;
+  }
+
+  template <class E>
+  static OuterLossAndGradient outer(const char* fn, const E& embedding,
+                                    const Eigen::VectorXd& adapted, const MetaEpisode& episode,
+                                    const NiwPrior<double>& prior, const MetaOptions& options) {
+    OuterLossAndGradient out;
+    if constexpr (TapedEmbedding<E>) {
+      detail::MetaWorkspace<E> ws;
+      out.value = detail::taped_outer(embedding, ws, adapted, episode, prior, options.anomaly,
+                                      options.adapt.path, options.outer, out.gradient,
+                                      out.calibration_gradient, out.anomaly_weights, fn);
+    } else {
+      const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
+      const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
+      Eigen::MatrixXd dz, dq;
+      out.value = detail::outer_objective(Z, Q, episode.labels, prior, options.anomaly,
+                                          options.adapt.path, options.outer, dz, dq,
+                                          out.calibration_gradient, out.anomaly_weights, fn);
+      out.gradient = embedding.vjp(adapted, episode.support, dz);
+      out.gradient += embedding.vjp(adapted, episode.queries, dq);
+    }
+    return out;
+  }
+
+  // The taped path where E has one, otherwise forward/vjp.
+  template <class E>
+  static void step(const char* fn, const E& embedding, detail::MetaWorkspace<E>& ws,
+                   const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                   const NiwPrior<double>& prior, const MetaOptions& options, MetaGradient order) {
+    if constexpr (TapedEmbedding<E>) {
+      detail::taped_meta_step(fn, embedding, ws, theta, episode, prior, options, order);
+    } else {
+      ws.result = detail::generic_meta_step(fn, embedding, theta, episode, prior, options, order);
+    }
+  }
+
+  // log p_a(q) - log t(q | posterior of the adapted support).
+  template <class E>
+  static Eigen::VectorXd scores(const char* fn, const E& embedding, const Adaptation& adaptation,
+                                const Eigen::MatrixXd& queries, const MetaOptions& options) {
+    detail::check_anomaly_model(fn, options.anomaly);
+    if (!adaptation.posterior) {
+      baypr::detail::throw_invalid(fn, "adaptation",
+                                   "has no posterior: it was not made by adapt<BayPrAnoMeta>");
+    }
+    baypr::detail::check_size(fn, "adaptation.posterior", "dimension", adaptation.posterior->dim(),
+                              embedding.output_dim());
+    const Eigen::MatrixXd Q = embedding.forward(adaptation.params, queries);
+    return options.anomaly.log_pdf(Q) - adaptation.posterior->predictive().log_pdf(Q);
+  }
+};
+
+namespace detail {
+
+template <class Method, class E>
+void check_entry(const char* fn, const E& embedding, const char* theta_arg,
+                 const Eigen::VectorXd& theta, const NiwPrior<double>& prior,
+                 const MetaOptions& options) {
+  check_adapt_options(fn, options.adapt);
+  check_parameters(fn, theta_arg, theta, Method::parameter_count(embedding));
+  Method::check(fn, embedding, prior, options);
+}
+
+// options.order made concrete for E: automatic is second order where E is twice differentiable;
+// second order on an embedding that is not throws.
+template <class E>
+MetaGradient resolve_order(const char* fn, MetaGradient order) {
+  if (order != MetaGradient::automatic && order != MetaGradient::first_order &&
+      order != MetaGradient::second_order) {
+    baypr::detail::throw_invalid(
+        fn, "options.order",
+        "is not a valid MetaGradient, got " + std::to_string(static_cast<int>(order)));
+  }
+  if constexpr (TwiceDifferentiableEmbedding<E>) {
+    return order == MetaGradient::automatic ? MetaGradient::second_order : order;
+  } else {
+    if (order == MetaGradient::second_order) {
+      baypr::detail::throw_invalid(
+          fn, "options.order",
+          "second_order needs a TwiceDifferentiableEmbedding (forward and vjp in "
+          "HvpScalar); this embedding supports first_order only");
+    }
+    return MetaGradient::first_order;
+  }
+}
+
+template <class Method, class E>
+void meta_step_into(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
+                    const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                    const NiwPrior<double>& prior, const MetaOptions& options) {
+  check_entry<Method>(fn, embedding, "theta", theta, prior, options);
+  check_episode(fn, embedding, episode);
+  const MetaGradient order = resolve_order<E>(fn, options.order);
+  Method::step(fn, embedding, ws, theta, episode, prior, options, order);
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// The entry points: one dialect for every method, Method = BayPrAnoMeta by default, e.g.
+//   meta_step(embedding, theta, episode, prior)              BayPrAnoMeta, the defaults
+//   meta_step<ProtoMaml>(embedding, theta, episode, prior, options)
+// ProtoMaml and Maml take the prior for the same signature and do not use it; Maml's parameter
+// vector is [theta; w; b] (initial_parameters<Maml>(embedding, theta) makes it).
+
+// The size of Method's parameter vector for this embedding.
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] Eigen::Index parameter_count(const E& embedding) {
+  return Method::parameter_count(embedding);
+}
+
+// Method's parameter vector from the embedding's parameters theta (Maml appends a zero head).
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] Eigen::VectorXd initial_parameters(const E& embedding, const Eigen::VectorXd& theta) {
+  detail::check_parameters("baypr::meta::initial_parameters", "theta", theta,
+                           embedding.parameter_count());
+  return Method::initial_parameters(embedding, theta);
+}
+
+// The inner loss L_in at theta on the support and its gradient.
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] LossAndGradient inner_loss_and_gradient(const E& embedding,
+                                                      const Eigen::VectorXd& theta,
+                                                      const Eigen::MatrixXd& support_inputs,
+                                                      const NiwPrior<double>& prior,
+                                                      const MetaOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::inner_loss_and_gradient";
+  detail::check_entry<Method>(fn, embedding, "theta", theta, prior, options);
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  return Method::inner(fn, embedding, theta, support_inputs, prior, options);
+}
+
+// options.adapt.inner_steps SGD steps from theta on the support: the adapted parameters, the
+// support embedded with them, the inner loss along the way (T + 1 values) and, for BayPrAnoMeta,
+// the posterior of the adapted support embeddings.
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] Adaptation adapt(const E& embedding, const Eigen::VectorXd& theta,
+                               const Eigen::MatrixXd& support_inputs, const NiwPrior<double>& prior,
+                               const MetaOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::adapt";
+  detail::check_entry<Method>(fn, embedding, "theta", theta, prior, options);
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  return Method::adapt(fn, embedding, theta, support_inputs, prior, options);
+}
+
+// The outer loss at the adapted parameters and its gradient with respect to them (through the
+// support and the queries), to the calibration (rho, beta) and to each log p_a(q_j) (BayPrAnoMeta;
+// zero / empty for the baselines).
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] OuterLossAndGradient outer_loss_and_gradient(const E& embedding,
+                                                           const Eigen::VectorXd& adapted,
+                                                           const MetaEpisode& episode,
+                                                           const NiwPrior<double>& prior,
+                                                           const MetaOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::outer_loss_and_gradient";
+  detail::check_entry<Method>(fn, embedding, "adapted", adapted, prior, options);
+  detail::check_episode(fn, embedding, episode);
+  return Method::outer(fn, embedding, adapted, episode, prior, options);
+}
+
 // One meta-training step on an episode: adapt on the support, the outer loss on the queries, and
-// its gradient with respect to the initial theta (first order, or exact second order; the latter
-// needs a TwiceDifferentiableEmbedding, otherwise it throws). Allocates its buffers on every call;
+// its gradient with respect to the initial parameters (options.order: first order, or exact
+// second order, which needs a TwiceDifferentiableEmbedding). Allocates its buffers on every call;
 // MetaStepper keeps them between steps.
-template <DifferentiableEmbedding E>
-MetaStep meta_step(const E& embedding, const Eigen::VectorXd& theta, const MetaEpisode& episode,
-                   const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
-                   const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
-                   const OuterOptions& outer = {}) {
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] MetaStep meta_step(const E& embedding, const Eigen::VectorXd& theta,
+                                 const MetaEpisode& episode, const NiwPrior<double>& prior,
+                                 const MetaOptions& options = {}) {
   detail::MetaWorkspace<E> ws;
-  detail::meta_step_into("baypr::meta::meta_step", embedding, ws, theta, episode, prior, anomaly,
-                         options, order, outer);
+  detail::meta_step_into<Method>("baypr::meta::meta_step", embedding, ws, theta, episode, prior,
+                                 options);
   return std::move(ws.result);
+}
+
+// Scores of query inputs after an adaptation made by adapt<Method> (higher = more anomalous):
+//   BayPrAnoMeta  log p_a(q) - log t(q | posterior of the adapted support)
+//   ProtoMaml     |q - c|^2, c the adapted support's prototype
+//   Maml          the head's logit w . q + b
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] Eigen::VectorXd scores(const E& embedding, const Adaptation& adaptation,
+                                     const Eigen::MatrixXd& query_inputs,
+                                     const MetaOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::scores";
+  detail::check_parameters(fn, "adaptation.params", adaptation.params,
+                           Method::parameter_count(embedding));
+  baypr::detail::check_nonempty(fn, "adaptation.support", adaptation.support.rows());
+  baypr::detail::check_size(fn, "adaptation.support", "columns", adaptation.support.cols(),
+                            embedding.output_dim());
+  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
+  return Method::scores(fn, embedding, adaptation, query_inputs, options);
+}
+
+// adapt on the support, then score the queries: the evaluation of one task.
+template <class Method = BayPrAnoMeta, DifferentiableEmbedding E>
+[[nodiscard]] Eigen::VectorXd scores(const E& embedding, const Eigen::VectorXd& theta,
+                                     const Eigen::MatrixXd& support_inputs,
+                                     const Eigen::MatrixXd& query_inputs,
+                                     const NiwPrior<double>& prior,
+                                     const MetaOptions& options = {}) {
+  constexpr const char* fn = "baypr::meta::scores";
+  detail::check_entry<Method>(fn, embedding, "theta", theta, prior, options);
+  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
+  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
+  const Adaptation a = Method::adapt(fn, embedding, theta, support_inputs, prior, options);
+  return Method::scores(fn, embedding, a, query_inputs, options);
 }
 
 // meta_step with its buffers (activations, parameter-sized vectors) kept between calls: the same
 // results, and in steady state (same episode shape) no allocation of that size. One per thread:
 // step() mutates the buffers. Holds a copy of the embedding.
-template <DifferentiableEmbedding E>
+template <DifferentiableEmbedding E, class Method = BayPrAnoMeta>
 class MetaStepper {
  public:
   explicit MetaStepper(E embedding) : embedding_(std::move(embedding)) {}
 
   [[nodiscard]] const E& embedding() const { return embedding_; }
 
-  MetaStep step(const Eigen::VectorXd& theta, const MetaEpisode& episode,
-                const NiwPrior<double>& prior, const VagueAnomalyModel& anomaly = {},
-                const AdaptOptions& options = {}, MetaGradient order = default_meta_gradient<E>,
-                const OuterOptions& outer = {}) {
+  [[nodiscard]] MetaStep step(const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                              const NiwPrior<double>& prior, const MetaOptions& options = {}) {
     MetaStep out;
-    step(theta, episode, prior, anomaly, options, order, outer, out);
+    step(theta, episode, prior, options, out);
     return out;
   }
 
   // The same into out, reusing its vectors' storage (swapped with the workspace's); out is
   // unchanged when the step throws.
   void step(const Eigen::VectorXd& theta, const MetaEpisode& episode, const NiwPrior<double>& prior,
-            const VagueAnomalyModel& anomaly, const AdaptOptions& options, MetaGradient order,
-            const OuterOptions& outer, MetaStep& out) {
-    detail::meta_step_into("baypr::meta::MetaStepper::step", embedding_, ws_, theta, episode, prior,
-                           anomaly, options, order, outer);
+            const MetaOptions& options, MetaStep& out) {
+    detail::meta_step_into<Method>("baypr::meta::MetaStepper::step", embedding_, ws_, theta,
+                                   episode, prior, options);
     out.outer_loss = ws_.result.outer_loss;
     out.inner_loss = ws_.result.inner_loss;
     out.gradient.swap(ws_.result.gradient);
@@ -925,22 +1002,20 @@ inline std::pair<Eigen::VectorXd, Calibration> split_calibration(const Eigen::Ve
   return {joint.head(p), Calibration{joint(p), joint(p + 1)}};
 }
 
-// A meta-step on the joint vector [theta; rho; beta] (outer.calibration is replaced by the
-// joint's): the result's gradient has the joint layout, and so has adapted (rho, beta unchanged:
-// the inner loop does not adapt them). With a MetaStepper, so its buffers are kept.
+// A BayPrAnoMeta meta-step on the joint vector [theta; rho; beta] (options.outer.calibration is
+// replaced by the joint's): the result's gradient has the joint layout, and so has adapted (rho,
+// beta unchanged: the inner loop does not adapt them). With a MetaStepper, so its buffers are kept.
 template <DifferentiableEmbedding E>
-MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& joint,
-                              const MetaEpisode& episode, const NiwPrior<double>& prior,
-                              const VagueAnomalyModel& anomaly = {},
-                              const AdaptOptions& options = {},
-                              MetaGradient order = default_meta_gradient<E>,
-                              OuterOptions outer = {}) {
+[[nodiscard]] MetaStep calibrated_meta_step(MetaStepper<E>& stepper, const Eigen::VectorXd& joint,
+                                            const MetaEpisode& episode,
+                                            const NiwPrior<double>& prior,
+                                            MetaOptions options = {}) {
   constexpr const char* fn = "baypr::meta::calibrated_meta_step";
   baypr::detail::check_size(fn, "joint", "size", joint.size(),
                             stepper.embedding().parameter_count() + 2);
   auto [theta, calibration] = split_calibration(joint);
-  outer.calibration = calibration;
-  MetaStep step = stepper.step(theta, episode, prior, anomaly, options, order, outer);
+  options.outer.calibration = calibration;
+  MetaStep step = stepper.step(theta, episode, prior, options);
   detail::append_unadapted(step, step.calibration_gradient, joint.tail<2>());
   return step;
 }
@@ -958,15 +1033,14 @@ inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores,
 // meta-training. Where the scores do not separate the classes the right way round (alpha <= 0 at
 // the optimum), alpha = 1 / sd(s) and beta puts the boundary between the class means. Needs both
 // labels present and finite scores.
-inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vector<int>& labels) {
+inline Calibration fit_calibration(const Eigen::VectorXd& scores, const Eigen::VectorXi& labels) {
   constexpr const char* fn = "baypr::meta::fit_calibration";
   (void)baypr::detail::check_binary_labels(fn, "labels", labels, scores.size());
   baypr::detail::check_finite(fn, "scores", scores);
   double count[2] = {0.0, 0.0}, mean[2] = {0.0, 0.0};
-  for (std::size_t j = 0; j < labels.size(); ++j) {
-    const int y = labels[j];
-    count[y] += 1.0;
-    mean[y] += scores(static_cast<Eigen::Index>(j));
+  for (Eigen::Index j = 0; j < labels.size(); ++j) {
+    count[labels(j)] += 1.0;
+    mean[labels(j)] += scores(j);
   }
   if (count[0] == 0.0 || count[1] == 0.0) {
     baypr::detail::throw_invalid(fn, "labels", "needs both normal (0) and anomalous (1) queries");
@@ -974,8 +1048,8 @@ inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vec
   mean[0] /= count[0];
   mean[1] /= count[1];
   double var = 0.0;
-  for (std::size_t j = 0; j < labels.size(); ++j) {
-    const double r = scores(static_cast<Eigen::Index>(j)) - mean[labels[j]];
+  for (Eigen::Index j = 0; j < labels.size(); ++j) {
+    const double r = scores(j) - mean[labels(j)];
     var += r * r;
   }
   const double sd = std::sqrt(var / static_cast<double>(labels.size()));
@@ -987,12 +1061,12 @@ inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vec
     double value = 0.0;
     if (g) g->setZero();
     if (h) h->setZero();
-    for (std::size_t j = 0; j < labels.size(); ++j) {
-      const double s = scores(static_cast<Eigen::Index>(j)), w = 1.0 / (2.0 * count[labels[j]]);
+    for (Eigen::Index j = 0; j < labels.size(); ++j) {
+      const double s = scores(j), w = 1.0 / (2.0 * count[labels(j)]);
       const double a = p(0) * s + p(1), sg = detail::sigmoid(a);
-      value += w * (detail::softplus(a) - labels[j] * a);
+      value += w * (detail::softplus(a) - labels(j) * a);
       const Eigen::Vector2d u(s, 1.0);
-      if (g) *g += w * (sg - labels[j]) * u;
+      if (g) *g += w * (sg - labels(j)) * u;
       if (h) *h += w * sg * (1.0 - sg) * u * u.transpose();
     }
     return value;
@@ -1012,24 +1086,6 @@ inline Calibration fit_calibration(const Eigen::VectorXd& scores, const std::vec
   }
   if (!(x(0) > 0.0) || !baypr::detail::all_finite(x)) x = Eigen::Vector2d(alpha0, -alpha0 * mid);
   return Calibration{std::log(x(0)), x(1)};
-}
-
-// Scores of the queries after adaptation: log p_a(z) - log t(z | posterior(f_theta'(support))).
-template <DifferentiableEmbedding E>
-Eigen::VectorXd bayes_scores(const E& embedding, const Eigen::VectorXd& adapted,
-                             const Eigen::MatrixXd& support_inputs,
-                             const Eigen::MatrixXd& query_inputs, const NiwPrior<double>& prior,
-                             const VagueAnomalyModel& anomaly = {}, Path path = Path::automatic) {
-  constexpr const char* fn = "baypr::meta::bayes_scores";
-  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
-  detail::check_prior(fn, embedding, prior);
-  detail::check_anomaly_model(fn, anomaly);
-  const Eigen::MatrixXd Z = embedding.forward(adapted, support_inputs);
-  const Eigen::MatrixXd Q = embedding.forward(adapted, query_inputs);
-  const auto t = prior.posterior(Z, path).predictive();
-  return anomaly.log_pdf(Q) - t.log_pdf(Q);
 }
 
 }  // namespace baypr::meta

@@ -14,7 +14,11 @@
 // MAML: parameters [theta (the embedding's), w (d), b]; logit s(q) = w . q + b.
 //   inner loss  (1/n) sum_i l(s(z_i), 0)        (the support is all normal)
 //   outer loss  mean_j l(s(q_j), y_j); score s(q).
-// maml_initial_parameters() appends a zero head to the embedding's parameters.
+// initial_parameters<Maml>() appends a zero head to the embedding's parameters.
+//
+// Both are policies of meta/adapt.hpp's entry points (adapt<ProtoMaml>, meta_step<Maml>,
+// scores<ProtoMaml>, MetaStepper<E, Maml>, ...). They take the prior for the one signature and do
+// not use it; of MetaOptions they use adapt and order (adapt.path does not enter).
 #pragma once
 
 #include <Eigen/Core>
@@ -64,13 +68,13 @@ std::pair<Scalar, ParamVector<Scalar>> proto_inner(const E& embedding,
 }
 
 // l(s, y) averaged over rows, and dl/ds (already divided by the count).
-inline double logistic_loss(const Eigen::VectorXd& s, const std::vector<int>& y,
+inline double logistic_loss(const Eigen::VectorXd& s, const Eigen::VectorXi& y,
                             Eigen::VectorXd* ds) {
   const double inv = 1.0 / static_cast<double>(s.size());
   double value = 0.0;
   ds->resize(s.size());
   for (Eigen::Index j = 0; j < s.size(); ++j) {
-    const double yj = static_cast<double>(y[static_cast<std::size_t>(j)]);
+    const double yj = static_cast<double>(y(j));
     value += inv * (softplus(s(j)) - yj * s(j));
     (*ds)(j) = inv * (sigmoid(s(j)) - yj);
   }
@@ -108,183 +112,174 @@ std::pair<Scalar, ParamVector<Scalar>> maml_inner(const E& embedding,
 // ---------------------------------------------------------------------------------------------
 // Proto-MAML
 
-template <DifferentiableEmbedding E>
-LossAndGradient proto_inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& theta,
-                                              const Eigen::MatrixXd& support_inputs) {
-  constexpr const char* fn = "baypr::meta::proto_inner_loss_and_gradient";
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  auto [value, gradient] = detail::proto_inner<double>(embedding, theta, support_inputs);
-  return {value, std::move(gradient)};
-}
+struct ProtoMaml : detail::EmbeddingParameters {
+  template <class E>
+  static void check(const char*, const E&, const NiwPrior<double>&, const MetaOptions&) {}
 
-template <DifferentiableEmbedding E>
-LossAndGradient proto_outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted,
-                                              const MetaEpisode& episode) {
-  constexpr const char* fn = "baypr::meta::proto_outer_loss_and_gradient";
-  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
-  detail::check_episode(fn, embedding, episode);
-  const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
-  const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
-  const double n = static_cast<double>(Z.rows());
-  const Eigen::RowVectorXd c = Z.colwise().mean();
-  const Eigen::MatrixXd C = Z.rowwise() - c;
-  const double r = C.squaredNorm() / n;
-  const Eigen::MatrixXd D = Q.rowwise() - c;
-  const Eigen::VectorXd s = D.rowwise().squaredNorm().array() - r;
-  Eigen::VectorXd ds;
-  const double value = detail::logistic_loss(s, episode.labels, &ds);
-  const Eigen::MatrixXd dq = 2.0 * ds.asDiagonal() * D;
-  const Eigen::RowVectorXd dc = -dq.colwise().sum();
-  const double dr = -ds.sum();
-  Eigen::MatrixXd dz = (2.0 * dr / n) * C;
-  dz.rowwise() += dc / n;
-  Eigen::VectorXd gradient = embedding.vjp(adapted, episode.support, dz);
-  gradient += embedding.vjp(adapted, episode.queries, dq);
-  return {value, std::move(gradient)};
-}
+  template <class E>
+  static LossAndGradient inner(const char*, const E& embedding, const Eigen::VectorXd& theta,
+                               const Eigen::MatrixXd& support, const NiwPrior<double>&,
+                               const MetaOptions&) {
+    auto [value, gradient] = detail::proto_inner<double>(embedding, theta, support);
+    return {value, std::move(gradient)};
+  }
 
-// theta' after options.inner_steps SGD steps on the Proto-MAML inner loss (options.path unused).
-template <DifferentiableEmbedding E>
-Eigen::VectorXd proto_adapt(const E& embedding, const Eigen::VectorXd& theta,
-                            const Eigen::MatrixXd& support_inputs,
-                            const AdaptOptions& options = {}) {
-  constexpr const char* fn = "baypr::meta::proto_adapt";
-  detail::check_adapt_options(fn, options);
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  return detail::sgd_adapt(
-      fn,
-      [&](const Eigen::VectorXd& t) {
-        return detail::proto_inner<double>(embedding, t, support_inputs);
-      },
-      theta, options);
-}
+  template <class E>
+  static Adaptation adapt(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
+                          const Eigen::MatrixXd& support, const NiwPrior<double>&,
+                          const MetaOptions& options) {
+    Adaptation out;
+    detail::sgd_adapt(
+        fn,
+        [&](const Eigen::VectorXd& t) {
+          return detail::proto_inner<double>(embedding, t, support);
+        },
+        theta, options.adapt, out);
+    out.support = embedding.forward(out.params, support);
+    const Eigen::MatrixXd C = out.support.rowwise() - out.support.colwise().mean();
+    out.inner_losses.push_back(C.squaredNorm() / static_cast<double>(C.rows()));
+    return out;
+  }
 
-template <DifferentiableEmbedding E>
-MetaStep proto_maml_step(const E& embedding, const Eigen::VectorXd& theta,
-                         const MetaEpisode& episode, const AdaptOptions& options = {},
-                         MetaGradient order = default_meta_gradient<E>) {
-  constexpr const char* fn = "baypr::meta::proto_maml_step";
-  detail::check_adapt_options(fn, options);
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  detail::check_episode(fn, embedding, episode);
-  auto inner = [&](const auto& t) {
-    using Scalar = typename std::decay_t<decltype(t)>::Scalar;
-    return detail::proto_inner<Scalar>(embedding, t, episode.support);
-  };
-  auto outer = [&](const Eigen::VectorXd& t) {
-    return proto_outer_loss_and_gradient(embedding, t, episode);
-  };
-  return detail::run_meta_step(fn, embedding, theta, inner, outer, options, order);
-}
+  template <class E>
+  static OuterLossAndGradient outer(const char*, const E& embedding, const Eigen::VectorXd& adapted,
+                                    const MetaEpisode& episode, const NiwPrior<double>&,
+                                    const MetaOptions&) {
+    const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
+    const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
+    const double n = static_cast<double>(Z.rows());
+    const Eigen::RowVectorXd c = Z.colwise().mean();
+    const Eigen::MatrixXd C = Z.rowwise() - c;
+    const double r = C.squaredNorm() / n;
+    const Eigen::MatrixXd D = Q.rowwise() - c;
+    const Eigen::VectorXd s = D.rowwise().squaredNorm().array() - r;
+    Eigen::VectorXd ds;
+    OuterLossAndGradient out;
+    out.value = detail::logistic_loss(s, episode.labels, &ds);
+    const Eigen::MatrixXd dq = 2.0 * ds.asDiagonal() * D;
+    const Eigen::RowVectorXd dc = -dq.colwise().sum();
+    const double dr = -ds.sum();
+    Eigen::MatrixXd dz = (2.0 * dr / n) * C;
+    dz.rowwise() += dc / n;
+    out.gradient = embedding.vjp(adapted, episode.support, dz);
+    out.gradient += embedding.vjp(adapted, episode.queries, dq);
+    return out;
+  }
 
-// |f(q) - c|^2 with c the prototype of the support under the adapted parameters.
-template <DifferentiableEmbedding E>
-Eigen::VectorXd proto_scores(const E& embedding, const Eigen::VectorXd& adapted,
-                             const Eigen::MatrixXd& support_inputs,
-                             const Eigen::MatrixXd& query_inputs) {
-  constexpr const char* fn = "baypr::meta::proto_scores";
-  detail::check_parameters(fn, "adapted", adapted, embedding.parameter_count());
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
-  const Eigen::MatrixXd Z = embedding.forward(adapted, support_inputs);
-  const Eigen::MatrixXd Q = embedding.forward(adapted, query_inputs);
-  return (Q.rowwise() - Z.colwise().mean()).rowwise().squaredNorm();
-}
+  template <class E>
+  static void step(const char* fn, const E& embedding, detail::MetaWorkspace<E>& ws,
+                   const Eigen::VectorXd& theta, const MetaEpisode& episode,
+                   const NiwPrior<double>& prior, const MetaOptions& options, MetaGradient order) {
+    auto inner = [&](const auto& t) {
+      using Scalar = typename std::decay_t<decltype(t)>::Scalar;
+      return detail::proto_inner<Scalar>(embedding, t, episode.support);
+    };
+    auto outer_fn = [&](const Eigen::VectorXd& t) {
+      return outer(fn, embedding, t, episode, prior, options);
+    };
+    ws.result = detail::run_meta_step(fn, embedding, theta, inner, outer_fn, options.adapt, order);
+  }
+
+  // |f(q) - c|^2 with c the prototype of the adapted support.
+  template <class E>
+  static Eigen::VectorXd scores(const char*, const E& embedding, const Adaptation& adaptation,
+                                const Eigen::MatrixXd& queries, const MetaOptions&) {
+    const Eigen::MatrixXd Q = embedding.forward(adaptation.params, queries);
+    return (Q.rowwise() - adaptation.support.colwise().mean()).rowwise().squaredNorm();
+  }
+};
 
 // ---------------------------------------------------------------------------------------------
 // MAML with a linear head
 
-template <DifferentiableEmbedding E>
-Eigen::Index maml_parameter_count(const E& embedding) {
-  return embedding.parameter_count() + embedding.output_dim() + 1;
-}
+struct Maml {
+  // [theta; w (d); b].
+  template <class E>
+  [[nodiscard]] static Eigen::Index parameter_count(const E& embedding) {
+    return embedding.parameter_count() + embedding.output_dim() + 1;
+  }
 
-// [theta, w = 0, b = 0].
-template <DifferentiableEmbedding E>
-Eigen::VectorXd maml_initial_parameters(const E& embedding, const Eigen::VectorXd& theta) {
-  constexpr const char* fn = "baypr::meta::maml_initial_parameters";
-  detail::check_parameters(fn, "theta", theta, embedding.parameter_count());
-  Eigen::VectorXd params = Eigen::VectorXd::Zero(maml_parameter_count(embedding));
-  params.head(theta.size()) = theta;
-  return params;
-}
+  // [theta; w = 0; b = 0].
+  template <class E>
+  [[nodiscard]] static Eigen::VectorXd initial_parameters(const E& embedding,
+                                                          const Eigen::VectorXd& theta) {
+    Eigen::VectorXd params = Eigen::VectorXd::Zero(parameter_count(embedding));
+    params.head(theta.size()) = theta;
+    return params;
+  }
 
-template <DifferentiableEmbedding E>
-LossAndGradient maml_inner_loss_and_gradient(const E& embedding, const Eigen::VectorXd& params,
-                                             const Eigen::MatrixXd& support_inputs) {
-  constexpr const char* fn = "baypr::meta::maml_inner_loss_and_gradient";
-  detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  auto [value, gradient] = detail::maml_inner<double>(embedding, params, support_inputs);
-  return {value, std::move(gradient)};
-}
+  template <class E>
+  static void check(const char*, const E&, const NiwPrior<double>&, const MetaOptions&) {}
 
-template <DifferentiableEmbedding E>
-LossAndGradient maml_outer_loss_and_gradient(const E& embedding, const Eigen::VectorXd& adapted,
-                                             const MetaEpisode& episode) {
-  constexpr const char* fn = "baypr::meta::maml_outer_loss_and_gradient";
-  detail::check_parameters(fn, "adapted", adapted, maml_parameter_count(embedding));
-  detail::check_episode(fn, embedding, episode);
-  const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
-  const Eigen::VectorXd theta = adapted.head(p);
-  const Eigen::VectorXd w = adapted.segment(p, d);
-  const Eigen::MatrixXd Q = embedding.forward(theta, episode.queries);
-  const Eigen::VectorXd s = (Q * w).array() + adapted(p + d);
-  Eigen::VectorXd ds;
-  const double value = detail::logistic_loss(s, episode.labels, &ds);
-  Eigen::VectorXd g(adapted.size());
-  g.head(p) = embedding.vjp(theta, episode.queries, Eigen::MatrixXd(ds * w.transpose()));
-  g.segment(p, d) = Q.transpose() * ds;
-  g(p + d) = ds.sum();
-  return {value, std::move(g)};
-}
+  template <class E>
+  static LossAndGradient inner(const char*, const E& embedding, const Eigen::VectorXd& params,
+                               const Eigen::MatrixXd& support, const NiwPrior<double>&,
+                               const MetaOptions&) {
+    auto [value, gradient] = detail::maml_inner<double>(embedding, params, support);
+    return {value, std::move(gradient)};
+  }
 
-template <DifferentiableEmbedding E>
-Eigen::VectorXd maml_adapt(const E& embedding, const Eigen::VectorXd& params,
-                           const Eigen::MatrixXd& support_inputs,
-                           const AdaptOptions& options = {}) {
-  constexpr const char* fn = "baypr::meta::maml_adapt";
-  detail::check_adapt_options(fn, options);
-  detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
-  detail::check_inputs(fn, "support_inputs", embedding, support_inputs);
-  return detail::sgd_adapt(
-      fn,
-      [&](const Eigen::VectorXd& t) {
-        return detail::maml_inner<double>(embedding, t, support_inputs);
-      },
-      params, options);
-}
+  template <class E>
+  static Adaptation adapt(const char* fn, const E& embedding, const Eigen::VectorXd& params,
+                          const Eigen::MatrixXd& support, const NiwPrior<double>&,
+                          const MetaOptions& options) {
+    Adaptation out;
+    detail::sgd_adapt(
+        fn,
+        [&](const Eigen::VectorXd& t) { return detail::maml_inner<double>(embedding, t, support); },
+        params, options.adapt, out);
+    const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
+    out.support = embedding.forward(Eigen::VectorXd(out.params.head(p)), support);
+    const Eigen::VectorXd s = (out.support * out.params.segment(p, d)).array() + out.params(p + d);
+    double loss = 0.0;
+    for (Eigen::Index i = 0; i < s.size(); ++i) loss += detail::softplus(s(i));
+    out.inner_losses.push_back(loss / static_cast<double>(s.size()));
+    return out;
+  }
 
-template <DifferentiableEmbedding E>
-MetaStep maml_step(const E& embedding, const Eigen::VectorXd& params, const MetaEpisode& episode,
-                   const AdaptOptions& options = {},
-                   MetaGradient order = default_meta_gradient<E>) {
-  constexpr const char* fn = "baypr::meta::maml_step";
-  detail::check_adapt_options(fn, options);
-  detail::check_parameters(fn, "params", params, maml_parameter_count(embedding));
-  detail::check_episode(fn, embedding, episode);
-  auto inner = [&](const auto& t) {
-    using Scalar = typename std::decay_t<decltype(t)>::Scalar;
-    return detail::maml_inner<Scalar>(embedding, t, episode.support);
-  };
-  auto outer = [&](const Eigen::VectorXd& t) {
-    return maml_outer_loss_and_gradient(embedding, t, episode);
-  };
-  return detail::run_meta_step(fn, embedding, params, inner, outer, options, order);
-}
+  template <class E>
+  static OuterLossAndGradient outer(const char*, const E& embedding, const Eigen::VectorXd& adapted,
+                                    const MetaEpisode& episode, const NiwPrior<double>&,
+                                    const MetaOptions&) {
+    const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
+    const Eigen::VectorXd theta = adapted.head(p);
+    const Eigen::VectorXd w = adapted.segment(p, d);
+    const Eigen::MatrixXd Q = embedding.forward(theta, episode.queries);
+    const Eigen::VectorXd s = (Q * w).array() + adapted(p + d);
+    Eigen::VectorXd ds;
+    OuterLossAndGradient out;
+    out.value = detail::logistic_loss(s, episode.labels, &ds);
+    out.gradient.resize(adapted.size());
+    out.gradient.head(p) =
+        embedding.vjp(theta, episode.queries, Eigen::MatrixXd(ds * w.transpose()));
+    out.gradient.segment(p, d) = Q.transpose() * ds;
+    out.gradient(p + d) = ds.sum();
+    return out;
+  }
 
-// The head's anomaly logit w . f(q) + b under the adapted parameters.
-template <DifferentiableEmbedding E>
-Eigen::VectorXd maml_scores(const E& embedding, const Eigen::VectorXd& adapted,
-                            const Eigen::MatrixXd& query_inputs) {
-  constexpr const char* fn = "baypr::meta::maml_scores";
-  detail::check_parameters(fn, "adapted", adapted, maml_parameter_count(embedding));
-  detail::check_inputs(fn, "query_inputs", embedding, query_inputs);
-  const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
-  const Eigen::MatrixXd Q = embedding.forward(Eigen::VectorXd(adapted.head(p)), query_inputs);
-  return (Q * adapted.segment(p, d)).array() + adapted(p + d);
-}
+  template <class E>
+  static void step(const char* fn, const E& embedding, detail::MetaWorkspace<E>& ws,
+                   const Eigen::VectorXd& params, const MetaEpisode& episode,
+                   const NiwPrior<double>& prior, const MetaOptions& options, MetaGradient order) {
+    auto inner = [&](const auto& t) {
+      using Scalar = typename std::decay_t<decltype(t)>::Scalar;
+      return detail::maml_inner<Scalar>(embedding, t, episode.support);
+    };
+    auto outer_fn = [&](const Eigen::VectorXd& t) {
+      return outer(fn, embedding, t, episode, prior, options);
+    };
+    ws.result = detail::run_meta_step(fn, embedding, params, inner, outer_fn, options.adapt, order);
+  }
+
+  // The head's anomaly logit w . f(q) + b under the adapted parameters.
+  template <class E>
+  static Eigen::VectorXd scores(const char*, const E& embedding, const Adaptation& adaptation,
+                                const Eigen::MatrixXd& queries, const MetaOptions&) {
+    const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
+    const Eigen::VectorXd& a = adaptation.params;
+    const Eigen::MatrixXd Q = embedding.forward(Eigen::VectorXd(a.head(p)), queries);
+    return (Q * a.segment(p, d)).array() + a(p + d);
+  }
+};
 
 }  // namespace baypr::meta

@@ -10,14 +10,13 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <vector>
 
 namespace baypr::meta {
 
 // One support/query episode: inputs one per row; labels 0 (normal) or 1 (anomalous), one per query.
 struct MetaEpisode {
   Eigen::MatrixXd support, queries;
-  std::vector<int> labels;
+  Eigen::VectorXi labels;
 };
 
 struct MetaStep {

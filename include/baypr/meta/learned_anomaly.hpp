@@ -6,7 +6,7 @@
 //   anomaly_log_pdf_coordinate_gradient(a, Z)   d log p_a(z_j) / d coordinates, a row per row of Z
 //   joint_parameters(theta, model)              [theta; location; log scale; log dof]
 //   split_joint_parameters(joint)               -> {theta, model}
-//   learned_anomaly_meta_step(embedding, joint, episode, prior, options, order, outer)
+//   learned_anomaly_meta_step(embedding, joint, episode, prior, options)
 //
 // BayPrAnoMeta's outer loss scores queries under the vague Student-t p_a (location a, scale s I,
 // dof v; authors a = 0, s = 100, v = 2). The inner loop never sees p_a, so the meta-gradient of
@@ -112,19 +112,20 @@ inline std::pair<Eigen::VectorXd, VagueAnomalyModel> split_joint_parameters(
 }
 
 // meta_step with the anomaly model's coordinates appended to the parameters: `joint` =
-// joint_parameters(theta, anomaly). The result's gradient and adapted vectors have the joint
-// layout (the anomaly coordinates are not adapted by the inner loop: adapted's tail = joint's).
+// joint_parameters(theta, anomaly), which replaces options.anomaly. The result's gradient and
+// adapted vectors have the joint layout (the anomaly coordinates are not adapted by the inner
+// loop: adapted's tail = joint's).
 template <DifferentiableEmbedding E>
-MetaStep learned_anomaly_meta_step(const E& embedding, const Eigen::VectorXd& joint,
-                                   const MetaEpisode& episode, const NiwPrior<double>& prior,
-                                   const AdaptOptions& options = {},
-                                   MetaGradient order = default_meta_gradient<E>,
-                                   const OuterOptions& outer = {}) {
+[[nodiscard]] MetaStep learned_anomaly_meta_step(const E& embedding, const Eigen::VectorXd& joint,
+                                                 const MetaEpisode& episode,
+                                                 const NiwPrior<double>& prior,
+                                                 MetaOptions options = {}) {
   constexpr const char* fn = "baypr::meta::learned_anomaly_meta_step";
   baypr::detail::check_size(fn, "joint", "size", joint.size(),
                             embedding.parameter_count() + AnomalyCoordinates::size);
   auto [theta, anomaly] = split_joint_parameters(joint);
-  MetaStep step = meta_step(embedding, theta, episode, prior, anomaly, options, order, outer);
+  options.anomaly = anomaly;
+  MetaStep step = meta_step(embedding, theta, episode, prior, options);
 
   // dL/d coordinates = sum_j (dL / d log p_a(q_j)) d log p_a(q_j) / d coordinates.
   const Eigen::MatrixXd q = embedding.forward(step.adapted, episode.queries);

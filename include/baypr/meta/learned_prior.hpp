@@ -5,7 +5,7 @@
 //                                               of an NIW prior with a diagonal Psi0 = diag(psi)
 //   prior_joint_parameters(prior, calibration)  [prior coordinates; rho; beta]
 //   split_prior_joint(joint)                    -> {prior, calibration}
-//   learned_prior_step(Z, Q, labels, joint, anomaly, outer)
+//   learned_prior_step(Z, Q, labels, joint, options)
 //
 // With the features fixed (an embedding frozen at theta, or descriptors with no embedding), the
 // score s_j = log p_a(q_j) - log t(q_j | posterior of Z under the prior) depends on the prior and
@@ -87,17 +87,20 @@ struct PriorCoordinates {
   return {PriorCoordinates::prior(joint.head(n)), Calibration{joint(n), joint(n + 1)}};
 }
 
-// The calibrated outer loss (outer.objective discriminative or ranking; outer.calibration is
-// ignored: the calibration comes from the joint vector) of one episode on fixed support features Z
+// The calibrated outer loss (options.outer.objective discriminative or ranking;
+// options.outer.calibration is ignored: the calibration comes from the joint vector; the anomaly
+// model is options.anomaly, the posterior path options.adapt.path, and options.order does not
+// enter: nothing is adapted) of one episode on fixed support features Z
 // (n x d) and query features Q (m x d), and its gradient with respect to
 // joint = [prior coordinates; rho; beta]. MetaStep::outer_loss and ::gradient are set, and
 // ::calibration_gradient and ::anomaly_weights (dL/ds_j) as in the other steps; inner_loss is 0 and
 // adapted is empty (nothing is adapted). SupCon does not enter (the features are fixed).
 template <class DZ, class DQ>
-[[nodiscard]] MetaStep learned_prior_step(
-    const Eigen::MatrixBase<DZ>& Z, const Eigen::MatrixBase<DQ>& Q, const std::vector<int>& labels,
-    const Eigen::VectorXd& joint, const VagueAnomalyModel& anomaly = {},
-    const OuterOptions& outer = {}, Path path = Path::automatic) {
+[[nodiscard]] MetaStep learned_prior_step(const Eigen::MatrixBase<DZ>& Z,
+                                          const Eigen::MatrixBase<DQ>& Q,
+                                          const Eigen::VectorXi& labels,
+                                          const Eigen::VectorXd& joint,
+                                          const MetaOptions& options = {}) {
   constexpr const char* fn = "baypr::meta::learned_prior_step";
   baypr::detail::check_nonempty(fn, "Z", Z.rows());
   baypr::detail::check_nonempty(fn, "Q", Q.rows());
@@ -108,9 +111,12 @@ template <class DZ, class DQ>
   baypr::detail::check_finite(fn, "Q", Q);
   baypr::detail::check_finite(fn, "joint", joint);
   (void)baypr::detail::check_binary_labels(fn, "labels", labels, Q.rows());
-  if (outer.objective != Objective::discriminative && outer.objective != Objective::ranking) {
+  const VagueAnomalyModel& anomaly = options.anomaly;
+  const Path path = options.adapt.path;
+  if (options.outer.objective != Objective::discriminative &&
+      options.outer.objective != Objective::ranking) {
     baypr::detail::throw_invalid(
-        fn, "outer.objective",
+        fn, "options.outer.objective",
         "must be discriminative or ranking (the generative loss of a prior is its "
         "evidence: use baypr::fit_prior)");
   }
@@ -122,7 +128,7 @@ template <class DZ, class DQ>
                                      ") outside [-50, 50], got " +
                                      baypr::detail::format_value(calibration.rho));
   }
-  OuterOptions o = outer;
+  OuterOptions o = options.outer;
   o.calibration = calibration;
   o.supcon_weight = 0.0;
   detail::check_outer_options(fn, o);

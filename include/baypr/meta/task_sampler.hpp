@@ -35,12 +35,11 @@ struct TaskShape {
 // `classes` (so held-out classes never leak into meta-training).
 class ClassTaskSampler {
  public:
-  ClassTaskSampler(Eigen::MatrixXd inputs, const std::vector<int>& labels, std::vector<int> classes,
+  ClassTaskSampler(Eigen::MatrixXd inputs, const Eigen::VectorXi& labels, std::vector<int> classes,
                    TaskShape shape)
       : inputs_(std::move(inputs)), classes_(std::move(classes)), shape_(shape) {
     constexpr std::string_view fn = "baypr::meta::ClassTaskSampler";
-    baypr::detail::check_size(fn, "labels", "size", static_cast<Eigen::Index>(labels.size()),
-                              inputs_.rows());
+    baypr::detail::check_size(fn, "labels", "size", labels.size(), inputs_.rows());
     baypr::detail::check_finite(fn, "inputs", inputs_);
     if (classes_.size() < 2)
       baypr::detail::throw_invalid(
@@ -57,9 +56,9 @@ class ClassTaskSampler {
       baypr::detail::throw_invalid(fn, "shape", "shots and both query counts must be >= 1");
     }
     rows_.resize(classes_.size());
-    for (std::size_t i = 0; i < labels.size(); ++i) {
+    for (Eigen::Index i = 0; i < labels.size(); ++i) {
       for (std::size_t c = 0; c < classes_.size(); ++c) {
-        if (labels[i] == classes_[c]) rows_[c].push_back(static_cast<Eigen::Index>(i));
+        if (labels(i) == classes_[c]) rows_[c].push_back(i);
       }
     }
     std::size_t total = 0;
@@ -97,8 +96,8 @@ class ClassTaskSampler {
     std::vector<Eigen::Index> queries(normal.begin() + shape_.shots, normal.end());
     queries.insert(queries.end(), anomalous.begin(), anomalous.end());
     e.queries = inputs_(queries, Eigen::all);
-    e.labels.assign(static_cast<std::size_t>(shape_.normal_queries), 0);
-    e.labels.resize(queries.size(), 1);
+    e.labels.setOnes(static_cast<Eigen::Index>(queries.size()));
+    e.labels.head(shape_.normal_queries).setZero();
     return e;
   }
 

@@ -4,7 +4,7 @@
 //   TrainerOptions { epochs, steps_per_epoch, meta_batch, seed, adam, log_path, checkpoint_dir,
 //                    resume, observer, keep_best, patience }
 //   TrainResult train(theta0, step, sampler, validate, options)
-//     step(theta, episode) -> MetaStep (e.g. a lambda around meta_step / proto_maml_step)
+//     step(theta, episode) -> MetaStep (e.g. a lambda around meta_step or a MetaStepper)
 //     sampler.sample(std::mt19937_64&) -> MetaEpisode (e.g. ClassTaskSampler,
 //                                                       meta/task_sampler.hpp)
 //     validate(theta) -> double (e.g. mean AUROC on validation classes held out from the
