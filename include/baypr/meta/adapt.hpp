@@ -464,21 +464,18 @@ void sgd_adapt(const char* fn, const Inner& inner, const Eigen::VectorXd& theta,
 
 namespace detail {
 
-template <class E>
-struct TapeOf {
-  using type = int;  // unused: E has no tape
-};
-template <TapedEmbedding E>
-struct TapeOf<E> {
-  using type = typename E::Tape;
-};
-
 // Everything a meta-step allocates, kept between the steps of a MetaStepper so that steady-state
 // steps allocate nothing parameter- or activation-sized: glibc hands big freed blocks back to the
-// OS, and touching fresh ones page-faults (measured: about half of a conv step).
+// OS, and touching fresh ones page-faults (measured: about half of a conv step). An embedding
+// without the tape API allocates in its forward/vjp anyway: only the result is kept.
 template <class E>
 struct MetaWorkspace {
-  using Tape = typename TapeOf<E>::type;
+  MetaStep result;
+};
+
+template <TapedEmbedding E>
+struct MetaWorkspace<E> {
+  using Tape = typename E::Tape;
   std::vector<Tape> inner;  // one per inner step for second order (their activations)
   std::vector<Eigen::MatrixXd> inner_z;
   std::vector<Eigen::VectorXd> trajectory;  // theta_0 .. theta_{T-1}
