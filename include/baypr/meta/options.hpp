@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "baypr/core/traits.hpp"
+#include "baypr/meta/embedding.hpp"
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/student_t.hpp"
 

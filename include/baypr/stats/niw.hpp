@@ -24,6 +24,7 @@
 #include "baypr/core/traits.hpp"
 #include "baypr/stats/low_rank.hpp"
 #include "baypr/stats/student_t.hpp"
+#include "baypr/stats/sufficient_statistics.hpp"
 
 namespace baypr {
 
@@ -119,6 +120,14 @@ class NiwPrior {
   [[nodiscard]] Posterior posterior(Path path = Path::automatic) const {
     return Posterior(*this, path);
   }
+  // Posterior given the sufficient statistics of the samples (stats/sufficient_statistics.hpp:
+  // e.g. pooled from several sites) instead of the samples: equal to the posterior of the samples
+  // to rounding. Always the dense path (the low-rank path needs the samples themselves; asking for
+  // it throws).
+  [[nodiscard]] Posterior posterior(const SufficientStatistics<Scalar>& statistics,
+                                    Path path = Path::automatic) const {
+    return Posterior(*this, statistics, path);
+  }
 
   // The prior predictive (the posterior predictive with no samples).
   [[nodiscard]] StudentT<Scalar, Dim> predictive() const { return posterior().predictive(); }
@@ -194,6 +203,23 @@ class NiwPosterior {
     refactor(fn);
   }
 
+  NiwPosterior(const Prior& prior, const SufficientStatistics<Scalar>& statistics,
+               Path path = Path::automatic)
+      : prior_(prior), path_(path) {
+    constexpr const char* fn = "baypr::NiwPrior::posterior";
+    statistics.check(fn, "statistics");
+    detail::check_size(fn, "statistics", "dimension", statistics.dim(), prior.dim());
+    if (path == Path::low_rank) {
+      detail::throw_invalid(fn, "path",
+                            "must be automatic or dense: the low-rank path needs the samples "
+                            "themselves");
+    }
+    n_ = statistics.count;
+    mean_ = statistics.mean;
+    centred_scatter_ = statistics.scatter;
+    refactor(fn);
+  }
+
   [[nodiscard]] const Prior& prior() const { return prior_; }
   [[nodiscard]] Eigen::Index dim() const { return prior_.dim(); }
   [[nodiscard]] Eigen::Index count() const { return n_; }
@@ -220,6 +246,11 @@ class NiwPosterior {
   [[nodiscard]] Scalar log_det_scatter() const {
     if (low_rank_) return psi_low_rank_.log_det();
     return Scalar(2) * llt_->matrixLLT().diagonal().array().log().sum();
+  }
+  // The sufficient statistics (count, mean, centred scatter) as one value: what a site sends
+  // to pool its posterior with others' (NiwPrior::posterior(statistics) rebuilds one).
+  [[nodiscard]] SufficientStatistics<Scalar> statistics() const {
+    return {n_, mean_, sample_scatter()};
   }
   // Sufficient statistics: mean zbar (zero when empty) and centred scatter S of the samples.
   [[nodiscard]] const Vector& sample_mean() const { return mean_; }
