@@ -155,7 +155,8 @@ TEST_CASE("federated: plain FedAvg of one local step is SGD on the sites' mean g
                  (theta0 - Eigen::Vector3d(1.0, 1.0, 1.0)).squaredNorm()) < 1e-13);
 }
 
-TEST_CASE("federated: aggregate weights by episodes and rejects non-finite updates", "[federated]") {
+TEST_CASE("federated: aggregate weights by episodes and rejects non-finite updates",
+          "[federated]") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<fed::ClientUpdate> u = {{Eigen::Vector2d(1.0, 0.0), 1, 2.0},
                                       {Eigen::Vector2d(nan, 0.0), 5, 1.0},
@@ -229,8 +230,8 @@ TEST_CASE("federated: bad input is named; a site's exception reaches the caller"
   CHECK(contains(message_of([&] { (void)fed::aggregate({}); }),
                  "baypr::federated::aggregate: argument 'updates' needs at least one update"));
   CHECK(contains(message_of([&] {
-                   (void)fed::aggregate({{Eigen::Vector2d::Zero(), 1, 0.0},
-                                         {Eigen::Vector3d::Zero(), 1, 0.0}});
+                   (void)fed::aggregate(
+                       {{Eigen::Vector2d::Zero(), 1, 0.0}, {Eigen::Vector3d::Zero(), 1, 0.0}});
                  }),
                  "argument 'updates[1].payload' has size 3, expected 2"));
   CHECK(contains(message_of([&] {
@@ -245,9 +246,12 @@ TEST_CASE("federated: bad input is named; a site's exception reaches the caller"
     s.gradient = Eigen::VectorXd::Zero(2);
     return s;
   };
-  CHECK(contains(message_of([&] { (void)fed::federate(theta0, {sites[0], short_step}, {}); }),
-                 "baypr::federated::client_update: argument 'step(theta, episode).gradient' has size 2, "
-                 "expected 3"));
+  CHECK(contains(
+      message_of([&] {
+        (void)fed::federate(theta0, {sites[0], short_step}, {});
+      }),
+      "baypr::federated::client_update: argument 'step(theta, episode).gradient' has size 2, "
+      "expected 3"));
   fed::Client throwing = sites[0];
   throwing.step = [](const Eigen::VectorXd&, const meta::MetaEpisode&) -> meta::MetaStep {
     throw std::runtime_error("site failed");

@@ -68,10 +68,10 @@ inline meta::Adam adam(double lr) {
 struct FederatedOptions {
   Algorithm algorithm = Algorithm::fedsgd;
   int rounds = 100;
-  int local_episodes = 4;  // E: episodes per site and round
-  double local_lr = 1e-3;  // fedavg: the sites' SGD step size
+  int local_episodes = 4;                  // E: episodes per site and round
+  double local_lr = 1e-3;                  // fedavg: the sites' SGD step size
   meta::Adam server = detail::adam(1e-3);  // the server optimiser
-  bool server_adam = true;  // fedavg: false applies the averaged change as it is
+  bool server_adam = true;                 // fedavg: false applies the averaged change as it is
   std::uint64_t seed = 0;
   int threads = 0;  // 0: one per site, at most std::thread::hardware_concurrency(); 1: serial
 };
@@ -85,10 +85,10 @@ struct ClientUpdate {
 };
 
 struct Aggregate {
-  Eigen::VectorXd payload;        // episode-weighted mean of the accepted payloads
-  std::vector<int> accepted;      // indices into the updates
-  std::vector<int> rejected;      // not finite
-  double loss = 0.0;              // episode-weighted mean loss of the accepted updates
+  Eigen::VectorXd payload;    // episode-weighted mean of the accepted payloads
+  std::vector<int> accepted;  // indices into the updates
+  std::vector<int> rejected;  // not finite
+  double loss = 0.0;          // episode-weighted mean loss of the accepted updates
   int episodes = 0;
 };
 
@@ -196,7 +196,8 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
     out.payload = Eigen::VectorXd::Zero(theta.size());
     for (int e = 0; e < options.local_episodes; ++e) {
       const meta::MetaStep s = client.step(theta, client.sample(rng));
-      baypr::detail::check_size(fn, "step(theta, episode).gradient", "size", s.gradient.size(), theta.size());
+      baypr::detail::check_size(fn, "step(theta, episode).gradient", "size", s.gradient.size(),
+                                theta.size());
       out.payload += inv * s.gradient;
       out.loss += inv * s.outer_loss;
     }
@@ -204,7 +205,8 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
     Eigen::VectorXd local = theta;
     for (int e = 0; e < options.local_episodes; ++e) {
       const meta::MetaStep s = client.step(local, client.sample(rng));
-      baypr::detail::check_size(fn, "step(theta, episode).gradient", "size", s.gradient.size(), theta.size());
+      baypr::detail::check_size(fn, "step(theta, episode).gradient", "size", s.gradient.size(),
+                                theta.size());
       out.loss += inv * s.outer_loss;
       local -= options.local_lr * s.gradient;
     }
