@@ -1,6 +1,6 @@
 // federated/algorithms.hpp: FedSGD and FedAvg rounds in process, on a step whose optimum is known
-// (site c's episodes pull theta to its target t_c: loss 0.5 |theta - z|^2 with z = t_c + noise),
-// so the algorithms' arithmetic can be checked exactly; the real meta-step is meta/'s business.
+// (support/quadratic_sites.hpp), so the algorithms' arithmetic can be checked exactly; the real
+// meta-step is meta/'s business.
 #include <Eigen/Core>
 #include <cmath>
 #include <limits>
@@ -12,44 +12,15 @@
 #include "baypr/federated/algorithms.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
+#include "support/quadratic_sites.hpp"
 
 namespace fed = baypr::federated;
 namespace meta = baypr::meta;
 using baypr::test::contains;
 using baypr::test::message_of;
 
-namespace {
-
-// A site whose episodes are one row z = target + noise * N(0, I), and whose step is the gradient
-// of 0.5 |theta - z|^2.
-fed::Client quadratic_site(Eigen::VectorXd target, double noise) {
-  fed::Client c;
-  c.sample = [target, noise](std::mt19937_64& rng) {
-    meta::MetaEpisode e;
-    e.support = target.transpose();
-    for (Eigen::Index j = 0; j < target.size(); ++j) {
-      e.support(0, j) += noise * baypr::standard_normal(rng);
-    }
-    return e;
-  };
-  c.step = [](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
-    meta::MetaStep s;
-    const Eigen::VectorXd z = e.support.row(0).transpose();
-    s.gradient = theta - z;
-    s.outer_loss = 0.5 * s.gradient.squaredNorm();
-    s.adapted = theta;
-    return s;
-  };
-  return c;
-}
-
-std::vector<fed::Client> three_sites(double noise) {
-  return {quadratic_site(Eigen::Vector3d(1.0, 0.0, -1.0), noise),
-          quadratic_site(Eigen::Vector3d(3.0, 2.0, 0.0), noise),
-          quadratic_site(Eigen::Vector3d(-1.0, 1.0, 4.0), noise)};
-}
-
-}  // namespace
+using baypr::test::quadratic_site;
+using baypr::test::three_sites;
 
 TEST_CASE("federated: one FedSGD round is the server's Adam step on the sites' mean gradient",
           "[federated]") {
@@ -155,7 +126,7 @@ TEST_CASE("federated: plain FedAvg of one local step is SGD on the sites' mean g
                  (theta0 - Eigen::Vector3d(1.0, 1.0, 1.0)).squaredNorm()) < 1e-13);
 }
 
-TEST_CASE("federated: aggregate weights by episodes and rejects non-finite updates",
+TEST_CASE("federated: aggregate weights by episodes and rejects non-finite or too large updates",
           "[federated]") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<fed::ClientUpdate> u = {{Eigen::Vector2d(1.0, 0.0), 1, 2.0},
@@ -167,6 +138,17 @@ TEST_CASE("federated: aggregate weights by episodes and rejects non-finite updat
   CHECK(a.episodes == 4);
   CHECK((a.payload - Eigen::Vector2d(0.25, 3.0)).norm() < 1e-15);
   CHECK(std::abs(a.loss - 5.0) < 1e-15);
+  // An implausibly large update (norm 4 > 3.5) is rejected like a non-finite one; the limit is
+  // inclusive (norm 1 <= 1 passes).
+  const fed::Aggregate limited = fed::aggregate(u, 3.5);
+  CHECK(limited.accepted == std::vector<int>{0});
+  CHECK(limited.rejected == std::vector<int>{1, 2});
+  CHECK(limited.payload == Eigen::Vector2d(1.0, 0.0));
+  CHECK(fed::aggregate(u, 1.0).accepted == std::vector<int>{0});
+  CHECK(contains(message_of([&] { (void)fed::aggregate(u, 0.0); }),
+                 "argument 'max_update_norm' must be > 0"));
+  CHECK(contains(message_of([&] { (void)fed::aggregate(u, nan); }),
+                 "argument 'max_update_norm' must be > 0"));
   u[0].loss = std::numeric_limits<double>::infinity();
   CHECK(fed::aggregate(u).accepted == std::vector<int>{2});
 
@@ -212,6 +194,10 @@ TEST_CASE("federated: bad input is named; a site's exception reaches the caller"
   o = {};
   o.threads = -2;
   CHECK(contains(message(o), "argument 'options.threads'"));
+  o = {};
+  o.max_update_norm = -1.0;
+  CHECK(
+      contains(message(o), "argument 'options.max_update_norm' must be > 0 (infinity: no limit)"));
   o = {};
   o.algorithm = static_cast<fed::Algorithm>(7);
   CHECK(contains(message(o), "argument 'options.algorithm' is not a valid Algorithm, got 7"));

@@ -3,7 +3,8 @@
 //
 //   Client { sample, step }                   a site: draws its own episodes, takes a meta-step
 //   client_update(client, theta, round, id, options) -> ClientUpdate   what a site sends
-//   aggregate(updates) -> Aggregate           the server's episode-weighted average
+//   aggregate(updates, max_norm) -> Aggregate the server's episode-weighted average
+//   server_step(theta, adam, aggregate, options)                      the server's update
 //   federate(theta0, clients, options) -> FederatedResult              rounds, in process
 //
 // Algorithms (FederatedOptions::algorithm):
@@ -23,9 +24,10 @@
 // and the server reduces in site order, so a run is bitwise the same for any number of threads.
 // Each Client's step is called from one thread at a time (give each site its own MetaStepper).
 //
-// Faults: an update that is not finite is rejected (recorded in RoundRecord::rejected, weights
-// renormalised over the others); a round where every update was rejected leaves theta unchanged.
-// The networked transports (gRPC with mutual TLS) build on client_update and aggregate.
+// Faults: an update that is not finite, or whose norm exceeds options.max_update_norm, is rejected
+// (recorded in RoundRecord::rejected, weights renormalised over the others); a round where every
+// update was rejected leaves theta unchanged. The networked transport (federated/grpc.hpp: gRPC
+// with mutual TLS) builds on client_update, aggregate and server_step.
 #pragma once
 
 #include <Eigen/Core>
@@ -37,6 +39,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -74,6 +77,9 @@ struct FederatedOptions {
   bool server_adam = true;                 // fedavg: false applies the averaged change as it is
   std::uint64_t seed = 0;
   int threads = 0;  // 0: one per site, at most std::thread::hardware_concurrency(); 1: serial
+  // The server rejects an update whose payload norm exceeds this (an implausible update: a
+  // diverged or hostile site), as it rejects a non-finite one. Infinity: no limit.
+  double max_update_norm = std::numeric_limits<double>::infinity();
 };
 
 // What a site sends for one round: the average meta-gradient (fedsgd) or its change of theta
@@ -87,7 +93,7 @@ struct ClientUpdate {
 struct Aggregate {
   Eigen::VectorXd payload;    // episode-weighted mean of the accepted payloads
   std::vector<int> accepted;  // indices into the updates
-  std::vector<int> rejected;  // not finite
+  std::vector<int> rejected;  // not finite, or norm above the limit
   double loss = 0.0;          // episode-weighted mean loss of the accepted updates
   int episodes = 0;
 };
@@ -95,7 +101,7 @@ struct Aggregate {
 struct RoundRecord {
   int round = 0;
   std::vector<int> clients;   // the sites whose updates were aggregated
-  std::vector<int> rejected;  // the sites whose updates were not finite
+  std::vector<int> rejected;  // the sites whose updates were refused (not finite, or too large)
   double loss = 0.0;          // episode-weighted mean outer loss at the round's theta
   // |aggregated gradient|^2 (fedsgd) or |averaged change / (E local_lr)|^2 (fedavg): the
   // stationarity measure of the method's convergence result.
@@ -130,6 +136,11 @@ inline void check_options(const char* fn, const FederatedOptions& o) {
     baypr::detail::throw_invalid(
         fn, "options.local_lr",
         "must be finite and > 0, got " + baypr::detail::format_value(o.local_lr));
+  }
+  if (!(o.max_update_norm > 0.0)) {
+    baypr::detail::throw_invalid(
+        fn, "options.max_update_norm",
+        "must be > 0 (infinity: no limit), got " + baypr::detail::format_value(o.max_update_norm));
   }
   if (o.threads < 0) {
     baypr::detail::throw_invalid(fn, "options.threads",
@@ -215,10 +226,18 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
   return out;
 }
 
-// The episode-weighted mean of the finite updates (all of one size, at least one update).
-[[nodiscard]] inline Aggregate aggregate(const std::vector<ClientUpdate>& updates) {
+// The episode-weighted mean of the updates that are finite and whose payload norm is at most
+// max_update_norm (all of one size, at least one update).
+[[nodiscard]] inline Aggregate aggregate(
+    const std::vector<ClientUpdate>& updates,
+    double max_update_norm = std::numeric_limits<double>::infinity()) {
   constexpr const char* fn = "baypr::federated::aggregate";
   if (updates.empty()) baypr::detail::throw_invalid(fn, "updates", "needs at least one update");
+  if (!(max_update_norm > 0.0)) {
+    baypr::detail::throw_invalid(
+        fn, "max_update_norm",
+        "must be > 0 (infinity: no limit), got " + baypr::detail::format_value(max_update_norm));
+  }
   const Eigen::Index p = updates[0].payload.size();
   Aggregate out;
   out.payload = Eigen::VectorXd::Zero(p);
@@ -231,7 +250,8 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
                                    "must be >= 1, got " + std::to_string(u.episodes));
     }
     const int index = static_cast<int>(i);
-    if (!std::isfinite(u.loss) || !baypr::detail::all_finite(u.payload)) {
+    if (!std::isfinite(u.loss) || !baypr::detail::all_finite(u.payload) ||
+        u.payload.norm() > max_update_norm) {
       out.rejected.push_back(index);
       continue;
     }
@@ -245,6 +265,27 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
     out.loss += w * u.loss;
   }
   return out;
+}
+
+// The server's step on a round's aggregate: an Adam step on the mean gradient (fedsgd), or on
+// the negated mean change (fedavg with server_adam; without, the mean change is added). Returns
+// the round's stationarity measure (RoundRecord::gradient_norm2). An aggregate with no accepted
+// update leaves theta and the optimiser unchanged and returns 0. Every transport calls this, so
+// that they agree bitwise.
+inline double server_step(Eigen::VectorXd& theta, meta::Adam& server, const Aggregate& a,
+                          const FederatedOptions& options) {
+  if (a.accepted.empty()) return 0.0;
+  if (options.algorithm == Algorithm::fedsgd) {
+    server.step(theta, a.payload);
+    return a.payload.squaredNorm();
+  }
+  const double scale = 1.0 / (options.local_lr * options.local_episodes);
+  if (options.server_adam) {
+    server.step(theta, Eigen::VectorXd(-a.payload));
+  } else {
+    theta += a.payload;
+  }
+  return (scale * a.payload).squaredNorm();
 }
 
 // `rounds` rounds with every client participating, the clients of a round on threads of this
@@ -268,7 +309,7 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
     detail::for_each_index(clients.size(), options.threads, [&](std::size_t i) {
       updates[i] = client_update(clients[i], result.theta, round, i, options);
     });
-    const Aggregate a = aggregate(updates);
+    const Aggregate a = aggregate(updates, options.max_update_norm);
     RoundRecord r;
     r.round = round;
     r.clients = a.accepted;
@@ -276,20 +317,7 @@ void for_each_index(std::size_t n, int threads, const Work& work) {
     r.loss = a.loss;
     r.bytes_sent = clients.size() * theta_bytes;
     r.bytes_received = clients.size() * (theta_bytes + sizeof(int) + sizeof(double));
-    if (!a.accepted.empty()) {
-      if (options.algorithm == Algorithm::fedsgd) {
-        r.gradient_norm2 = a.payload.squaredNorm();
-        options.server.step(result.theta, a.payload);
-      } else {
-        const double scale = 1.0 / (options.local_lr * options.local_episodes);
-        r.gradient_norm2 = (scale * a.payload).squaredNorm();
-        if (options.server_adam) {
-          options.server.step(result.theta, Eigen::VectorXd(-a.payload));
-        } else {
-          result.theta += a.payload;
-        }
-      }
-    }
+    r.gradient_norm2 = server_step(result.theta, options.server, a, options);
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     result.history.push_back(std::move(r));
   }
