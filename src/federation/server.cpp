@@ -79,7 +79,10 @@ void check_options(const Eigen::VectorXd& theta0, const ServerOptions& o) {
 std::string join_ids(const std::vector<int>& ids) {
   if (ids.empty()) return "none";
   std::string s;
-  for (const int i : ids) s += (s.empty() ? "" : ",") + std::to_string(i);
+  for (const int i : ids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(i);
+  }
   return s;
 }
 

@@ -105,7 +105,10 @@ std::string history_csv(const fed::FederatedResult& r) {
   out << "round,clients,rejected,loss,gradient_norm2,seconds,bytes_sent,bytes_received\n";
   const auto ids = [](const std::vector<int>& v) {
     std::string s;
-    for (const int i : v) s += (s.empty() ? "" : " ") + std::to_string(i);
+    for (const int i : v) {
+      if (!s.empty()) s += ' ';
+      s += std::to_string(i);
+    }
     return s;
   };
   for (const auto& h : r.history) {
