@@ -510,10 +510,12 @@ bool gnuplot_available() {
   return find_gnuplot().has_value();
 }
 
-bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
-                     const std::vector<Curve>& curves) {
-  constexpr std::string_view fn = "baypr::report::plot_roc_curves";
-  const ChartFiles f = chart_files(fn, png);
+namespace {
+
+// Checks the curves (at least one; as many x as y values, at least one, all finite) and writes
+// them as one gnuplot index block per curve.
+std::string curve_blocks(std::string_view fn, const std::string& what,
+                         const std::vector<Curve>& curves) {
   if (curves.empty()) throw_invalid(fn, "curves", "must hold at least one curve");
   for (std::size_t i = 0; i < curves.size(); ++i) {
     const std::string arg = "curves[" + std::to_string(i) + "]";
@@ -526,18 +528,26 @@ bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
     check_finite_values(fn, arg + ".x", curves[i].x);
     check_finite_values(fn, arg + ".y", curves[i].y);
   }
-
-  // One index block per curve (blocks separated by two blank lines).
   auto dat = number_stream();
-  dat << "# ROC curves: false positive rate, true positive rate; one block per curve\n";
+  dat << "# " << what << "; one block per curve\n";
   for (std::size_t i = 0; i < curves.size(); ++i) {
-    if (i > 0) dat << "\n\n";
+    if (i > 0) dat << "\n\n";  // blocks are separated by two blank lines
     dat << "# curve " << i << ": " << comment_text(curves[i].label) << "\n";
     for (std::size_t j = 0; j < curves[i].x.size(); ++j) {
       dat << curves[i].x[j] << ' ' << curves[i].y[j] << '\n';
     }
   }
+  return dat.str();
+}
 
+}  // namespace
+
+bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
+                     const std::vector<Curve>& curves) {
+  constexpr std::string_view fn = "baypr::report::plot_roc_curves";
+  const ChartFiles f = chart_files(fn, png);
+  const std::string dat =
+      curve_blocks(fn, "ROC curves: false positive rate, true positive rate", curves);
   std::ostringstream gp;
   gp << script_header("ROC curves", f) << terminal_block(640, 600, f) << "set title "
      << gp_quote(title) << "\n"
@@ -551,7 +561,38 @@ bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
   }
   gp << "  x with lines dt 2 lc rgb '#808080' title 'chance'\n";
 
-  write_text(fn, f.dat, dat.str());
+  write_text(fn, f.dat, dat);
+  write_text(fn, f.gp, gp.str());
+  return run_gnuplot(fn, f);
+}
+
+bool plot_series(const std::filesystem::path& png, const std::string& title,
+                 const std::string& x_label, const std::string& y_label,
+                 const std::vector<Curve>& curves, bool log_y) {
+  constexpr std::string_view fn = "baypr::report::plot_series";
+  const ChartFiles f = chart_files(fn, png);
+  const std::string dat = curve_blocks(fn, "series: x, y", curves);
+  if (log_y) {
+    for (std::size_t i = 0; i < curves.size(); ++i) {
+      for (std::size_t j = 0; j < curves[i].y.size(); ++j) {
+        if (!(curves[i].y[j] > 0.0)) {
+          throw_invalid(fn, "curves[" + std::to_string(i) + "].y",
+                        "must be > 0 on a log scale, got " + format_value(curves[i].y[j]) +
+                            " at index " + std::to_string(j));
+        }
+      }
+    }
+  }
+  std::ostringstream gp;
+  gp << script_header("series", f) << terminal_block(720, 480, f) << "set title " << gp_quote(title)
+     << "\nset xlabel " << gp_quote(x_label) << "\nset ylabel " << gp_quote(y_label)
+     << "\nset grid\nset key top right box opaque\n"
+     << (log_y ? "set logscale y\n" : "") << "plot \\\n";
+  for (std::size_t i = 0; i < curves.size(); ++i) {
+    gp << "  " << gp_quote(f.dat_name) << " index " << i << " using 1:2 with lines lw 2 title "
+       << gp_quote(curves[i].label) << (i + 1 < curves.size() ? ", \\\n" : "\n");
+  }
+  write_text(fn, f.dat, dat);
   write_text(fn, f.gp, gp.str());
   return run_gnuplot(fn, f);
 }

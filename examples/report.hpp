@@ -100,6 +100,12 @@ bool gnuplot_available();
 bool plot_roc_curves(const std::filesystem::path& png, const std::string& title,
                      const std::vector<Curve>& curves);
 
+// Curves y(x) on common axes (a training curve per method, say), one legend entry per label;
+// log_y plots y on a log scale (then every y must be > 0). Image 720 x 480 pixels.
+bool plot_series(const std::filesystem::path& png, const std::string& title,
+                 const std::string& x_label, const std::string& y_label,
+                 const std::vector<Curve>& curves, bool log_y = false);
+
 // One panel per method (gnuplot multiplot, up to 3 panels per row): the normal and anomalous
 // score histograms overlaid, each normalised to a density (integral 1) over `bins` common bins
 // spanning both samples. Image 480 * columns x 360 * rows pixels.

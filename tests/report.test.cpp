@@ -448,6 +448,20 @@ TEST_CASE("chart data files: ROC points exact, histogram densities integrate to 
   CHECK(contains(roc_gp, "title 'it''s \"A\" (AUROC 0.93) 50% {x}_1^2 & @~ \\n'"));
   CHECK(contains(roc_gp, "x with lines"));  // the chance diagonal
 
+  // plot_series writes the same blocks; log_y sets a log scale and needs y > 0.
+  CHECK_FALSE(baypr::report::plot_series(dir.path / "series.png", "t", "round", "|g|^2", curves));
+  CHECK(read_blocks(dir.path / "series.dat") == blocks);
+  CHECK(contains(read_text(dir.path / "series.gp"), "set xlabel 'round'"));
+  CHECK_FALSE(contains(read_text(dir.path / "series.gp"), "logscale"));
+  std::vector<baypr::report::Curve> positive{{"g", {0.0, 1.0, 2.0}, {4.0, 1.0, 0.25}}};
+  CHECK_FALSE(
+      baypr::report::plot_series(dir.path / "log.png", "t", "round", "|g|^2", positive, true));
+  CHECK(contains(read_text(dir.path / "log.gp"), "set logscale y"));
+  CHECK(contains(
+      message_of([&] { baypr::report::plot_series(dir.path / "y.png", "", "", "", curves, true); }),
+      "'curves[0].y' must be > 0 on a log scale, got 0 at index 0"));
+  CHECK_FALSE(fs::exists(dir.path / "y.dat"));
+
   const fs::path hist = dir.path / "hist.png";
   const auto scores = sample_scores();
   CHECK_FALSE(baypr::report::plot_score_histograms(hist, "t", scores, 20));
