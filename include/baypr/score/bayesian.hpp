@@ -170,6 +170,9 @@ class BayesianScorer {
 
   void require_fitted(const char* fn) const { detail::check_fitted(fn, fitted(), "fit(support)"); }
 
+  // make_prior and empirical_scale are templates only nominally, so that what they use (the
+  // eigensolver above all) is instantiated where fit() is, not in every file including this one.
+  template <class = void>
   NiwPrior<double> make_prior(Eigen::Index d, double s) const {
     return NiwPrior<double>::isotropic(d, options_.kappa0,
                                        static_cast<double>(d) + options_.nu0_offset, s);
@@ -181,6 +184,7 @@ class BayesianScorer {
   // lambda of the smaller Gram matrix of W, log|s I + M| = sum log(s + lambda_i) + (d - r) log s,
   // so each evaluation is O(n) after one O(n^2 d) eigen-decomposition. The function is concave
   // in log s (a sum of -log(1 + lambda e^{-t}) terms and a linear one): golden-section search.
+  template <class = void>
   double empirical_scale(const Eigen::MatrixXd& Z) const {
     const Eigen::Index n = Z.rows(), d = Z.cols();
     const double dd = static_cast<double>(d), nn = static_cast<double>(n);

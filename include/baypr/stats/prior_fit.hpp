@@ -77,6 +77,11 @@ struct PriorFit {
 namespace detail {
 
 // The pooled log evidence as a function of the unconstrained coordinates (see the file comment).
+// PooledEvidence, moment_start and fit_prior are templates only nominally (`class = void`): a
+// template is instantiated where it is used, while a plain inline function instantiates
+// everything its body uses (NiwPrior<double>, Eigen's LLT, ...) in every translation unit that
+// includes this header, used or not (5 s of GCC per test file).
+template <class = void>
 class PooledEvidence {
  public:
   static constexpr double log_bound = 40.0;
@@ -279,7 +284,8 @@ class PooledEvidence {
 };
 
 // The moment start (see PriorFitOptions::start).
-inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups) {
+template <class = void>
+NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups) {
   const Eigen::Index d = groups.front().cols();
   const double dd = static_cast<double>(d);
   Eigen::VectorXd mu0 = Eigen::VectorXd::Zero(d), within = Eigen::VectorXd::Zero(d);
@@ -318,8 +324,9 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
 // Type-II maximum likelihood NIW prior over groups of rows (each n_g x d, n_g >= 1). Throws
 // baypr::invalid_argument for no groups, an empty group, mismatched columns, non-finite values,
 // a start prior of another dimension or with a non-diagonal Psi0, or bad options.
-[[nodiscard]] inline PriorFit fit_prior(std::span<const Eigen::MatrixXd> groups,
-                                        const PriorFitOptions& options = {}) {
+template <class = void>
+[[nodiscard]] PriorFit fit_prior(std::span<const Eigen::MatrixXd> groups,
+                                 const PriorFitOptions& options = {}) {
   constexpr const char* fn = "baypr::fit_prior";
   if (groups.empty()) detail::throw_invalid(fn, "groups", "must hold at least one group, got 0");
   const Eigen::Index d = groups.front().cols();
@@ -343,13 +350,13 @@ inline NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups)
     detail::throw_invalid(fn, "options.scatter", "is not a ScatterFamily value");
   }
   std::vector<Eigen::MatrixXd> copies(groups.begin(), groups.end());
-  NiwPrior<double> start = options.start ? *options.start : detail::moment_start(copies);
+  NiwPrior<double> start = options.start ? *options.start : detail::moment_start<>(copies);
   if (options.start) {
     detail::check_size(fn, "options.start", "dimension", start.dim(), d);
     if (!start.is_diagonal())
       detail::throw_invalid(fn, "options.start", "must have a diagonal Psi0");
   }
-  const detail::PooledEvidence evidence(std::move(copies), start, options);
+  const detail::PooledEvidence<> evidence(std::move(copies), start, options);
   const double rows = evidence.rows();
   Eigen::VectorXd x = evidence.coordinates(start);
   if (!evidence.admissible(x)) {
