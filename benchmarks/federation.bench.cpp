@@ -1,7 +1,7 @@
 // Federation benchmarks: what a round costs beyond the sites' own compute.
 //
 //   BM_LocalCompute            one site's update: E = 4 BayPrAnoMeta meta-steps of the Fashion
-//                              example's embedding (Mlp::paper_head(128, 32), 4128 parameters)
+//                              example's embedding (Mlp::paper_head(128, 32), 4192 parameters)
 //   BM_Aggregate/C/P           the server's work for C updates of P parameters (aggregate,
 //                              server_step)
 //   BM_InProcessRound/C/P      one federate() round, C sites on threads, a step of O(P) work
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
       if (p == 4128) {
-        ratios.push_back({"server work / one site's E = 4 meta-steps (4128 parameters)",
+        ratios.push_back({"server work (4128 parameters) / one site's E = 4 meta-steps",
                           std::to_string(c) + " sites", "BM_Aggregate" + tag, "BM_LocalCompute", "",
                           0.05, false});
       }

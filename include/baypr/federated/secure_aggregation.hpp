@@ -29,6 +29,8 @@
 //      b_j for every survivor j and of the mask key of every site that dropped, never both for one
 //      site. With t reveals the server rebuilds the b_j and the dropped sites' mask keys, removes
 //      PRG(b_j) and the dropped sites' dangling pairwise masks, and holds sum_{survivors} x_i.
+// Every site that advertised must share keys (mask() checks that it holds a share from each);
+// a transport whose site drops between those two rounds restarts from round 0 without it.
 // The default threshold is ceil(2n / 3): the sum survives up to a third of the sites dropping
 // out after step 1 (their inputs are then not in the sum), and t > n / 2 keeps any minority of
 // colluding sites and server from unmasking a single site.
