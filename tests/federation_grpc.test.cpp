@@ -444,7 +444,8 @@ TEST_CASE("federation over gRPC: bad server options and files are named", "[fede
   o.tls.key = certificates().project / "missing.key";
   CHECK(contains(
       baypr::test::message_of([&] { fed::FederationServer s(Eigen::Vector3d::Zero(), o); }),
-      "cannot read options.tls.key"));
+      "(options.tls.key): file '" + (certificates().project / "missing.key").string() +
+          "': no such file"));
   o.tls.key = certificates().project / "server.key";
   CHECK(contains(baypr::test::message_of(
                      [&] { fed::FederationServer s(Eigen::Vector3d(0.0, std::nan(""), 0.0), o); }),

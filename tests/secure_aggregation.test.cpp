@@ -14,6 +14,7 @@
 #include "baypr/stats/sufficient_statistics.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
+#include "support/stack_rows.hpp"
 
 namespace sec = baypr::federated::secure;
 using baypr::SufficientStatistics;
@@ -126,12 +127,8 @@ TEST_CASE(
   CHECK(distance(r.pooled, plain) > 0.0);  // it was rounded: the encoding is not a no-op
   // The posterior of the securely pooled statistics is the posterior of all the rows together.
   const auto prior = baypr::NiwPrior<double>::isotropic(d, 0.01, d + 2.0, 1.0);
-  Eigen::MatrixXd all(plain.count, d);
-  Eigen::Index k = 0;
-  for (const auto& z : rows) {
-    all.middleRows(k, z.rows()) = z;
-    k += z.rows();
-  }
+  const Eigen::MatrixXd all = baypr::test::stack_rows(rows);
+  REQUIRE(all.rows() == plain.count);
   const auto q = Eigen::MatrixXd::Constant(3, d, 2.5);
   const Eigen::VectorXd secure_lp = prior.posterior(r.pooled).predictive().log_pdf(q);
   const Eigen::VectorXd direct_lp = prior.posterior(all).predictive().log_pdf(q);

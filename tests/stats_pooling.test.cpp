@@ -12,6 +12,7 @@
 #include "baypr/stats/sufficient_statistics.hpp"
 #include "support/catch.hpp"
 #include "support/messages.hpp"
+#include "support/stack_rows.hpp"
 
 using baypr::NiwPrior;
 using baypr::Path;
@@ -51,12 +52,7 @@ TEST_CASE("SufficientStatistics: of, merge and pooled give the union's statistic
     sites.push_back(Stats::of(rows.back()));
     total += sizes[s];
   }
-  Eigen::MatrixXd all(total, d);
-  Eigen::Index at = 0;
-  for (const auto& r : rows) {
-    all.middleRows(at, r.rows()) = r;
-    at += r.rows();
-  }
+  const Eigen::MatrixXd all = baypr::test::stack_rows(rows);
 
   // of() from its definition.
   const Stats u = Stats::of(all);
@@ -110,20 +106,13 @@ TEST_CASE("NiwPrior::posterior(statistics): the posterior of the pooled rows, on
                            : NiwPrior<double>::isotropic(d, 0.01, static_cast<double>(d + 2), 1.0);
     std::vector<Stats> sites;
     std::vector<Eigen::MatrixXd> rows;
-    Eigen::Index total = 0;
     for (std::size_t s = 0; s < sizes.size(); ++s) {
       rows.push_back(site_rows(sizes[s], d, static_cast<int>(s), rng));
       // Each site computes its statistics from its own posterior (or from the rows directly).
       sites.push_back(s % 2 == 0 ? prior.posterior(rows.back()).statistics()
                                  : Stats::of(rows.back()));
-      total += sizes[s];
     }
-    Eigen::MatrixXd all(total, d);
-    Eigen::Index at = 0;
-    for (const auto& r : rows) {
-      all.middleRows(at, r.rows()) = r;
-      at += r.rows();
-    }
+    const Eigen::MatrixXd all = baypr::test::stack_rows(rows);
     // The pooled statistics give the dense path: against the union's dense posterior to 1e-12,
     // and against its automatic one (low-rank at d = 40) to the paths' agreement, 1e-10.
     const auto pooled = prior.posterior(baypr::pooled(sites));

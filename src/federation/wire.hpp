@@ -1,18 +1,19 @@
 // src/federation/wire.hpp (internal to baypr::federation): conversions between the library's
-// types and the federation protocol's messages, and the PEM file reader both ends use.
+// types and the federation protocol's messages, and the file reader both ends use.
 #pragma once
 
 #include <google/protobuf/repeated_field.h>
 
 #include <Eigen/Core>
+#include <cstddef>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
+#include <vector>
 
 #include "baypr/core/errors.hpp"
 #include "baypr/federated/algorithms.hpp"
 #include "baypr/federation/v1/federation.pb.h"
+#include "baypr/io/detail/file.hpp"
 
 namespace baypr::federated::wire {
 
@@ -45,15 +46,13 @@ inline pb::Configuration configuration(const FederatedOptions& o, Eigen::Index d
   return c;
 }
 
+// A whole file (PEM, checkpoint) through io/'s reader, so every failure is an io_error in the
+// project's dialect: "<fn> (<arg>): file '<path>': no such file" (or is a directory, ...).
 inline std::string read_file(const char* fn, const std::string& arg,
                              const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw baypr::io_error(std::string(fn) + ": cannot read " + arg + " '" + path.string() + "'");
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  const std::vector<std::byte> bytes =
+      baypr::detail::io::read_all(path, std::string(fn) + " (" + arg + ")");
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 }  // namespace baypr::federated::wire
