@@ -1,0 +1,304 @@
+// baypr/score/per_position.hpp: one normality model per patch position of aligned images.
+//
+//   PerPositionScorer   one NIW posterior per grid position (optionally fitted on the position's
+//                       3 x 3 neighbourhood), all under one prior learned across the positions by
+//                       type-II maximum likelihood (fit_prior): a hierarchical model in which the
+//                       positions borrow strength from each other where the few shots say little.
+//                       Scores each query patch under its own position's Student-t predictive.
+//   PadimScorer         the PaDiM baseline (Defard et al., ICPR 2021): one Gaussian per position,
+//                       sample covariance + 0.01 I, score = Mahalanobis distance.
+//
+// Rows are patches, image-major, as everywhere in baypr (score/scorer.hpp): support and query
+// matrices hold n images x P positions rows, row i P + j is image i's patch at position j, and
+// grid position j is (j / grid_cols, j % grid_cols). Both scorers satisfy the Scorer concept, so
+// score_patches(scorer, support, queries, P) gives the anomaly maps and image scores.
+//
+// The P posteriors are evaluated together on the batched Cholesky path (core/batched_cholesky.hpp:
+// "SIMD across positions"): a query image is one point per model.
+//
+// Score types (BayesScore, score/bayesian.hpp; higher = more anomalous): tail (the default) is
+// -log P(delta(Y) >= delta(q)) under the position's own predictive, on a common scale for every
+// position whatever its spread, which is what a maximum over positions needs; nll and llr as in
+// BayesianScorer.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "baypr/core/batched_cholesky.hpp"
+#include "baypr/core/errors.hpp"
+#include "baypr/core/special.hpp"
+#include "baypr/score/bayesian.hpp"
+#include "baypr/stats/batched_student_t.hpp"
+#include "baypr/stats/niw.hpp"
+#include "baypr/stats/prior_fit.hpp"
+#include "baypr/stats/student_t.hpp"
+
+namespace baypr {
+
+struct PerPositionScorerOptions {
+  // The patch grid: positions = grid_rows x grid_cols patches per image (both >= 1).
+  Eigen::Index grid_rows = 0;
+  Eigen::Index grid_cols = 0;
+  // Fit each position's posterior on the support patches of its 3 x 3 neighbourhood (clipped at
+  // the border) instead of its own alone: 9x the rows, for small misalignments and K = 1.
+  bool pool_neighbourhood = false;
+  BayesScore score = BayesScore::tail;
+  // A prior to use as it is; by default one is learned across the positions by fit_prior with
+  // prior_fit (its scatter family, iterations). With one row per position (K = 1, no pooling)
+  // kappa0 cannot be told apart from Psi0, so it is then kept at the moment start's.
+  std::optional<NiwPrior<double>> prior;
+  PriorFitOptions prior_fit;
+  // The vague anomaly model of the llr score, as in BayesianScorerOptions.
+  double anomaly_scale = 100.0;
+  double anomaly_dof = 2.0;
+};
+
+namespace detail {
+
+inline void check_grid(const char* fn, Eigen::Index rows, Eigen::Index cols) {
+  if (rows < 1) throw_invalid(fn, "options.grid_rows", "must be >= 1, got " + std::to_string(rows));
+  if (cols < 1) throw_invalid(fn, "options.grid_cols", "must be >= 1, got " + std::to_string(cols));
+}
+
+// n images x P positions rows: returns n, or names the argument.
+template <class Derived>
+Eigen::Index images_in(const char* fn, const char* argument, const Eigen::MatrixBase<Derived>& rows,
+                       Eigen::Index positions, Eigen::Index dim) {
+  check_nonempty(fn, argument, rows.rows());
+  if (rows.rows() % positions != 0) {
+    throw_invalid(fn, argument,
+                  "has " + std::to_string(rows.rows()) + " rows, not a multiple of the grid's " +
+                      std::to_string(positions) + " positions");
+  }
+  if (dim > 0) check_size(fn, argument, "columns", rows.cols(), dim);
+  check_finite(fn, argument, rows);
+  return rows.rows() / positions;
+}
+
+// The support rows of position j (of its 3 x 3 neighbourhood when pooling), image by image.
+template <class Derived>
+Eigen::MatrixXd position_rows(const Eigen::MatrixBase<Derived>& rows, Eigen::Index images,
+                              Eigen::Index grid_rows, Eigen::Index grid_cols, Eigen::Index j,
+                              bool pool) {
+  const Eigen::Index positions = grid_rows * grid_cols;
+  std::vector<Eigen::Index> members;
+  if (pool) {
+    const Eigen::Index r = j / grid_cols, c = j % grid_cols;
+    for (Eigen::Index rr = std::max<Eigen::Index>(r - 1, 0); rr <= std::min(r + 1, grid_rows - 1);
+         ++rr) {
+      for (Eigen::Index cc = std::max<Eigen::Index>(c - 1, 0); cc <= std::min(c + 1, grid_cols - 1);
+           ++cc) {
+        members.push_back(rr * grid_cols + cc);
+      }
+    }
+  } else {
+    members.push_back(j);
+  }
+  Eigen::MatrixXd out(images * static_cast<Eigen::Index>(members.size()), rows.cols());
+  Eigen::Index at = 0;
+  for (Eigen::Index i = 0; i < images; ++i) {
+    for (const Eigen::Index m : members)
+      out.row(at++) = rows.row(i * positions + m).template cast<double>();
+  }
+  return out;
+}
+
+}  // namespace detail
+
+class PerPositionScorer {
+ public:
+  using Options = PerPositionScorerOptions;
+
+  explicit PerPositionScorer(const Options& options) : options_(options) {
+    constexpr const char* fn = "baypr::PerPositionScorer::PerPositionScorer";
+    detail::check_grid(fn, options.grid_rows, options.grid_cols);
+    detail::check_positive(fn, "options.anomaly_scale", options.anomaly_scale);
+    detail::check_positive(fn, "options.anomaly_dof", options.anomaly_dof);
+    if (options.score != BayesScore::nll && options.score != BayesScore::llr &&
+        options.score != BayesScore::tail) {
+      detail::throw_invalid(fn, "options.score", "is not a BayesScore value");
+    }
+  }
+
+  [[nodiscard]] Eigen::Index positions() const { return options_.grid_rows * options_.grid_cols; }
+  [[nodiscard]] bool fitted() const { return model_.has_value(); }
+  [[nodiscard]] Eigen::Index dim() const { return model_ ? model_->dim() : 0; }
+  [[nodiscard]] const Options& options() const { return options_; }
+  // The shared prior: options.prior, or the one learned by the last fit.
+  [[nodiscard]] const NiwPrior<double>& prior() const {
+    detail::check_fitted("baypr::PerPositionScorer::prior", fitted(), "fit(support)");
+    return *prior_;
+  }
+
+  // Support rows: n images x P positions, image-major (n >= 1).
+  template <class Derived>
+  PerPositionScorer& fit(const Eigen::MatrixBase<Derived>& support) {
+    fit_impl(support);
+    return *this;
+  }
+
+  // One score per query row (n images x P positions, image-major).
+  template <class Derived>
+  [[nodiscard]] Eigen::VectorXd score(const Eigen::MatrixBase<Derived>& queries) const {
+    constexpr const char* fn = "baypr::PerPositionScorer::score";
+    detail::check_fitted(fn, fitted(), "fit(support)");
+    const Eigen::Index P = positions(), d = dim();
+    const Eigen::Index n = detail::images_in(fn, "queries", queries, P, d);
+    const IsotropicStudentT anomaly(static_cast<double>(d), options_.anomaly_dof,
+                                    options_.anomaly_scale);
+    Eigen::VectorXd out(n * P);
+    batched::VectorBatch<double> x(P, d);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const auto image = queries.middleRows(i * P, P).template cast<double>();
+      x.set_rows(image);
+      const Eigen::VectorXd delta = model_->mahalanobis(x);
+      Eigen::VectorXd log_t;
+      if (options_.score != BayesScore::tail) log_t = model_->log_pdf(x);
+      for (Eigen::Index j = 0; j < P; ++j) {
+        double s = 0.0;
+        switch (options_.score) {
+          case BayesScore::nll:
+            s = -log_t(j);
+            break;
+          case BayesScore::llr:
+            s = anomaly.log_pdf(image.row(j).squaredNorm()) - log_t(j);
+            break;
+          case BayesScore::tail:
+            s = -special::f_logsf(delta(j) / static_cast<double>(d), static_cast<double>(d),
+                                  dof_(j));
+            break;
+        }
+        out(i * P + j) = s;
+      }
+    }
+    return out;
+  }
+
+ private:
+  template <class Derived>
+  void fit_impl(const Eigen::MatrixBase<Derived>& support) {
+    constexpr const char* fn = "baypr::PerPositionScorer::fit";
+    const Eigen::Index P = positions();
+    const Eigen::Index d_given = options_.prior ? options_.prior->dim() : 0;
+    const Eigen::Index n = detail::images_in(fn, "support", support, P, d_given);
+    const Eigen::Index d = support.cols();
+    std::vector<Eigen::MatrixXd> groups;
+    groups.reserve(static_cast<std::size_t>(P));
+    for (Eigen::Index j = 0; j < P; ++j) {
+      groups.push_back(detail::position_rows(support, n, options_.grid_rows, options_.grid_cols, j,
+                                             options_.pool_neighbourhood));
+    }
+    NiwPrior<double> prior = options_.prior ? *options_.prior : learn_prior(groups);
+    batched::SymmetricBatch<double> scale(P, d);
+    batched::VectorBatch<double> location(P, d);
+    Eigen::VectorXd dof(P);
+    for (Eigen::Index j = 0; j < P; ++j) {
+      const auto post = prior.posterior(groups[static_cast<std::size_t>(j)], Path::dense);
+      const double v = post.predictive_dof();
+      const double kn = post.kappa();
+      scale.set(j, post.scatter() * ((kn + 1.0) / (kn * v)));
+      location.set(j, post.mean());
+      dof(j) = v;
+    }
+    batched::StudentTBatch<double> model(location, scale, dof);
+    // Commit only after everything succeeded.
+    prior_.emplace(std::move(prior));
+    model_.emplace(std::move(model));
+    dof_ = std::move(dof);
+  }
+
+  template <class = void>
+  NiwPrior<double> learn_prior(const std::vector<Eigen::MatrixXd>& groups) const {
+    PriorFitOptions o = options_.prior_fit;
+    const bool single_rows = std::any_of(groups.begin(), groups.end(),
+                                         [](const Eigen::MatrixXd& g) { return g.rows() < 2; });
+    if (single_rows) o.learn_kappa = false;
+    return fit_prior(std::span<const Eigen::MatrixXd>(groups), o).prior;
+  }
+
+  Options options_;
+  std::optional<NiwPrior<double>> prior_;
+  std::optional<batched::StudentTBatch<double>> model_;
+  Eigen::VectorXd dof_;
+};
+
+// PaDiM: per position, the sample mean and covariance (n - 1 denominator; zero for one image)
+// plus eps I (the published 0.01), and the Mahalanobis distance sqrt(delta) as the score.
+class PadimScorer {
+ public:
+  PadimScorer(Eigen::Index grid_rows, Eigen::Index grid_cols, double eps = 0.01)
+      : rows_(grid_rows), cols_(grid_cols), eps_(eps) {
+    constexpr const char* fn = "baypr::PadimScorer::PadimScorer";
+    detail::check_grid(fn, grid_rows, grid_cols);
+    detail::check_positive(fn, "eps", eps);
+  }
+
+  [[nodiscard]] Eigen::Index positions() const { return rows_ * cols_; }
+  [[nodiscard]] bool fitted() const { return chol_.has_value(); }
+
+  template <class Derived>
+  PadimScorer& fit(const Eigen::MatrixBase<Derived>& support) {
+    constexpr const char* fn = "baypr::PadimScorer::fit";
+    const Eigen::Index P = positions();
+    const Eigen::Index n = detail::images_in(fn, "support", support, P, 0);
+    const Eigen::Index d = support.cols();
+    batched::SymmetricBatch<double> cov(P, d);
+    batched::VectorBatch<double> mean(P, d);
+    for (Eigen::Index j = 0; j < P; ++j) {
+      const Eigen::MatrixXd z = detail::position_rows(support, n, rows_, cols_, j, false);
+      const Eigen::RowVectorXd m = z.colwise().mean();
+      const Eigen::MatrixXd c = z.rowwise() - m;
+      Eigen::MatrixXd s = Eigen::MatrixXd::Identity(d, d) * eps_;
+      if (n > 1) s += c.transpose() * c / static_cast<double>(n - 1);
+      cov.set(j, s);
+      mean.set(j, m.transpose());
+    }
+    batched::CholeskyBatch<double> chol(cov);
+    if (!chol.ok()) batched::CholeskyBatch<double>::throw_failure(fn, chol.failures().front());
+    chol_.emplace(std::move(chol));
+    mean_.emplace(std::move(mean));
+    return *this;
+  }
+
+  template <class Derived>
+  [[nodiscard]] Eigen::VectorXd score(const Eigen::MatrixBase<Derived>& queries) const {
+    constexpr const char* fn = "baypr::PadimScorer::score";
+    detail::check_fitted(fn, fitted(), "fit(support)");
+    const Eigen::Index P = positions(), d = chol_->dim();
+    const Eigen::Index n = detail::images_in(fn, "queries", queries, P, d);
+    Eigen::VectorXd out(n * P);
+    batched::VectorBatch<double> x(P, d);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      x.set_rows(queries.middleRows(i * P, P).template cast<double>());
+      out.segment(i * P, P) = chol_->squared_norms(difference(x)).cwiseSqrt();
+    }
+    return out;
+  }
+
+ private:
+  // x_j - mean_j for every position.
+  batched::VectorBatch<double> difference(const batched::VectorBatch<double>& x) const {
+    batched::VectorBatch<double> out = x;
+    const Eigen::Index w = batched::VectorBatch<double>::width;
+    for (Eigen::Index p = 0; p < out.groups(); ++p) {
+      for (Eigen::Index i = 0; i < out.dim(); ++i) {
+        double* o = out.element(p, i);
+        const double* m = mean_->element(p, i);
+        for (Eigen::Index l = 0; l < w; ++l) o[l] -= m[l];
+      }
+    }
+    return out;
+  }
+
+  Eigen::Index rows_, cols_;
+  double eps_;
+  std::optional<batched::CholeskyBatch<double>> chol_;
+  std::optional<batched::VectorBatch<double>> mean_;
+};
+
+}  // namespace baypr
