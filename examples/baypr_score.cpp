@@ -5,9 +5,11 @@
 #include <baypr/baypr.hpp>
 #include <baypr/io/npy.hpp>
 #include <baypr/score/patchcore.hpp>
+#include <baypr/score/per_position.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -15,15 +17,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
 
 constexpr const char* usage =
-    R"(usage: baypr-score --method bayes|patchcore|proto|gaussian
+    R"(usage: baypr-score --method bayes|patchcore|proto|gaussian|per-position|padim
                    --support S.npy --query Q.npy --out scores.npy
                    [--score nll|llr|pvalue] [--kappa0 K] [--nu0 N] [--psi-scale S|auto]
-                   [--coreset R] [--neighbors K] [--seed N]
+                   [--coreset R] [--neighbors K] [--seed N] [--grid RxC] [--pool none|3x3] [--eps E]
                    [--aggregate max|mean|topk:K] [--patch-out P.npy]
 
 Fits a normality model on the support embeddings and writes one anomaly score per query
@@ -40,6 +43,9 @@ methods
   patchcore  memory bank of the support (greedy k-centre coreset), nearest-neighbour distance
   proto      squared Euclidean distance to the support mean
   gaussian   squared Mahalanobis distance, Ledoit-Wolf shrunk covariance
+  per-position  (patch inputs of aligned images) one NIW posterior per patch position, under one
+             prior learned across the positions (type-II maximum likelihood); Student-t scores
+  padim      (patch inputs) PaDiM: one Gaussian per position, covariance + eps I, Mahalanobis
 
 bayes options
   --score nll       -log t(q | posterior(S)), exactly
@@ -57,6 +63,13 @@ patchcore options
   --neighbors K     score = mean distance to the K nearest bank items (default 1: the nearest)
   --seed N          seed of the random projection and the first centre (default 0)
 
+per-position and padim options
+  --grid RxC        the patch grid, R x C = p (default: the square grid when p is a square)
+  --pool 3x3        per-position: fit each position on its 3 x 3 neighbourhood's patches
+                    (default none: on its own patches)
+  --score S         per-position: nll, llr or pvalue (default pvalue: comparable across positions)
+  --eps E           padim: the covariance regulariser (default 0.01)
+
 patch inputs
   --aggregate A     image score from patch scores: max (default), mean, topk:K
 
@@ -72,8 +85,9 @@ struct Args {
 
   static Args parse(int argc, char** argv) {
     static const std::vector<std::string> known = {
-        "--method",    "--support", "--query",     "--out",  "--score",     "--kappa0",   "--nu0",
-        "--psi-scale", "--coreset", "--neighbors", "--seed", "--aggregate", "--patch-out"};
+        "--method",    "--support",   "--query",   "--out",       "--score", "--kappa0",
+        "--nu0",       "--psi-scale", "--coreset", "--neighbors", "--seed",  "--aggregate",
+        "--patch-out", "--grid",      "--pool",    "--eps"};
     Args a;
     for (int i = 1; i < argc; ++i) {
       const std::string flag = argv[i];
@@ -155,6 +169,39 @@ Eigen::VectorXd run(S& scorer, const Embeddings& support, const Embeddings& quer
   return s;
 }
 
+// The patch grid of per-position methods: --grid RxC, or the square one; p must match.
+std::pair<Eigen::Index, Eigen::Index> grid_of(const Args& args, const Embeddings& support,
+                                              const Embeddings& query) {
+  if (query.rank != 3 || support.patches != query.patches)
+    throw UsageError("per-position methods need (n, p, d) inputs with the same p for both");
+  const Eigen::Index p = query.patches;
+  if (const auto g = args.get("--grid")) {
+    const auto x = g->find('x');
+    std::size_t used_r = 0, used_c = 0;
+    long long r = 0, c = 0;
+    try {
+      if (x != std::string::npos) {
+        r = std::stoll(g->substr(0, x), &used_r);
+        c = std::stoll(g->substr(x + 1), &used_c);
+      }
+    } catch (const std::exception&) {
+      used_r = 0;
+    }
+    if (x == std::string::npos || used_r != x || used_c != g->size() - x - 1 || r < 1 || c < 1)
+      throw UsageError("--grid must be RxC with R, C >= 1, got '" + *g + "'");
+    if (r * c != p) {
+      throw UsageError("--grid " + *g + " has " + std::to_string(r * c) +
+                       " positions but the inputs have p = " + std::to_string(p));
+    }
+    return {static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)};
+  }
+  const auto side = static_cast<Eigen::Index>(std::lround(std::sqrt(static_cast<double>(p))));
+  if (side * side != p) {
+    throw UsageError("p = " + std::to_string(p) + " patches is not a square grid: give --grid RxC");
+  }
+  return {side, side};
+}
+
 int main_impl(int argc, char** argv) {
   const Args args = Args::parse(argc, argv);
   const std::string method = *args.get("--method");
@@ -220,8 +267,36 @@ int main_impl(int argc, char** argv) {
   } else if (method == "gaussian") {
     baypr::GaussianScorer scorer;
     flat = run(scorer, support, query, "gaussian");
+  } else if (method == "per-position" || method == "padim") {
+    const auto [rows, cols] = grid_of(args, support, query);
+    if (method == "padim") {
+      baypr::PadimScorer scorer(rows, cols, args.number("--eps", 0.01));
+      flat = run(scorer, support, query, "padim");
+    } else {
+      baypr::PerPositionScorerOptions opt;
+      opt.grid_rows = rows;
+      opt.grid_cols = cols;
+      const std::string score = args.get("--score").value_or("pvalue");
+      if (score == "nll") {
+        opt.score = baypr::BayesScore::nll;
+      } else if (score == "llr") {
+        opt.score = baypr::BayesScore::llr;
+      } else if (score == "pvalue") {
+        opt.score = baypr::BayesScore::tail;
+      } else {
+        throw UsageError("--score must be nll, llr or pvalue, got '" + score + "'");
+      }
+      const std::string pool = args.get("--pool").value_or("none");
+      if (pool != "none" && pool != "3x3")
+        throw UsageError("--pool must be none or 3x3, got '" + pool + "'");
+      opt.pool_neighbourhood = pool == "3x3";
+      baypr::PerPositionScorer scorer(opt);
+      flat = run(scorer, support, query, "per-position");
+    }
   } else {
-    throw UsageError("--method must be bayes, patchcore, proto or gaussian, got '" + method + "'");
+    throw UsageError(
+        "--method must be bayes, patchcore, proto, gaussian, per-position or padim, got '" +
+        method + "'");
   }
 
   const Eigen::Index m = query.images, p = query.patches;

@@ -102,7 +102,8 @@ TEST_CASE("every method runs on patch embeddings and writes image and patch scor
                    std::vector<std::int64_t>{3, p, d});
   baypr::write_npy(dir.file("Q.npy"), std::vector<double>(Qr.data(), Qr.data() + Qr.size()),
                    std::vector<std::int64_t>{2, p, d});
-  for (const std::string method : {"bayes", "patchcore", "proto", "gaussian"}) {
+  for (const std::string method :
+       {"bayes", "patchcore", "proto", "gaussian", "per-position", "padim"}) {
     INFO("method " << method);
     const Run r =
         run_cli(dir.path, "--method " + method + " --support " + dir.file("S.npy") + " --query " +
@@ -124,6 +125,12 @@ TEST_CASE("every method runs on patch embeddings and writes image and patch scor
                        " of " + rows + " support rows") != std::string::npos);
     }
   }
+  // The per-position methods' grid must have p positions.
+  const Run r =
+      run_cli(dir.path, "--method padim --grid 3x3 --support " + dir.file("S.npy") + " --query " +
+                            dir.file("Q.npy") + " --out " + dir.file("img.npy"));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--grid 3x3 has 9 positions but the inputs have p = 4") != std::string::npos);
 }
 
 TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][errors]") {
@@ -140,7 +147,9 @@ TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][err
       {"--method bayes --frobnicate 1" + io + " --query " + dir.file("S.npy"),
        "unknown option '--frobnicate'"},
       {"--method magic" + io + " --query " + dir.file("S.npy"),
-       "--method must be bayes, patchcore, proto or gaussian"},
+       "--method must be bayes, patchcore, proto, gaussian, per-position or padim"},
+      {"--method per-position" + io + " --query " + dir.file("S.npy"),
+       "per-position methods need (n, p, d) inputs"},
       {"--method bayes" + io, "missing --query"},
       {"--method bayes --score weird" + io + " --query " + dir.file("S.npy"),
        "--score must be nll, llr or pvalue"},

@@ -122,26 +122,24 @@ TEST_CASE("PerPositionScorer learns its prior across positions, also from one im
     const Eigen::MatrixXd support = draw_images(a, n, rng);
     baypr::PerPositionScorer scorer(grid_options());
     scorer.fit(support);
-    // The same prior as fit_prior over the positions' groups (kappa0 fixed at one row each).
+    // The same prior as fit_prior over the positions' groups: isotropic, Psi0 >= 0.01 x the
+    // support's mean variance, kappa0 and nu0 fixed at one row each.
     std::vector<Eigen::MatrixXd> groups;
     for (Eigen::Index j = 0; j < kPositions; ++j) {
       Eigen::MatrixXd g(n, d);
       for (Eigen::Index i = 0; i < n; ++i) g.row(i) = support.row(i * kPositions + j);
       groups.push_back(g);
     }
-    baypr::PriorFitOptions o;
+    baypr::PriorFitOptions o = baypr::PerPositionScorerOptions::isotropic_fit();
     o.learn_kappa = n >= 2;
+    o.learn_dof = n >= 2;
+    o.min_scatter = 0.01 * (support.rowwise() - support.colwise().mean()).squaredNorm() /
+                    static_cast<double>(support.size());
     const auto want = baypr::fit_prior(std::span<const Eigen::MatrixXd>(groups), o).prior;
     CHECK((scorer.prior().scatter() - want.scatter()).cwiseAbs().maxCoeff() <= 1e-12);
     CHECK(scorer.prior().kappa() == want.kappa());
-    // Pooled over positions with different means, the prior's expected covariance
-    // E[Sigma] = Psi0 / (nu0 - d - 1) must not be the spread of the positions' means (variance 4)
-    // but near their within-position variances (0.09 .. 1).
-    if (n >= 2) {
-      const double excess = scorer.prior().nu() - static_cast<double>(d) - 1.0;
-      REQUIRE(excess > 0.0);
-      CHECK(scorer.prior().scatter().diagonal().mean() / excess < 1.5);
-    }
+    CHECK(scorer.prior().nu() == want.nu());
+    CHECK(scorer.prior().scatter().isDiagonal());
     CHECK(scorer.score(draw_images(a, 2, rng)).allFinite());
   }
 }
@@ -168,6 +166,36 @@ TEST_CASE(
   const double auroc_global = baypr::auroc(global.image, labels);
   CHECK(auroc_ours > 0.95);
   CHECK(auroc_global < 0.75);
+}
+
+TEST_CASE("a background that is exactly constant: the scatter floor keeps every posterior proper",
+          "[per_position]") {
+  std::mt19937_64 rng(17);
+  const Eigen::Index d = 4;
+  const Aligned a = make_aligned(d, rng);
+  Eigen::MatrixXd support = draw_images(a, 3, rng);
+  // Positions 0 .. 8 show the same patch in every image (a constant background). With most
+  // positions like that, the pooled evidence grows without bound as Psi0 -> 0.
+  for (Eigen::Index i = 0; i < 3; ++i) {
+    for (Eigen::Index j = 0; j < 9; ++j)
+      support.row(i * kPositions + j).setConstant(-1.0 + 0.1 * static_cast<double>(j));
+  }
+  baypr::PerPositionScorer scorer(grid_options());
+  const Eigen::VectorXd s = scorer.fit(support).score(draw_images(a, 2, rng));
+  CHECK(s.allFinite());
+  const double variance = (support.rowwise() - support.colwise().mean()).squaredNorm() /
+                          static_cast<double>(support.size());
+  CHECK(scorer.prior().scatter()(0, 0) >= 0.01 * variance * (1 - 1e-12));
+  // Without the floor, the evidence is unbounded there (Psi0 goes to fit_prior's e^-40 bound):
+  // the error names a position whose posterior is numerically singular.
+  auto o = grid_options();
+  o.scatter_floor = 0.0;
+  baypr::PerPositionScorer unfloored(o);
+  const std::string m = message_of([&] { unfloored.fit(support); });
+  INFO(m);
+  CHECK(contains(m, "baypr::PerPositionScorer::fit: position "));
+  CHECK(contains(m, "not numerically positive definite"));
+  CHECK_FALSE(unfloored.fitted());
 }
 
 TEST_CASE("PadimScorer equals the per-position Gaussian + 0.01 I Mahalanobis distance",

@@ -182,6 +182,45 @@ TEST_CASE("fit_prior's result is stationary and works at high dimension with tin
   CHECK(fit.log_evidence > direct_log_evidence(groups, baypr::detail::moment_start(groups)));
 }
 
+TEST_CASE("min_scatter bounds an evidence that identical rows make unbounded", "[prior_fit]") {
+  std::mt19937_64 rng(15);
+  const Eigen::Index d = 6;
+  auto groups = random_groups({4, 4, 4, 4, 4, 4}, d, rng);
+  // Groups of identical rows (a constant background): with most groups like that, the evidence
+  // grows without bound as psi -> 0 (each contributes -(n d / 2) log psi to it, against
+  // (rank (nu0 + n) / 2) log psi from the others).
+  for (std::size_t g = 0; g < 5; ++g) groups[g].rowwise() = groups[g].row(1);
+  for (const auto family : {baypr::ScatterFamily::isotropic, baypr::ScatterFamily::diagonal}) {
+    baypr::PriorFitOptions o;
+    o.scatter = family;
+    o.min_scatter = 0.05;
+    const auto fit = baypr::fit_prior(groups, o);
+    // The evidence still wants psi -> 0: the fit ends held on the bound, converged on the
+    // projected gradient, and every free coordinate stationary.
+    CHECK(fit.converged);
+    CHECK(fit.prior.scatter().diagonal().minCoeff() >= 0.05 * (1 - 1e-12));
+    CHECK(fit.prior.scatter().diagonal().minCoeff() <= 0.05 * (1 + 1e-9));
+    CHECK(fit.gradient_norm < o.gradient_tolerance);
+    const baypr::detail::PooledEvidence evidence(groups, fit.prior, o);
+    Eigen::VectorXd g;
+    const Eigen::VectorXd x = evidence.coordinates(fit.prior);
+    evidence.value(x, &g);
+    const Eigen::Index psi_start = x.size() - (family == baypr::ScatterFamily::diagonal ? d : 1);
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+      const bool on_bound = i >= psi_start && std::exp(x(i)) <= 0.05 * (1 + 1e-9);
+      if (on_bound) {
+        CHECK(g(i) < 0.0);  // the evidence would rise below the bound
+      } else {
+        CHECK(std::abs(g(i)) / evidence.rows() < 1e-6);
+      }
+    }
+  }
+  baypr::PriorFitOptions bad;
+  bad.min_scatter = -1.0;
+  CHECK(contains(message_of([&] { (void)baypr::fit_prior(groups, bad); }),
+                 "argument 'options.min_scatter' must be finite and >= 0, got -1"));
+}
+
 TEST_CASE("BayesianScorer uses a given prior as it is", "[prior_fit][scorer]") {
   std::mt19937_64 rng(15);
   const Eigen::Index d = 5;

@@ -20,13 +20,14 @@ struct
 namespace bench {
 
 struct Args {
-  std::vector<std::string> datasets = {"fashion-mnist", "textures"};
+  std::vector<std::string> datasets = {"fashion-mnist", "fashion-patches", "textures"};
   int episodes = 10;
   std::vector<int> classes = {0, 1};  // Fashion-MNIST normal classes
   int texture_categories = 4;         // 0: every eligible pattern
   std::vector<Eigen::Index> shots = {1, 2, 4, 8};
   std::uint64_t seed = 2026;
   bool full_test_split = false;
+  bool whole_support = false;  // fashion-patches: also the whole training split as support
   std::string out_dir;
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string pattern_dir = "/usr/share/gimp/2.0/patterns";
@@ -72,6 +73,7 @@ std::vector<baypr::EpisodeMethod> texture_methods();
 std::vector<baypr::EpisodeMethod> user_methods();
 
 void run_fashion_mnist(const Args& args, Report& report);
+void run_fashion_patches(const Args& args, Report& report);
 void run_textures(const Args& args, Report& report);
 void run_user_npy(const Args& args, Report& report);
 

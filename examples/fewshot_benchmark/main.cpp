@@ -3,12 +3,17 @@
 // every method on the same fixed embeddings and the same seeded episodes; or, with --npy, the same
 // comparison on embeddings a user exported.
 //
-//   fewshot_benchmark [--datasets fashion-mnist,textures] [--episodes N] [--shots 1,2,4,8]
-//                     [--classes all|0,1,...] [--texture-categories N|all] [--seed S]
-//                     [--full-test-split] [--full] [--out DIR] [--data DIR] [--patterns DIR]
+//   fewshot_benchmark [--datasets fashion-mnist,fashion-patches,textures] [--episodes N]
+//                     [--shots 1,2,4,8] [--classes all|0,1,...] [--texture-categories N|all]
+//                     [--seed S] [--full-test-split] [--whole-support] [--full] [--out DIR]
+//                     [--data DIR] [--patterns DIR]
 //   fewshot_benchmark --npy DIR [--episodes N] [--shots ...] [--seed S] [--out DIR]
 //
-// --full: every Fashion-MNIST class, every eligible texture, 100 episodes (hours on 2 cores).
+// fashion-patches: the Fashion-MNIST images as 8 x 8 grids of 7 x 7 patches, per-position models
+// against PaDiM and PatchCore (fashion_patches.cpp); --whole-support adds the whole training split
+// of each class as support.
+// --full: every Fashion-MNIST class, every eligible texture, 100 episodes, --whole-support (hours
+// on 2 cores).
 // --out DIR writes DIR/results.md, DIR/results.csv and DIR/figures/ (PNG: ROC curves, score
 // histograms, texture heat maps; the charts need gnuplot).
 #include <cstdio>
@@ -40,13 +45,16 @@ std::vector<long long> parse_list(const std::string& flag, const std::string& te
 }
 
 constexpr const char* usage =
-    "fewshot_benchmark [--datasets fashion-mnist,textures] [--episodes N] [--shots 1,2,4,8]\n"
-    "                  [--classes all|0,1,...] [--texture-categories N|all] [--seed S]\n"
-    "                  [--full-test-split] [--full] [--out DIR] [--data DIR] [--patterns DIR]\n"
+    "fewshot_benchmark [--datasets fashion-mnist,fashion-patches,textures] [--episodes N]\n"
+    "                  [--shots 1,2,4,8] [--classes all|0,1,...] [--texture-categories N|all]\n"
+    "                  [--seed S] [--full-test-split] [--whole-support] [--full] [--out DIR]\n"
+    "                  [--data DIR] [--patterns DIR]\n"
     "fewshot_benchmark --npy DIR [--episodes N] [--shots 1,2,4,8] [--seed S] [--out DIR]\n"
     "  --npy DIR: DIR holds support.npy ((n, d) or (n, p, d) embeddings of normal images),\n"
     "  queries.npy ((m, d) or (m, p, d)) and labels.npy ((m,), 0 normal / 1 anomalous)\n"
-    "  --full: every Fashion-MNIST class and eligible texture, 100 episodes (hours on 2 cores)\n";
+    "  --whole-support: fashion-patches also with each class's whole training split as support\n"
+    "  --full: every Fashion-MNIST class and eligible texture, 100 episodes, --whole-support\n"
+    "  (hours on 2 cores)\n";
 
 }  // namespace
 
@@ -63,9 +71,9 @@ Args parse_args(int argc, char** argv) {
       std::stringstream ss(value());
       std::string d;
       while (std::getline(ss, d, ',')) {
-        if (d != "fashion-mnist" && d != "textures") {
+        if (d != "fashion-mnist" && d != "fashion-patches" && d != "textures") {
           throw std::invalid_argument("--datasets: unknown dataset '" + d +
-                                      "' (fashion-mnist, textures)");
+                                      "' (fashion-mnist, fashion-patches, textures)");
         }
         a.datasets.push_back(d);
       }
@@ -100,7 +108,10 @@ Args parse_args(int argc, char** argv) {
       a.seed = static_cast<std::uint64_t>(parse_list(flag, value()).at(0));
     } else if (flag == "--full-test-split") {
       a.full_test_split = true;
+    } else if (flag == "--whole-support") {
+      a.whole_support = true;
     } else if (flag == "--full") {
+      a.whole_support = true;
       a.episodes = 100;
       a.classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
       a.texture_categories = 0;
@@ -192,6 +203,7 @@ int main(int argc, char** argv) try {
         "averaged over the classes / categories.\n\n";
     for (const auto& d : args.datasets) {
       if (d == "fashion-mnist") bench::run_fashion_mnist(args, report);
+      if (d == "fashion-patches") bench::run_fashion_patches(args, report);
       if (d == "textures") bench::run_textures(args, report);
     }
   }

@@ -24,6 +24,8 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
+#include <exception>
 #include <optional>
 #include <span>
 #include <string>
@@ -49,13 +51,28 @@ struct PerPositionScorerOptions {
   bool pool_neighbourhood = false;
   BayesScore score = BayesScore::tail;
   // A prior to use as it is; by default one is learned across the positions by fit_prior with
-  // prior_fit (its scatter family, iterations). With one row per position (K = 1, no pooling)
-  // kappa0 cannot be told apart from Psi0, so it is then kept at the moment start's.
+  // prior_fit. Its default scatter family here is isotropic (Psi0 = psi I): with a diagonal Psi0,
+  // a coordinate that is constant within every position (a border pixel that is always dark)
+  // drives its psi_k towards 0 without bound. With one row per position (K = 1, no pooling) there
+  // is no within-position scatter, and kappa0 and nu0 cannot be told apart from Psi0: they are then
+  // kept at the moment start's.
   std::optional<NiwPrior<double>> prior;
-  PriorFitOptions prior_fit;
+  PriorFitOptions prior_fit = isotropic_fit();
+  // The learned Psi0's entries are kept >= scatter_floor times the mean per-coordinate variance
+  // of all support patches (PriorFitOptions::min_scatter): where the support images agree exactly
+  // at a position (a background that is constant), the evidence grows without bound as Psi0 -> 0,
+  // and the posterior there would be singular. 0.01 mirrors PaDiM's + 0.01 I for unit-scale
+  // features. 0 leaves only fit_prior's own bound.
+  double scatter_floor = 0.01;
   // The vague anomaly model of the llr score, as in BayesianScorerOptions.
   double anomaly_scale = 100.0;
   double anomaly_dof = 2.0;
+
+  static PriorFitOptions isotropic_fit() {
+    PriorFitOptions o;
+    o.scatter = ScatterFamily::isotropic;
+    return o;
+  }
 };
 
 namespace detail {
@@ -119,6 +136,11 @@ class PerPositionScorer {
     detail::check_grid(fn, options.grid_rows, options.grid_cols);
     detail::check_positive(fn, "options.anomaly_scale", options.anomaly_scale);
     detail::check_positive(fn, "options.anomaly_dof", options.anomaly_dof);
+    if (!(options.scatter_floor >= 0.0) || !std::isfinite(options.scatter_floor)) {
+      detail::throw_invalid(
+          fn, "options.scatter_floor",
+          "must be finite and >= 0, got " + detail::format_value(options.scatter_floor));
+    }
     if (options.score != BayesScore::nll && options.score != BayesScore::llr &&
         options.score != BayesScore::tail) {
       detail::throw_invalid(fn, "options.score", "is not a BayesScore value");
@@ -193,17 +215,32 @@ class PerPositionScorer {
       groups.push_back(detail::position_rows(support, n, options_.grid_rows, options_.grid_cols, j,
                                              options_.pool_neighbourhood));
     }
-    NiwPrior<double> prior = options_.prior ? *options_.prior : learn_prior(groups);
+    NiwPrior<double> prior = options_.prior ? *options_.prior : learn_prior(groups, support);
     batched::SymmetricBatch<double> scale(P, d);
     batched::VectorBatch<double> location(P, d);
     Eigen::VectorXd dof(P);
     for (Eigen::Index j = 0; j < P; ++j) {
-      const auto post = prior.posterior(groups[static_cast<std::size_t>(j)], Path::dense);
+      std::optional<NiwPosterior<double>> fitted_post;
+      try {
+        fitted_post.emplace(prior.posterior(groups[static_cast<std::size_t>(j)], Path::dense));
+      } catch (const std::exception& e) {
+        detail::throw_numerical(fn, "position " + std::to_string(j) + ": " + e.what());
+      }
+      const NiwPosterior<double>& post = *fitted_post;
       const double v = post.predictive_dof();
       const double kn = post.kappa();
       scale.set(j, post.scatter() * ((kn + 1.0) / (kn * v)));
       location.set(j, post.mean());
       dof(j) = v;
+    }
+    if (const batched::CholeskyBatch<double> check(scale); !check.ok()) {
+      const batched::BatchFailure& f = check.failures().front();
+      detail::throw_numerical(fn, "position " + std::to_string(f.index) +
+                                      ": the posterior predictive scale is not numerically "
+                                      "positive definite (Cholesky pivot " +
+                                      std::to_string(f.pivot) + " = " +
+                                      detail::format_value(f.value) +
+                                      "); raise options.scatter_floor");
     }
     batched::StudentTBatch<double> model(location, scale, dof);
     // Commit only after everything succeeded.
@@ -212,12 +249,20 @@ class PerPositionScorer {
     dof_ = std::move(dof);
   }
 
-  template <class = void>
-  NiwPrior<double> learn_prior(const std::vector<Eigen::MatrixXd>& groups) const {
+  template <class Derived>
+  NiwPrior<double> learn_prior(const std::vector<Eigen::MatrixXd>& groups,
+                               const Eigen::MatrixBase<Derived>& support) const {
     PriorFitOptions o = options_.prior_fit;
+    const Eigen::RowVectorXd mean = support.template cast<double>().colwise().mean();
+    const double variance = (support.template cast<double>().rowwise() - mean).squaredNorm() /
+                            static_cast<double>(support.size());
+    o.min_scatter = std::max(o.min_scatter, options_.scatter_floor * variance);
     const bool single_rows = std::any_of(groups.begin(), groups.end(),
                                          [](const Eigen::MatrixXd& g) { return g.rows() < 2; });
-    if (single_rows) o.learn_kappa = false;
+    if (single_rows) {
+      o.learn_kappa = false;
+      o.learn_dof = false;
+    }
     return fit_prior(std::span<const Eigen::MatrixXd>(groups), o).prior;
   }
 

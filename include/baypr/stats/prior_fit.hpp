@@ -64,14 +64,21 @@ struct PriorFitOptions {
   // Converged when the largest gradient coordinate of the mean log evidence per row is below this.
   double gradient_tolerance = 1e-7;
   int memory = 10;  // L-BFGS pairs kept
+  // A lower bound on every entry of Psi0 (0: only the e^-40 bound). Data with groups of identical
+  // rows (image patches of a background that is exactly constant) has an unbounded evidence as
+  // psi -> 0; the bound makes the problem bounded. The search is projected onto it (a psi on the
+  // bound whose gradient points outwards is held there, and convergence is judged on that
+  // projected gradient). The moment start is raised to 2 min_scatter where it is below.
+  double min_scatter = 0.0;
 };
 
 struct PriorFit {
   NiwPrior<double> prior;
   double log_evidence = 0.0;  // sum over groups of log p(Z_g | prior)
   int iterations = 0;
-  bool converged = false;      // the gradient tolerance was met
-  double gradient_norm = 0.0;  // largest gradient coordinate of the mean log evidence per row
+  bool converged = false;  // the gradient tolerance was met
+  // Largest coordinate of the mean log evidence per row's gradient, projected (min_scatter).
+  double gradient_norm = 0.0;
 };
 
 namespace detail {
@@ -161,11 +168,18 @@ class PooledEvidence {
     return NiwPrior<double>(h.mu0, h.kappa0, h.nu0, Eigen::MatrixXd(h.psi.asDiagonal()));
   }
 
-  // True when every log coordinate is within the bounds and the mean finite.
+  // True when every log coordinate is within the bounds and the mean finite, and nu0 = d - 1 +
+  // e^x stays above d - 1 in floating point (below e^-36 or so for d = 49, the excess rounds away
+  // and log Gamma_d(nu0 / 2) would be evaluated at 0).
   [[nodiscard]] bool admissible(const Eigen::VectorXd& x) const {
     if (!detail::all_finite(x)) return false;
     const Eigen::Index start = options_.learn_mean ? d_ : 0;
-    return (x.tail(x.size() - start).array().abs() <= log_bound).all();
+    if (!(x.tail(x.size() - start).array().abs() <= log_bound).all()) return false;
+    const Hyper h = hyper(x);
+    // (A relative slack: the search holds log psi at log(min_scatter), and exp(log(m)) may
+    // round to just below m.)
+    if (h.psi.minCoeff() < options_.min_scatter * (1.0 - 1e-12)) return false;
+    return !options_.learn_dof || h.nu0 > static_cast<double>(d_) - 1.0;
   }
 
   // Sum over groups of the log evidence; its gradient in x into *gradient when given. NaN where a
@@ -349,8 +363,19 @@ template <class = void>
   if (options.scatter != ScatterFamily::isotropic && options.scatter != ScatterFamily::diagonal) {
     detail::throw_invalid(fn, "options.scatter", "is not a ScatterFamily value");
   }
+  if (!(options.min_scatter >= 0.0) || !std::isfinite(options.min_scatter)) {
+    detail::throw_invalid(
+        fn, "options.min_scatter",
+        "must be finite and >= 0, got " + detail::format_value(options.min_scatter));
+  }
   std::vector<Eigen::MatrixXd> copies(groups.begin(), groups.end());
   NiwPrior<double> start = options.start ? *options.start : detail::moment_start<>(copies);
+  if (!options.start && start.scatter().diagonal().minCoeff() < options.min_scatter) {
+    start = NiwPrior<double>(
+        start.mean(), start.kappa(), start.nu(),
+        Eigen::MatrixXd(
+            start.scatter().diagonal().cwiseMax(2.0 * options.min_scatter).asDiagonal()));
+  }
   if (options.start) {
     detail::check_size(fn, "options.start", "dimension", start.dim(), d);
     if (!start.is_diagonal())
@@ -362,12 +387,13 @@ template <class = void>
   if (!evidence.admissible(x)) {
     if (options.start) {
       detail::throw_invalid(fn, "options.start",
-                            "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40]");
+                            "has kappa0, nu0 - d + 1 or a Psi0 entry outside [e^-40, e^40], or "
+                            "a Psi0 entry below options.min_scatter");
     }
     detail::throw_invalid(
         fn, "groups",
         "have a scale outside what fit_prior searches (the moments give kappa0 or a "
-        "Psi0 entry outside [e^-40, e^40]): rescale them");
+        "Psi0 entry outside [e^-40, e^40], or below options.min_scatter): rescale them");
   }
   // Minimise f = -(log evidence) / rows.
   Eigen::VectorXd grad;
@@ -378,16 +404,43 @@ template <class = void>
         "the log evidence is not finite at the start (a group's Psi_n is numerically singular)");
   }
   grad = -grad / rows;
+  // options.min_scatter bounds the log psi coordinates from below: the search projects onto the
+  // bound (a coordinate on it whose gradient points outwards is held there), and convergence is
+  // judged on the projected gradient.
+  const Eigen::Index psi_start =
+      evidence.size() - (options.scatter == ScatterFamily::diagonal ? d : 1);
+  const double lower = options.min_scatter > 0.0 ? std::log(options.min_scatter)
+                                                 : -detail::PooledEvidence<>::log_bound;
+  const auto project = [&](Eigen::VectorXd& v) {
+    for (Eigen::Index i = psi_start; i < v.size(); ++i) v(i) = std::max(v(i), lower);
+  };
+  const auto projected = [&](const Eigen::VectorXd& v, const Eigen::VectorXd& g) {
+    Eigen::VectorXd pg = g;
+    for (Eigen::Index i = psi_start; i < v.size(); ++i) {
+      if (v(i) <= lower && g(i) > 0) pg(i) = 0.0;
+    }
+    return pg;
+  };
+  // Which coordinates are held on the bound; the curvature pairs are dropped when that changes
+  // (they describe the search in the other subspace).
+  const auto held = [&](const Eigen::VectorXd& v, const Eigen::VectorXd& g) {
+    std::vector<bool> h(static_cast<std::size_t>(v.size()), false);
+    for (Eigen::Index i = psi_start; i < v.size(); ++i)
+      h[static_cast<std::size_t>(i)] = v(i) <= lower && g(i) > 0;
+    return h;
+  };
   std::deque<std::pair<Eigen::VectorXd, Eigen::VectorXd>> pairs;  // (s, y)
-  PriorFit out{evidence.prior(x), -f * rows, 0, false, grad.cwiseAbs().maxCoeff()};
+  Eigen::VectorXd pgrad = projected(x, grad);
+  std::vector<bool> active = held(x, grad);
+  PriorFit out{evidence.prior(x), -f * rows, 0, false, pgrad.cwiseAbs().maxCoeff()};
   int it = 0;
   for (; it < options.max_iterations; ++it) {
-    if (grad.cwiseAbs().maxCoeff() < options.gradient_tolerance) {
+    if (pgrad.cwiseAbs().maxCoeff() < options.gradient_tolerance) {
       out.converged = true;
       break;
     }
     // Two-loop recursion.
-    Eigen::VectorXd q = grad;
+    Eigen::VectorXd q = pgrad;
     std::vector<double> alpha(pairs.size());
     for (std::size_t k = pairs.size(); k-- > 0;) {
       const auto& [s, y] = pairs[k];
@@ -398,7 +451,7 @@ template <class = void>
       const auto& [s, y] = pairs.back();
       q *= s.dot(y) / y.squaredNorm();
     } else {
-      q /= std::max(1.0, grad.norm());  // a first step of length at most 1
+      q /= std::max(1.0, pgrad.norm());  // a first step of length at most 1
     }
     for (std::size_t k = 0; k < pairs.size(); ++k) {
       const auto& [s, y] = pairs[k];
@@ -406,25 +459,31 @@ template <class = void>
       q += (alpha[k] - b) * s;
     }
     Eigen::VectorXd direction = -q;
-    double slope = grad.dot(direction);
+    for (Eigen::Index i = psi_start; i < x.size(); ++i) {
+      if (x(i) <= lower && direction(i) < 0) direction(i) = 0.0;  // held on the bound
+    }
+    double slope = pgrad.dot(direction);
     if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
       pairs.clear();
-      direction = -grad / std::max(1.0, grad.norm());
-      slope = grad.dot(direction);
+      direction = -pgrad / std::max(1.0, pgrad.norm());
+      slope = pgrad.dot(direction);
     }
     double step = 1.0, f_next = 0.0;
     Eigen::VectorXd x_next, g_next;
     bool accepted = false;
     for (int ls = 0; ls < 60; ++ls, step /= 2) {
       x_next = x + step * direction;
+      project(x_next);
       if (!evidence.admissible(x_next)) continue;
       f_next = -evidence.value(x_next, &g_next) / rows;
-      if (std::isfinite(f_next) && f_next <= f + 1e-4 * step * slope) {
+      if (std::isfinite(f_next) && f_next <= f + 1e-4 * pgrad.dot(x_next - x)) {
         accepted = true;
         break;
       }
     }
-    if (!accepted) break;  // no decrease possible along the direction: stop, unconverged
+    // No decrease possible along the direction (or only by a step that rounds away): stop,
+    // unconverged.
+    if (!accepted || x_next == x) break;
     g_next = -g_next / rows;
     Eigen::VectorXd s = x_next - x, y = g_next - grad;
     if (s.dot(y) > 1e-12 * s.norm() * y.norm()) {
@@ -434,8 +493,14 @@ template <class = void>
     x = std::move(x_next);
     f = f_next;
     grad = std::move(g_next);
+    pgrad = projected(x, grad);
+    std::vector<bool> now = held(x, grad);
+    if (now != active) {
+      pairs.clear();
+      active = std::move(now);
+    }
   }
-  const double gnorm = grad.cwiseAbs().maxCoeff();
+  const double gnorm = pgrad.cwiseAbs().maxCoeff();
   out = PriorFit{evidence.prior(x), -f * rows, it,
                  out.converged || gnorm < options.gradient_tolerance, gnorm};
   return out;
