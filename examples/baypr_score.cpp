@@ -169,6 +169,15 @@ Eigen::VectorXd run(S& scorer, const Embeddings& support, const Embeddings& quer
   return s;
 }
 
+// --score nll|llr|pvalue of the Bayesian methods.
+baypr::BayesScore score_of(const Args& args, const std::string& fallback) {
+  const std::string score = args.get("--score").value_or(fallback);
+  if (score == "nll") return baypr::BayesScore::nll;
+  if (score == "llr") return baypr::BayesScore::llr;
+  if (score == "pvalue") return baypr::BayesScore::tail;
+  throw UsageError("--score must be nll, llr or pvalue, got '" + score + "'");
+}
+
 // The patch grid of per-position methods: --grid RxC, or the square one; p must match.
 std::pair<Eigen::Index, Eigen::Index> grid_of(const Args& args, const Embeddings& support,
                                               const Embeddings& query) {
@@ -189,9 +198,9 @@ std::pair<Eigen::Index, Eigen::Index> grid_of(const Args& args, const Embeddings
     }
     if (x == std::string::npos || used_r != x || used_c != g->size() - x - 1 || r < 1 || c < 1)
       throw UsageError("--grid must be RxC with R, C >= 1, got '" + *g + "'");
-    if (r * c != p) {
-      throw UsageError("--grid " + *g + " has " + std::to_string(r * c) +
-                       " positions but the inputs have p = " + std::to_string(p));
+    if (r > p || c > p || r * c != p) {  // (r, c <= p first: the product cannot overflow)
+      throw UsageError("--grid " + *g + " does not have the inputs' p = " + std::to_string(p) +
+                       " positions");
     }
     return {static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)};
   }
@@ -223,16 +232,7 @@ int main_impl(int argc, char** argv) {
   Eigen::VectorXd flat;
   if (method == "bayes") {
     baypr::BayesianScorerOptions opt;
-    const std::string score = args.get("--score").value_or("llr");
-    if (score == "nll") {
-      opt.score = baypr::BayesScore::nll;
-    } else if (score == "llr") {
-      opt.score = baypr::BayesScore::llr;
-    } else if (score == "pvalue") {
-      opt.score = baypr::BayesScore::tail;
-    } else {
-      throw UsageError("--score must be nll, llr or pvalue, got '" + score + "'");
-    }
+    opt.score = score_of(args, "llr");
     opt.kappa0 = args.number("--kappa0", opt.kappa0);
     opt.nu0_offset = args.number("--nu0", d + opt.nu0_offset) - d;
     if (args.get("--psi-scale") == std::optional<std::string>("auto")) {
@@ -276,16 +276,7 @@ int main_impl(int argc, char** argv) {
       baypr::PerPositionScorerOptions opt;
       opt.grid_rows = rows;
       opt.grid_cols = cols;
-      const std::string score = args.get("--score").value_or("pvalue");
-      if (score == "nll") {
-        opt.score = baypr::BayesScore::nll;
-      } else if (score == "llr") {
-        opt.score = baypr::BayesScore::llr;
-      } else if (score == "pvalue") {
-        opt.score = baypr::BayesScore::tail;
-      } else {
-        throw UsageError("--score must be nll, llr or pvalue, got '" + score + "'");
-      }
+      opt.score = score_of(args, "pvalue");
       const std::string pool = args.get("--pool").value_or("none");
       if (pool != "none" && pool != "3x3")
         throw UsageError("--pool must be none or 3x3, got '" + pool + "'");

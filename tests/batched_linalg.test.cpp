@@ -3,8 +3,10 @@
 // named by batch index with the rest of the batch still exact, and bad input.
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "baypr/core/batched_cholesky.hpp"
@@ -107,6 +109,10 @@ TEST_CASE("batched Cholesky, solves and log-determinants equal Eigen's LLT matri
 }
 
 TEST_CASE("the vector lanes and the scalar lane agree", "[batched]") {
+  if constexpr (std::is_same_v<Fast, Slow>) {
+    WARN("built without baypr::simd: both are the scalar lane, nothing to compare");
+    return;
+  }
   std::mt19937_64 rng(5);
   const Eigen::Index count = 11;
   const Eigen::Index d = 9;
@@ -172,6 +178,33 @@ TEST_CASE("a matrix that is not positive definite is named, and the rest of the 
   CHECK(contains(message_of([&] { (void)chol.log_determinants(); }), "matrix 3 of the batch"));
 }
 
+TEST_CASE("failures in one group of lanes are listed by index, whatever their pivots",
+          "[batched]") {
+  // Matrices 0 and 1 share a group whenever there is more than one lane; 1 fails at pivot 0,
+  // 0 only at pivot 3, so the pivots come in the opposite order of the indices.
+  std::mt19937_64 rng(19);
+  const Eigen::Index d = 5;
+  baypr::batched::SymmetricBatch<double, Fast> a(3, d);
+  Eigen::MatrixXd m0 = random_spd<double>(d, rng);
+  m0(3, 3) = -4.0;
+  Eigen::MatrixXd m1 = random_spd<double>(d, rng);
+  m1(0, 0) = -1.0;
+  a.set(0, m0);
+  a.set(1, m1);
+  a.set(2, random_spd<double>(d, rng));
+  const baypr::batched::CholeskyBatch<double, Fast> chol(a);
+  REQUIRE(chol.failures().size() == 2);
+  CHECK(chol.failures()[0].index == 0);
+  CHECK(chol.failures()[0].pivot == 3);
+  CHECK(chol.failures()[1].index == 1);
+  CHECK(chol.failures()[1].pivot == 0);
+  CHECK_FALSE(chol.ok(0));
+  CHECK_FALSE(chol.ok(1));
+  CHECK(chol.ok(2));
+  CHECK(contains(message_of([&] { (void)chol.matrix_l(0); }), "matrix 0 of the batch"));
+  CHECK(contains(message_of([&] { (void)chol.log_determinants(); }), "matrix 0 of the batch"));
+}
+
 TEST_CASE("batched rank-one updates and downdates equal Eigen's, all or nothing", "[batched]") {
   std::mt19937_64 rng(23);
   const Eigen::Index count = 9;
@@ -232,6 +265,12 @@ TEST_CASE("StudentTBatch equals baypr::StudentT model by model", "[batched]") {
     const baypr::batched::StudentTBatch<double, Fast> t(mu, scale, dof);
     const Eigen::VectorXd lp = t.log_pdf(x);
     const Eigen::VectorXd delta = t.mahalanobis(x);
+    // From a factor the caller already has, and with delta from the same solve: the same values.
+    const baypr::batched::StudentTBatch<double, Fast> from_factor(
+        mu, baypr::batched::CholeskyBatch<double, Fast>(scale), dof);
+    Eigen::VectorXd delta_too;
+    CHECK(from_factor.log_pdf(x, &delta_too) == lp);
+    CHECK(delta_too == delta);
     for (Eigen::Index k = 0; k < count; ++k) {
       const auto& ref = reference[static_cast<std::size_t>(k)];
       const double want = ref.log_pdf(x.get(k));

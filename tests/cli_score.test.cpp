@@ -130,7 +130,7 @@ TEST_CASE("every method runs on patch embeddings and writes image and patch scor
       run_cli(dir.path, "--method padim --grid 3x3 --support " + dir.file("S.npy") + " --query " +
                             dir.file("Q.npy") + " --out " + dir.file("img.npy"));
   CHECK(r.code == 2);
-  CHECK(r.err.find("--grid 3x3 has 9 positions but the inputs have p = 4") != std::string::npos);
+  CHECK(r.err.find("--grid 3x3 does not have the inputs' p = 4 positions") != std::string::npos);
 }
 
 TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][errors]") {

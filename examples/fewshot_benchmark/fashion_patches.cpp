@@ -20,6 +20,8 @@
 
 #include <random>
 #include <sstream>
+#include <stdexcept>
+#include <string>
 
 #include "common.hpp"
 
@@ -168,7 +170,8 @@ void run_fashion_patches(const Args& args, Report& report) {
   std::ostringstream md;
   md << "## Fashion-MNIST patch grids: per-position models, PaDiM, PatchCore\n\n"
      << "Aligned images: the standardised pixels cut into 7 x 7 patches every 3 pixels (an 8 x 8 "
-        "grid, d = 49 per patch); image score = max over positions. Same episodes as above ("
+        "grid, d = 49 per patch); image score = max over positions. The one-class episodes of the "
+        "Fashion-MNIST section ("
      << args.episodes << " per class per K, classes";
   for (const int c : args.classes) md << " " << c;
   md << ").\n\n"
@@ -198,6 +201,10 @@ void run_fashion_patches(const Args& args, Report& report) {
       std::mt19937_64 rng(args.seed + static_cast<std::uint64_t>(c));
       std::shuffle(normal.begin(), normal.end(), rng);
       std::shuffle(anomalous.begin(), anomalous.end(), rng);
+      constexpr auto kNeeded = static_cast<std::size_t>(kSets * kPer);
+      if (normal.size() < kNeeded || anomalous.size() < kNeeded)
+        throw std::runtime_error("fashion-patches: too few test images of class " +
+                                 std::to_string(c));
       normal.resize(kSets * kPer);
       anomalous.resize(kSets * kPer);
       std::vector<Eigen::Index> q = normal;
@@ -220,9 +227,9 @@ void run_fashion_patches(const Args& args, Report& report) {
     }
     md << "\n### The whole training split of the class as support\n\n"
        << "About 6000 support images per class; 10 disjoint query sets of 50 normal + 50 "
-          "anomalous test images per class. Mean image AUROC over the sets (class-averaged) [95% "
-          "Student-t interval over sets]; paired differences with the two-level bootstrap "
-          "(classes, then sets).\n\n| method | image AUROC |\n|---|---|\n";
+          "anomalous test images per class. Mean image AUROC (each set first averaged over the "
+          "classes) [95% Student-t interval over sets]; paired differences with the two-level "
+          "bootstrap (classes, then sets).\n\n| method | image AUROC |\n|---|---|\n";
     for (std::size_t m = 0; m < methods.size(); ++m) {
       if (m == 3) continue;
       const auto values = baypr::group_averaged(

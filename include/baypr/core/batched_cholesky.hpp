@@ -35,6 +35,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "baypr/core/errors.hpp"
@@ -159,6 +160,8 @@ class SymmetricBatch {
 // count vectors of length d, interleaved like SymmetricBatch; a new batch holds zeros.
 template <class Scalar = double, class Lanes = simd::DefaultLanes<Scalar>>
 class VectorBatch {
+  static_assert(std::is_same_v<Scalar, typename Lanes::Scalar>, "Lanes must be over Scalar");
+
  public:
   using Index = Eigen::Index;
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
@@ -350,6 +353,7 @@ class CholeskyBatch {
       }
       std::copy(x.element(p, 0), x.element(p, 0) + dim() * width, w.data());
       next.update_group(p, w.data(), Lanes::load(s.data()), failed);
+      if (!failed.empty()) break;  // groups run in index order: this is the first failure
     }
     if (!failed.empty()) {
       const BatchFailure& f = failed.front();
@@ -527,6 +531,7 @@ class CholeskyBatch {
   // with pivot 1 (lanes never mix).
   void factor_group(Index p) {
     const Index d = dim();
+    const auto first_new = static_cast<std::ptrdiff_t>(failures_.size());
     std::array<bool, static_cast<std::size_t>(width)> done{};
     typename Lanes::Mask bad = Lanes::not_positive(Lanes::splat(Scalar(1)));
     Index i = 0;
@@ -536,7 +541,14 @@ class CholeskyBatch {
       finish_row(p, i + 1, j0, bad, done);
     }
     if (i < d) finish_row(p, i, factor_blocks<1>(p, i), bad, done);
-    // Groups run in order and record() goes lane by lane, so failures_ stays sorted by index.
+    sort_from(failures_, first_new);
+  }
+
+  // Groups run in order, but within a group a higher lane may fail at an earlier pivot than a
+  // lower one: sort what this group added, so the whole list is by ascending index.
+  static void sort_from(std::vector<BatchFailure>& list, std::ptrdiff_t first) {
+    std::sort(list.begin() + first, list.end(),
+              [](const BatchFailure& a, const BatchFailure& b) { return a.index < b.index; });
   }
 
   void forward(Index p, Vectors& z) const { forward_norm(p, z.element(p, 0), z.element(p, 0)); }
@@ -560,6 +572,7 @@ class CholeskyBatch {
   // LLT::rankUpdate): beta accumulates 1 + sigma sum (w_j / L_jj)^2, w is overwritten.
   void update_group(Index p, Scalar* w, const Pack& sigma, std::vector<BatchFailure>& failed) {
     const Index d = dim();
+    const auto first_new = static_cast<std::ptrdiff_t>(failed.size());
     std::array<bool, static_cast<std::size_t>(width)> done{};
     const Pack one = Lanes::splat(Scalar(1));
     typename Lanes::Mask bad = Lanes::not_positive(one);
@@ -590,6 +603,7 @@ class CholeskyBatch {
         Lanes::store(lij_at, a * lij + b * wi);
       }
     }
+    sort_from(failed, first_new);
   }
 
   Symmetric factor_;

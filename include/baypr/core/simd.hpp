@@ -11,8 +11,10 @@
 // belongs to problem k of a group), Mask one flag per lane, and the static functions below are the
 // only operations the batched kernels use. The core stays Eigen-only: xsimd is an optional layer.
 //
-// The architecture follows the compile flags (-march): every translation unit of one program
-// must see the same flags, as with Eigen's own vectorisation.
+// The architecture follows the compile flags (-march) and DefaultLanes follows BAYPR_WITH_XSIMD:
+// every translation unit of one program must agree on both (link baypr::simd to all of its
+// targets or to none), as with Eigen's own vectorisation, or classes holding batches differ in
+// layout between files (an ODR violation no tool reports). NEON lanes need AArch64 for double.
 #pragma once
 
 #include <cmath>

@@ -14,7 +14,9 @@
 // score_patches(scorer, support, queries, P) gives the anomaly maps and image scores.
 //
 // The P posteriors are evaluated together on the batched Cholesky path (core/batched_cholesky.hpp:
-// "SIMD across positions"): a query image is one point per model.
+// "SIMD across positions"): a query image is one point per model. Both classes hold batches of
+// simd::DefaultLanes, so every translation unit of a program must agree on BAYPR_WITH_XSIMD (link
+// baypr::simd everywhere or nowhere) and on -march (core/simd.hpp).
 //
 // Score types (BayesScore, score/bayesian.hpp; higher = more anomalous): tail (the default) is
 // -log P(delta(Y) >= delta(q)) under the position's own predictive, on a common scale for every
@@ -26,9 +28,11 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "baypr/core/batched_cholesky.hpp"
@@ -47,7 +51,9 @@ struct PerPositionScorerOptions {
   Eigen::Index grid_rows = 0;
   Eigen::Index grid_cols = 0;
   // Fit each position's posterior on the support patches of its 3 x 3 neighbourhood (clipped at
-  // the border) instead of its own alone: 9x the rows, for small misalignments and K = 1.
+  // the border) instead of its own alone: 9x the rows, for small misalignments and K = 1. The
+  // learned prior then treats the overlapping neighbourhoods as independent groups (each row
+  // counts in up to 9 of them): an approximation of the evidence, not the evidence.
   bool pool_neighbourhood = false;
   BayesScore score = BayesScore::tail;
   // A prior to use as it is; by default one is learned across the positions by fit_prior with
@@ -77,9 +83,15 @@ struct PerPositionScorerOptions {
 
 namespace detail {
 
-inline void check_grid(const char* fn, Eigen::Index rows, Eigen::Index cols) {
-  if (rows < 1) throw_invalid(fn, "options.grid_rows", "must be >= 1, got " + std::to_string(rows));
-  if (cols < 1) throw_invalid(fn, "options.grid_cols", "must be >= 1, got " + std::to_string(cols));
+inline void check_grid(const char* fn, const char* rows_name, Eigen::Index rows,
+                       const char* cols_name, Eigen::Index cols) {
+  if (rows < 1) throw_invalid(fn, rows_name, "must be >= 1, got " + std::to_string(rows));
+  if (cols < 1) throw_invalid(fn, cols_name, "must be >= 1, got " + std::to_string(cols));
+  if (rows > std::numeric_limits<Eigen::Index>::max() / cols) {
+    throw_invalid(fn, cols_name,
+                  "times " + std::string(rows_name) + " = " + std::to_string(rows) +
+                      " overflows the number of positions, got " + std::to_string(cols));
+  }
 }
 
 // n images x P positions rows: returns n, or names the argument.
@@ -133,7 +145,8 @@ class PerPositionScorer {
 
   explicit PerPositionScorer(const Options& options) : options_(options) {
     constexpr const char* fn = "baypr::PerPositionScorer::PerPositionScorer";
-    detail::check_grid(fn, options.grid_rows, options.grid_cols);
+    detail::check_grid(fn, "options.grid_rows", options.grid_rows, "options.grid_cols",
+                       options.grid_cols);
     detail::check_positive(fn, "options.anomaly_scale", options.anomaly_scale);
     detail::check_positive(fn, "options.anomaly_dof", options.anomaly_dof);
     if (!(options.scatter_floor >= 0.0) || !std::isfinite(options.scatter_floor)) {
@@ -178,9 +191,12 @@ class PerPositionScorer {
     for (Eigen::Index i = 0; i < n; ++i) {
       const auto image = queries.middleRows(i * P, P).template cast<double>();
       x.set_rows(image);
-      const Eigen::VectorXd delta = model_->mahalanobis(x);
-      Eigen::VectorXd log_t;
-      if (options_.score != BayesScore::tail) log_t = model_->log_pdf(x);
+      Eigen::VectorXd delta, log_t;
+      if (options_.score == BayesScore::tail) {
+        delta = model_->mahalanobis(x);
+      } else {
+        log_t = model_->log_pdf(x, &delta);
+      }
       for (Eigen::Index j = 0; j < P; ++j) {
         double s = 0.0;
         switch (options_.score) {
@@ -233,8 +249,9 @@ class PerPositionScorer {
       location.set(j, post.mean());
       dof(j) = v;
     }
-    if (const batched::CholeskyBatch<double> check(scale); !check.ok()) {
-      const batched::BatchFailure& f = check.failures().front();
+    batched::CholeskyBatch<double> factor(scale);
+    if (!factor.ok()) {
+      const batched::BatchFailure& f = factor.failures().front();
       detail::throw_numerical(fn, "position " + std::to_string(f.index) +
                                       ": the posterior predictive scale is not numerically "
                                       "positive definite (Cholesky pivot " +
@@ -242,7 +259,7 @@ class PerPositionScorer {
                                       detail::format_value(f.value) +
                                       "); raise options.scatter_floor");
     }
-    batched::StudentTBatch<double> model(location, scale, dof);
+    batched::StudentTBatch<double> model(location, std::move(factor), dof);
     // Commit only after everything succeeded.
     prior_.emplace(std::move(prior));
     model_.emplace(std::move(model));
@@ -279,7 +296,7 @@ class PadimScorer {
   PadimScorer(Eigen::Index grid_rows, Eigen::Index grid_cols, double eps = 0.01)
       : rows_(grid_rows), cols_(grid_cols), eps_(eps) {
     constexpr const char* fn = "baypr::PadimScorer::PadimScorer";
-    detail::check_grid(fn, grid_rows, grid_cols);
+    detail::check_grid(fn, "grid_rows", grid_rows, "grid_cols", grid_cols);
     detail::check_positive(fn, "eps", eps);
   }
 
@@ -304,7 +321,14 @@ class PadimScorer {
       mean.set(j, m.transpose());
     }
     batched::CholeskyBatch<double> chol(cov);
-    if (!chol.ok()) batched::CholeskyBatch<double>::throw_failure(fn, chol.failures().front());
+    if (!chol.ok()) {
+      const batched::BatchFailure& f = chol.failures().front();
+      detail::throw_numerical(fn, "position " + std::to_string(f.index) +
+                                      ": the covariance + eps I is not numerically positive "
+                                      "definite (Cholesky pivot " +
+                                      std::to_string(f.pivot) + " = " +
+                                      detail::format_value(f.value) + "); raise eps");
+    }
     chol_.emplace(std::move(chol));
     mean_.emplace(std::move(mean));
     return *this;

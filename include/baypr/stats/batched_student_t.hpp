@@ -2,7 +2,8 @@
 // one model per lane of the interleaved batch (core/batched_cholesky.hpp).
 //
 //   StudentTBatch<T, Lanes>(location, scale, dof)   count models t(mu_k, Sigma_k, v_k), dimension d
-//     .log_pdf(x)        log t_k(x_k) for every k: one point per model
+//                                                   (scale: a SymmetricBatch or its CholeskyBatch)
+//     .log_pdf(x [, &delta])  log t_k(x_k) for every k: one point per model (and delta_k)
 //     .mahalanobis(x)    delta_k = (x_k - mu_k)^T Sigma_k^{-1} (x_k - mu_k)
 //
 //   log t(x) = lgamma((v+d)/2) - lgamma(v/2) - (d/2) log(v pi) - (1/2) log|Sigma|
@@ -18,6 +19,8 @@
 #include <cmath>
 #include <numbers>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "baypr/core/batched_cholesky.hpp"
 #include "baypr/core/errors.hpp"
@@ -40,8 +43,14 @@ class StudentTBatch {
   // and > 0 (naming the model), or a scale that is not positive definite (naming the model, its
   // pivot and the pivot's value).
   StudentTBatch(const Vectors& location, const Symmetric& scale, const Values& dof)
-      : location_(location), chol_(checked(location, scale, dof)) {
+      : StudentTBatch(location, Cholesky(checked(location, scale.count(), scale.dim(), dof, scale)),
+                      dof) {}
+
+  // The same from the scales' Cholesky factors, for a caller that has factored them already.
+  StudentTBatch(const Vectors& location, Cholesky scale_cholesky, const Values& dof)
+      : location_(location), chol_(std::move(scale_cholesky)) {
     constexpr const char* fn = "baypr::batched::StudentTBatch::StudentTBatch";
+    checked(location, chol_.count(), chol_.dim(), dof, 0);
     if (!chol_.ok()) {
       const BatchFailure& f = chol_.failures().front();
       baypr::detail::throw_invalid(fn, "scale",
@@ -71,22 +80,25 @@ class StudentTBatch {
   [[nodiscard]] Index dim() const { return location_.dim(); }
   [[nodiscard]] const Cholesky& scale_cholesky() const { return chol_; }
 
-  // log t_k(x_k) for every model k.
-  [[nodiscard]] Values log_pdf(const Vectors& x) const {
-    return evaluate("baypr::batched::StudentTBatch::log_pdf", x, true);
+  // log t_k(x_k) for every model k; with `delta`, also each delta_k, from the same solve.
+  [[nodiscard]] Values log_pdf(const Vectors& x, Values* delta = nullptr) const {
+    return evaluate("baypr::batched::StudentTBatch::log_pdf", x, true, delta);
   }
 
   // The squared Mahalanobis distance delta_k of x_k under model k.
   [[nodiscard]] Values mahalanobis(const Vectors& x) const {
-    return evaluate("baypr::batched::StudentTBatch::mahalanobis", x, false);
+    return evaluate("baypr::batched::StudentTBatch::mahalanobis", x, false, nullptr);
   }
 
  private:
-  static const Symmetric& checked(const Vectors& location, const Symmetric& scale,
-                                  const Values& dof) {
+  // Checks the shapes and the dofs, and passes `through` on (so that the check runs before the
+  // delegating constructor factors the scales).
+  template <class T>
+  static const T& checked(const Vectors& location, Index count, Index dim, const Values& dof,
+                          const T& through) {
     constexpr const char* fn = "baypr::batched::StudentTBatch::StudentTBatch";
-    baypr::detail::check_size(fn, "scale", "count", scale.count(), location.count());
-    baypr::detail::check_size(fn, "scale", "dim", scale.dim(), location.dim());
+    baypr::detail::check_size(fn, "scale", "count", count, location.count());
+    baypr::detail::check_size(fn, "scale", "dim", dim, location.dim());
     baypr::detail::check_size(fn, "dof", "size", dof.size(), location.count());
     for (Index k = 0; k < dof.size(); ++k) {
       const auto v = static_cast<double>(dof(k));
@@ -97,15 +109,16 @@ class StudentTBatch {
                                          std::to_string(k));
       }
     }
-    return scale;
+    return through;
   }
 
-  Values evaluate(std::string_view fn, const Vectors& x, bool density) const {
+  Values evaluate(std::string_view fn, const Vectors& x, bool density, Values* delta_out) const {
     baypr::detail::check_size(fn, "x", "count", x.count(), count());
     baypr::detail::check_size(fn, "x", "dim", x.dim(), dim());
     const Index d = dim();
     detail::Buffer<Scalar> z(static_cast<std::size_t>(d * width));
     detail::Buffer<Scalar> out(static_cast<std::size_t>(chol_.factor().groups() * width));
+    detail::Buffer<Scalar> deltas(delta_out != nullptr ? out.size() : 0);
     for (Index p = 0; p < chol_.factor().groups(); ++p) {
       for (Index i = 0; i < d; ++i) {
         Lanes::store(z.data() + i * width,
@@ -120,7 +133,9 @@ class StudentTBatch {
                 Lanes::log1p(delta / Lanes::load(dof_.data() + at));
       }
       Lanes::store(out.data() + at, r);
+      if (delta_out != nullptr) Lanes::store(deltas.data() + at, delta);
     }
+    if (delta_out != nullptr) *delta_out = Eigen::Map<const Values>(deltas.data(), count());
     return Eigen::Map<const Values>(out.data(), count());
   }
 

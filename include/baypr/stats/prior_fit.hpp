@@ -23,10 +23,13 @@
 // (Psi_n = D + W^T W, W = [centred rows; sqrt(beta) e^T], Woodbury and the determinant lemma:
 // O(n^2 d)); a larger one densely from its precomputed scatter (O(d^3)). The optimiser is L-BFGS
 // with a backtracking Armijo line search on the mean log evidence per row; each log coordinate is
-// kept in [-40, 40] (a trial point outside is rejected like a non-finite one).
+// kept in [-40, 40] (a trial point outside is rejected like a non-finite one), and the log psi
+// coordinates are projected onto their lower bound, log(options.min_scatter) when that is set.
 //
 // Identifiability: groups of one row carry no within-group scatter, so kappa0 and Psi0 trade off
-// along a ridge; give groups of at least two rows (or fix kappa0, learn_kappa = false).
+// along a ridge; give groups of at least two rows (or fix kappa0, learn_kappa = false). Groups of
+// identical rows (an exactly constant background) make the evidence unbounded as Psi0 -> 0 when
+// they dominate: bound it with options.min_scatter.
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -68,7 +71,7 @@ struct PriorFitOptions {
   // rows (image patches of a background that is exactly constant) has an unbounded evidence as
   // psi -> 0; the bound makes the problem bounded. The search is projected onto it (a psi on the
   // bound whose gradient points outwards is held there, and convergence is judged on that
-  // projected gradient). The moment start is raised to 2 min_scatter where it is below.
+  // projected gradient). Entries of the moment start below 2 min_scatter are raised to it.
   double min_scatter = 0.0;
 };
 
@@ -409,8 +412,9 @@ template <class = void>
   // judged on the projected gradient.
   const Eigen::Index psi_start =
       evidence.size() - (options.scatter == ScatterFamily::diagonal ? d : 1);
-  const double lower = options.min_scatter > 0.0 ? std::log(options.min_scatter)
-                                                 : -detail::PooledEvidence<>::log_bound;
+  const double lower = std::max(options.min_scatter > 0.0 ? std::log(options.min_scatter)
+                                                          : -detail::PooledEvidence<>::log_bound,
+                                -detail::PooledEvidence<>::log_bound);
   const auto project = [&](Eigen::VectorXd& v) {
     for (Eigen::Index i = psi_start; i < v.size(); ++i) v(i) = std::max(v(i), lower);
   };
@@ -460,7 +464,10 @@ template <class = void>
     }
     Eigen::VectorXd direction = -q;
     for (Eigen::Index i = psi_start; i < x.size(); ++i) {
-      if (x(i) <= lower && direction(i) < 0) direction(i) = 0.0;  // held on the bound
+      // Held coordinates stay on the bound (the curvature pairs, from the full gradient, may
+      // give them either sign), and no free one is pushed below it.
+      if (active[static_cast<std::size_t>(i)] || (x(i) <= lower && direction(i) < 0))
+        direction(i) = 0.0;
     }
     double slope = pgrad.dot(direction);
     if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
@@ -475,8 +482,12 @@ template <class = void>
       x_next = x + step * direction;
       project(x_next);
       if (!evidence.admissible(x_next)) continue;
+      // Armijo on the projected step: the predicted change from the full gradient must be a
+      // decrease (projection can turn a descent direction's step into one that is not).
+      const double predicted = grad.dot(x_next - x);
+      if (!(predicted < 0)) continue;
       f_next = -evidence.value(x_next, &g_next) / rows;
-      if (std::isfinite(f_next) && f_next <= f + 1e-4 * pgrad.dot(x_next - x)) {
+      if (std::isfinite(f_next) && f_next <= f + 1e-4 * predicted) {
         accepted = true;
         break;
       }
