@@ -11,6 +11,8 @@
 //   batched_scalar/double/d:<d>  the same kernel with one scalar lane (simd::ScalarLanes)
 //   student_t/<T>/d:<d>       StudentTBatch::log_pdf, one point per model, against a loop of
 //                             StudentT::log_pdf over the same models
+//   per_position/grid:28x28/d:32  PerPositionScorer::score of 16 images (784 positions), GFLOPS
+//                             of its triangular solves against gemm/double/n:512 (Eigen GEMM)
 //
 // Counters: matrices/s (points/s for student_t). One thread. The lane width is xsimd's for the
 // compile flags: configure with the `native` preset (-march=native) for AVX2 / AVX-512 figures;
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "baypr/core/batched_cholesky.hpp"
+#include "baypr/score/per_position.hpp"
 #include "baypr/stats/batched_student_t.hpp"
 #include "baypr/stats/student_t.hpp"
 #include "summary_reporter.hpp"
@@ -154,6 +157,50 @@ void bm_student_t(benchmark::State& state, Index d, bool batched) {
   state.counters["points"] = per_matrix();
 }
 
+// Per-position scoring of aligned images, the workload the batched path is for: a 28 x 28 grid
+// (784 positions) of d = 32 patch embeddings, PerPositionScorer::score (nll) of 16 query images.
+// Flops counted: the forward substitution, d^2 per position and image (d (d + 1) / 2 fused
+// multiply-adds), the rest (packing, differences, log1p) taken as overhead.
+constexpr Index kGrid = 28, kGridDim = 32, kGridQueries = 16;
+
+void bm_per_position(benchmark::State& state) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal;
+  const Index P = kGrid * kGrid;
+  const Eigen::MatrixXd support =
+      Eigen::MatrixXd::NullaryExpr(8 * P, kGridDim, [&] { return normal(rng); });
+  const Eigen::MatrixXd queries =
+      Eigen::MatrixXd::NullaryExpr(kGridQueries * P, kGridDim, [&] { return normal(rng); });
+  baypr::PerPositionScorerOptions o;
+  o.grid_rows = kGrid;
+  o.grid_cols = kGrid;
+  o.score = baypr::BayesScore::nll;
+  o.prior = baypr::NiwPrior<double>::isotropic(kGridDim, 0.1, kGridDim + 2.0, 1.0);
+  baypr::PerPositionScorer scorer(o);
+  scorer.fit(support);
+  Eigen::VectorXd out;
+  for (auto _ : state) {
+    out = scorer.score(queries);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = static_cast<double>(kGridQueries * P * kGridDim * kGridDim);
+  state.counters["GFLOPS"] = Counter(flops * 1e-9, Counter::kIsIterationInvariantRate);
+}
+
+// The reference: Eigen's double GEMM rate on 512 x 512 matrices in the same run (what one core
+// attains with FMA at this build's vector width).
+void bm_gemm(benchmark::State& state) {
+  const Index n = 512;
+  const Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, n), b = Eigen::MatrixXd::Random(n, n);
+  Eigen::MatrixXd c(n, n);
+  for (auto _ : state) {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOPS"] =
+      Counter(2.0 * static_cast<double>(n * n * n) * 1e-9, Counter::kIsIterationInvariantRate);
+}
+
 using baypr_bench::Ratio;
 
 std::string arg_d(Index d) {
@@ -220,6 +267,12 @@ int main(int argc, char** argv) {
   std::vector<Ratio> ratios;
   register_type<double>(ratios);
   register_type<float>(ratios);
+  benchmark::RegisterBenchmark("per_position/grid:28x28/d:32", bm_per_position)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("gemm/double/n:512", bm_gemm)->Unit(benchmark::kMillisecond);
+  ratios.push_back({"per-position scoring GFLOPS / Eigen GEMM GFLOPS (flop-rate bound)",
+                    "28 x 28 grid, d = 32, 16 images", "per_position/grid:28x28/d:32",
+                    "gemm/double/n:512", "GFLOPS", 0.5, true});
   baypr_bench::run_with_summary("batched.bench", format,
                                 {std::move(ratios), {"lanes: " + lanes}, {40, 12}});
   benchmark::Shutdown();

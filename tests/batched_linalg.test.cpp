@@ -5,6 +5,7 @@
 #include <Eigen/Core>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -271,6 +272,25 @@ TEST_CASE("StudentTBatch equals baypr::StudentT model by model", "[batched]") {
     Eigen::VectorXd delta_too;
     CHECK(from_factor.log_pdf(x, &delta_too) == lp);
     CHECK(delta_too == delta);
+    // Many batches of points in one pass: column m is log_pdf(xs[m]).
+    baypr::batched::VectorBatch<double, Fast> x2(count, d);
+    for (Eigen::Index k = 0; k < count; ++k) x2.set(k, x.get(k) * 0.5);
+    const std::vector<baypr::batched::VectorBatch<double, Fast>> xs = {x, x2};
+    Eigen::MatrixXd deltas;
+    const Eigen::MatrixXd many =
+        t.log_pdf(std::span<const baypr::batched::VectorBatch<double, Fast>>(xs), &deltas);
+    REQUIRE(many.rows() == count);
+    REQUIRE(many.cols() == 2);
+    CHECK(many.col(0) == lp);
+    CHECK(deltas.col(0) == delta);
+    CHECK(many.col(1) == t.log_pdf(x2));
+    CHECK(contains(message_of([&] {
+                     const std::vector<baypr::batched::VectorBatch<double, Fast>> bad = {
+                         x, baypr::batched::VectorBatch<double, Fast>(count + 1, d)};
+                     (void)t.log_pdf(
+                         std::span<const baypr::batched::VectorBatch<double, Fast>>(bad));
+                   }),
+                   "argument 'xs[1]' has count " + std::to_string(count + 1)));
     for (Eigen::Index k = 0; k < count; ++k) {
       const auto& ref = reference[static_cast<std::size_t>(k)];
       const double want = ref.log_pdf(x.get(k));

@@ -205,10 +205,12 @@ class VectorBatch {
     baypr::detail::check_size(fn, "X", "rows", X.rows(), count_);
     baypr::detail::check_size(fn, "X", "columns", X.cols(), dim_);
     baypr::detail::check_finite(fn, "X", X);
-    for (Index k = 0; k < count_; ++k) {
-      const Index p = k / width;
-      const Index lane = k % width;
-      for (Index i = 0; i < dim_; ++i) element(p, i)[lane] = static_cast<Scalar>(X(k, i));
+    // Column by column: consecutive rows go to consecutive lanes (contiguous on both sides for a
+    // column-major X).
+    for (Index i = 0; i < dim_; ++i) {
+      for (Index k = 0; k < count_; ++k) {
+        element(k / width, i)[k % width] = static_cast<Scalar>(X(k, i));
+      }
     }
   }
 

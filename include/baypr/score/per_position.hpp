@@ -186,38 +186,53 @@ class PerPositionScorer {
     const Eigen::Index n = detail::images_in(fn, "queries", queries, P, d);
     const IsotropicStudentT anomaly(static_cast<double>(d), options_.anomaly_dof,
                                     options_.anomaly_scale);
+    // Images in chunks: each chunk packed, then scored in one pass over the positions' factors
+    // (each factor read once per chunk rather than once per image; memory bounded by the chunk).
+    constexpr Eigen::Index chunk = 32;
     Eigen::VectorXd out(n * P);
-    batched::VectorBatch<double> x(P, d);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      const auto image = queries.middleRows(i * P, P).template cast<double>();
-      x.set_rows(image);
-      Eigen::VectorXd delta, log_t;
-      if (options_.score == BayesScore::tail) {
-        delta = model_->mahalanobis(x);
-      } else {
-        log_t = model_->log_pdf(x, &delta);
+    std::vector<batched::VectorBatch<double>> images;
+    Eigen::MatrixXd delta, log_t;
+    for (Eigen::Index i0 = 0; i0 < n; i0 += chunk) {
+      const Eigen::Index m = std::min(chunk, n - i0);
+      images.clear();
+      for (Eigen::Index i = i0; i < i0 + m; ++i) {
+        images.push_back(batched::VectorBatch<double>::from_rows(
+            queries.middleRows(i * P, P).template cast<double>()));
       }
-      for (Eigen::Index j = 0; j < P; ++j) {
-        double s = 0.0;
-        switch (options_.score) {
-          case BayesScore::nll:
-            s = -log_t(j);
-            break;
-          case BayesScore::llr:
-            s = anomaly.log_pdf(image.row(j).squaredNorm()) - log_t(j);
-            break;
-          case BayesScore::tail:
-            s = -special::f_logsf(delta(j) / static_cast<double>(d), static_cast<double>(d),
-                                  dof_(j));
-            break;
-        }
-        out(i * P + j) = s;
-      }
+      log_t = model_->log_pdf(std::span<const batched::VectorBatch<double>>(images), &delta);
+      score_chunk(queries, i0, m, log_t, delta, anomaly, out);
     }
     return out;
   }
 
  private:
+  template <class Derived>
+  void score_chunk(const Eigen::MatrixBase<Derived>& queries, Eigen::Index i0, Eigen::Index m,
+                   const Eigen::MatrixXd& log_t, const Eigen::MatrixXd& delta,
+                   const IsotropicStudentT& anomaly, Eigen::VectorXd& out) const {
+    const Eigen::Index P = positions();
+    const auto d = static_cast<double>(dim());
+    for (Eigen::Index c = 0; c < m; ++c) {
+      const Eigen::Index i = i0 + c;
+      for (Eigen::Index j = 0; j < P; ++j) {
+        double s = 0.0;
+        switch (options_.score) {
+          case BayesScore::nll:
+            s = -log_t(j, c);
+            break;
+          case BayesScore::llr:
+            s = anomaly.log_pdf(queries.row(i * P + j).template cast<double>().squaredNorm()) -
+                log_t(j, c);
+            break;
+          case BayesScore::tail:
+            s = -special::f_logsf(delta(j, c) / d, d, dof_(j));
+            break;
+        }
+        out(i * P + j) = s;
+      }
+    }
+  }
+
   template <class Derived>
   void fit_impl(const Eigen::MatrixBase<Derived>& support) {
     constexpr const char* fn = "baypr::PerPositionScorer::fit";

@@ -4,6 +4,8 @@
 //   StudentTBatch<T, Lanes>(location, scale, dof)   count models t(mu_k, Sigma_k, v_k), dimension d
 //                                                   (scale: a SymmetricBatch or its CholeskyBatch)
 //     .log_pdf(x [, &delta])  log t_k(x_k) for every k: one point per model (and delta_k)
+//     .log_pdf(xs [, &delta]) the same for many batches of points (count x xs.size()), reading
+//                        each model's factor once for all of them
 //     .mahalanobis(x)    delta_k = (x_k - mu_k)^T Sigma_k^{-1} (x_k - mu_k)
 //
 //   log t(x) = lgamma((v+d)/2) - lgamma(v/2) - (d/2) log(v pi) - (1/2) log|Sigma|
@@ -18,6 +20,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <numbers>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -83,6 +86,50 @@ class StudentTBatch {
   // log t_k(x_k) for every model k; with `delta`, also each delta_k, from the same solve.
   [[nodiscard]] Values log_pdf(const Vectors& x, Values* delta = nullptr) const {
     return evaluate("baypr::batched::StudentTBatch::log_pdf", x, true, delta);
+  }
+
+  // Many points per model: column m of the result is log_pdf(xs[m]) (and of *delta, delta). The
+  // models' factors are read once for all m (groups outer, batches inner), which is what makes
+  // scoring many images against many small models compute-bound rather than memory-bound.
+  [[nodiscard]] Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> log_pdf(
+      std::span<const Vectors> xs,
+      Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>* delta = nullptr) const {
+    constexpr const char* fn = "baypr::batched::StudentTBatch::log_pdf";
+    for (std::size_t m = 0; m < xs.size(); ++m) {
+      const std::string name = "xs[" + std::to_string(m) + "]";
+      baypr::detail::check_size(fn, name, "count", xs[m].count(), count());
+      baypr::detail::check_size(fn, name, "dim", xs[m].dim(), dim());
+    }
+    const Index d = dim(), groups = chol_.factor().groups();
+    const auto M = static_cast<Index>(xs.size());
+    detail::Buffer<Scalar> z(static_cast<std::size_t>(d * width));
+    detail::Buffer<Scalar> out(static_cast<std::size_t>(groups * width * M));
+    detail::Buffer<Scalar> deltas(delta != nullptr ? out.size() : 0);
+    for (Index p = 0; p < groups; ++p) {
+      const auto at = static_cast<std::size_t>(p * width);
+      const Pack c = Lanes::load(normaliser_.data() + at);
+      const Pack h = Lanes::load(half_dof_d_.data() + at);
+      const Pack v = Lanes::load(dof_.data() + at);
+      for (Index m = 0; m < M; ++m) {
+        const Vectors& x = xs[static_cast<std::size_t>(m)];
+        for (Index i = 0; i < d; ++i) {
+          Lanes::store(z.data() + i * width,
+                       Lanes::load(x.element(p, i)) - Lanes::load(location_.element(p, i)));
+        }
+        const Pack g = chol_.forward_norm(p, z.data(), z.data());
+        const auto o = static_cast<std::size_t>((m * groups + p) * width);
+        Lanes::store(out.data() + o, c - h * Lanes::log1p(g / v));
+        if (delta != nullptr) Lanes::store(deltas.data() + o, g);
+      }
+    }
+    Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> result(count(), M);
+    if (delta != nullptr) delta->resize(count(), M);
+    for (Index m = 0; m < M; ++m) {
+      const auto o = static_cast<std::size_t>(m * groups * width);
+      result.col(m) = Eigen::Map<const Values>(out.data() + o, count());
+      if (delta != nullptr) delta->col(m) = Eigen::Map<const Values>(deltas.data() + o, count());
+    }
+    return result;
   }
 
   // The squared Mahalanobis distance delta_k of x_k under model k.
