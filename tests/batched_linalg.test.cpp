@@ -266,6 +266,7 @@ TEST_CASE("StudentTBatch equals baypr::StudentT model by model", "[batched]") {
     const baypr::batched::StudentTBatch<double, Fast> t(mu, scale, dof);
     const Eigen::VectorXd lp = t.log_pdf(x);
     const Eigen::VectorXd delta = t.mahalanobis(x);
+    CHECK(t.dof() == dof);
     // From a factor the caller already has, and with delta from the same solve: the same values.
     const baypr::batched::StudentTBatch<double, Fast> from_factor(
         mu, baypr::batched::CholeskyBatch<double, Fast>(scale), dof);

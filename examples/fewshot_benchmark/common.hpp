@@ -13,9 +13,10 @@
 #include <vector>
 
 namespace baypr {
-struct
-    EpisodeMethod;  // eval/episodes.hpp; only declared here to keep main.cpp and figures.cpp light
-}
+// eval/episodes.hpp; only declared here to keep main.cpp and figures.cpp light.
+struct EpisodeMethod;
+struct OneClassOptions;
+}  // namespace baypr
 
 namespace bench {
 
@@ -71,6 +72,21 @@ void log_line(Clock::time_point t0, std::string_view what);
 std::vector<baypr::EpisodeMethod> fashion_methods();
 std::vector<baypr::EpisodeMethod> texture_methods();
 std::vector<baypr::EpisodeMethod> user_methods();
+
+// Fashion-MNIST as the benchmark's sections use it (fashion.cpp): pixels in [0, 1] standardised
+// with the whole training split's statistics (baypr::PixelStandardiser); the training images of
+// the normal classes (args.classes) only, every test image.
+struct FashionPixels {
+  Eigen::VectorXi train_labels;
+  Eigen::MatrixXd train;
+  Eigen::VectorXi test_labels;
+  Eigen::MatrixXd test;
+};
+FashionPixels load_fashion_pixels(const Args& args);
+// The one-class episode options of args (classes, shots, episodes, seed), logging progress as
+// "<section>: ..." (fashion.cpp).
+baypr::OneClassOptions fashion_episode_options(const Args& args, Clock::time_point t0,
+                                               std::string section);
 
 void run_fashion_mnist(const Args& args, Report& report);
 void run_fashion_patches(const Args& args, Report& report);

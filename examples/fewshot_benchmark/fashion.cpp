@@ -51,50 +51,60 @@ std::string section_table(const baypr::OneClassResults& r, bool full, std::vecto
 
 }  // namespace
 
-void run_fashion_mnist(const Args& args, Report& report) {
-  const auto t0 = Clock::now();
-  log_line(t0, "Fashion-MNIST: reading " + args.data_dir);
+FashionPixels load_fashion_pixels(const Args& args) {
   const auto train = baypr::read_idx_dataset(args.data_dir + "/train-images-idx3-ubyte.gz",
                                              args.data_dir + "/train-labels-idx1-ubyte.gz");
   const auto test = baypr::read_idx_dataset(args.data_dir + "/t10k-images-idx3-ubyte.gz",
                                             args.data_dir + "/t10k-labels-idx1-ubyte.gz");
-  log_line(t0, "Fashion-MNIST: embedding");
-  baypr::PixelStandardiser standardiser;
-  {
-    const Eigen::MatrixXd all_train = baypr::to_unit_interval(train.images);
-    standardiser = baypr::PixelStandardiser::fit(all_train);
-  }
-  // Only the training images of the normal classes can be support: keep just those.
+  // Only the training images of the normal classes can be support: keep just those (the whole
+  // training split, 376 MB as doubles, lives only while the standardiser is fitted).
   std::vector<Eigen::Index> keep;
-  baypr::FewShotData data;
   for (Eigen::Index i = 0; i < train.labels.size(); ++i) {
     if (std::find(args.classes.begin(), args.classes.end(), train.labels(i)) !=
         args.classes.end()) {
       keep.push_back(i);
     }
   }
-  data.train_labels = train.labels(keep);
-  Eigen::MatrixXd train_pixels(static_cast<Eigen::Index>(keep.size()), 784);
-  for (std::size_t i = 0; i < keep.size(); ++i) {
-    train_pixels.row(static_cast<Eigen::Index>(i)) =
-        train.images.pixels.row(keep[i]).cast<double>() / 255.0;
+  baypr::PixelStandardiser standardiser;
+  Eigen::MatrixXd kept;
+  {
+    const Eigen::MatrixXd all_train = baypr::to_unit_interval(train.images);
+    standardiser = baypr::PixelStandardiser::fit(all_train);
+    kept = all_train(keep, Eigen::all);
   }
-  data.test_labels = test.labels;
-  const Eigen::MatrixXd train_std = standardiser.apply(train_pixels);
-  const Eigen::MatrixXd test_std = standardiser.apply(baypr::to_unit_interval(test.images));
-  const Eigen::MatrixXd projection = baypr::gaussian_projection(784, 128, 1);
-  data.embeddings.push_back({"pixels-784", train_std, test_std});
-  data.embeddings.push_back({"proj-128", train_std * projection, test_std * projection});
+  return {train.labels(keep), standardiser.apply(kept), test.labels,
+          standardiser.apply(baypr::to_unit_interval(test.images))};
+}
 
+baypr::OneClassOptions fashion_episode_options(const Args& args, Clock::time_point t0,
+                                               std::string section) {
   baypr::OneClassOptions options;
   options.classes = args.classes;
   options.shots = args.shots;
   options.episodes = args.episodes;
   options.seed = args.seed;
-  options.full_test_split = args.full_test_split;
-  options.progress = [&](std::string_view what) {
-    log_line(t0, "Fashion-MNIST: " + std::string(what));
+  options.progress = [t0, section = std::move(section)](std::string_view what) {
+    log_line(t0, section + ": " + std::string(what));
   };
+  return options;
+}
+
+void run_fashion_mnist(const Args& args, Report& report) {
+  const auto t0 = Clock::now();
+  log_line(t0, "Fashion-MNIST: reading " + args.data_dir);
+  const FashionPixels pixels = load_fashion_pixels(args);
+  log_line(t0, "Fashion-MNIST: embedding");
+  baypr::FewShotData data;
+  data.train_labels = pixels.train_labels;
+  data.test_labels = pixels.test_labels;
+  const Eigen::MatrixXd& train_std = pixels.train;
+  const Eigen::MatrixXd& test_std = pixels.test;
+  const Eigen::MatrixXd projection = baypr::gaussian_projection(784, 128, 1);
+  data.embeddings.push_back({"pixels-784", train_std, test_std});
+  data.embeddings.push_back({"proj-128", train_std * projection, test_std * projection});
+
+  baypr::OneClassOptions options = fashion_episode_options(args, t0, "Fashion-MNIST");
+  options.full_test_split = args.full_test_split;
   const auto methods = fashion_methods();
   const auto results = baypr::run_one_class_episodes(data, options, methods);
   log_line(t0, "Fashion-MNIST: done");

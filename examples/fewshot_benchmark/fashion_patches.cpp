@@ -112,34 +112,15 @@ baypr::MeanInterval paired(const baypr::OneClassResults& r, std::size_t a, std::
 void run_fashion_patches(const Args& args, Report& report) {
   const auto t0 = Clock::now();
   log_line(t0, "Fashion-MNIST patches: reading " + args.data_dir);
-  const auto train = baypr::read_idx_dataset(args.data_dir + "/train-images-idx3-ubyte.gz",
-                                             args.data_dir + "/train-labels-idx1-ubyte.gz");
-  const auto test = baypr::read_idx_dataset(args.data_dir + "/t10k-images-idx3-ubyte.gz",
-                                            args.data_dir + "/t10k-labels-idx1-ubyte.gz");
-  const Eigen::MatrixXd all_train = baypr::to_unit_interval(train.images);
-  const auto standardiser = baypr::PixelStandardiser::fit(all_train);
-  std::vector<Eigen::Index> keep;
-  for (Eigen::Index i = 0; i < train.labels.size(); ++i) {
-    if (std::find(args.classes.begin(), args.classes.end(), train.labels(i)) != args.classes.end())
-      keep.push_back(i);
-  }
+  const FashionPixels pixels = load_fashion_pixels(args);
   baypr::FewShotData data;
-  data.train_labels = train.labels(keep);
-  data.test_labels = test.labels;
-  const Eigen::MatrixXd train_patches =
-      patch_rows_of(standardiser.apply(all_train(keep, Eigen::all)));
-  const Eigen::MatrixXd test_patches =
-      patch_rows_of(standardiser.apply(baypr::to_unit_interval(test.images)));
+  data.train_labels = pixels.train_labels;
+  data.test_labels = pixels.test_labels;
+  const Eigen::MatrixXd train_patches = patch_rows_of(pixels.train);
+  const Eigen::MatrixXd test_patches = patch_rows_of(pixels.test);
   data.embeddings.push_back({"patches-7x7", train_patches, test_patches});
 
-  baypr::OneClassOptions options;
-  options.classes = args.classes;
-  options.shots = args.shots;
-  options.episodes = args.episodes;
-  options.seed = args.seed;
-  options.progress = [&](std::string_view what) {
-    log_line(t0, "Fashion-MNIST patches: " + std::string(what));
-  };
+  const baypr::OneClassOptions options = fashion_episode_options(args, t0, "Fashion-MNIST patches");
   const auto methods = patch_methods();
   const auto r = baypr::run_one_class_episodes(data, options, methods);
   log_line(t0, "Fashion-MNIST patches: episodes done");
@@ -195,8 +176,8 @@ void run_fashion_patches(const Args& args, Report& report) {
       }
       const Eigen::MatrixXd support = train_patches(rows, Eigen::all);
       std::vector<Eigen::Index> normal, anomalous;
-      for (Eigen::Index i = 0; i < test.labels.size(); ++i) {
-        (test.labels(i) == c ? normal : anomalous).push_back(i);
+      for (Eigen::Index i = 0; i < data.test_labels.size(); ++i) {
+        (data.test_labels(i) == c ? normal : anomalous).push_back(i);
       }
       std::mt19937_64 rng(args.seed + static_cast<std::uint64_t>(c));
       std::shuffle(normal.begin(), normal.end(), rng);

@@ -94,6 +94,15 @@ inline void check_grid(const char* fn, const char* rows_name, Eigen::Index rows,
   }
 }
 
+// A position whose matrix (what: its scale or covariance) is not positive definite, with the
+// remedy that the caller's options offer.
+[[noreturn]] inline void throw_position_failure(const char* fn, const batched::BatchFailure& f,
+                                                const char* what, const char* remedy) {
+  throw_numerical(fn, "position " + std::to_string(f.index) + ": " + what +
+                          " is not numerically positive definite (Cholesky pivot " +
+                          std::to_string(f.pivot) + " = " + format_value(f.value) + "); " + remedy);
+}
+
 // n images x P positions rows: returns n, or names the argument.
 template <class Derived>
 Eigen::Index images_in(const char* fn, const char* argument, const Eigen::MatrixBase<Derived>& rows,
@@ -225,7 +234,7 @@ class PerPositionScorer {
                 log_t(j, c);
             break;
           case BayesScore::tail:
-            s = -special::f_logsf(delta(j, c) / d, d, dof_(j));
+            s = -special::f_logsf(delta(j, c) / d, d, model_->dof()(j));
             break;
         }
         out(i * P + j) = s;
@@ -266,19 +275,14 @@ class PerPositionScorer {
     }
     batched::CholeskyBatch<double> factor(scale);
     if (!factor.ok()) {
-      const batched::BatchFailure& f = factor.failures().front();
-      detail::throw_numerical(fn, "position " + std::to_string(f.index) +
-                                      ": the posterior predictive scale is not numerically "
-                                      "positive definite (Cholesky pivot " +
-                                      std::to_string(f.pivot) + " = " +
-                                      detail::format_value(f.value) +
-                                      "); raise options.scatter_floor");
+      detail::throw_position_failure(fn, factor.failures().front(),
+                                     "the posterior predictive scale",
+                                     "raise options.scatter_floor");
     }
     batched::StudentTBatch<double> model(location, std::move(factor), dof);
     // Commit only after everything succeeded.
     prior_.emplace(std::move(prior));
     model_.emplace(std::move(model));
-    dof_ = std::move(dof);
   }
 
   template <class Derived>
@@ -301,7 +305,6 @@ class PerPositionScorer {
   Options options_;
   std::optional<NiwPrior<double>> prior_;
   std::optional<batched::StudentTBatch<double>> model_;
-  Eigen::VectorXd dof_;
 };
 
 // PaDiM: per position, the sample mean and covariance (n - 1 denominator; zero for one image)
@@ -337,12 +340,8 @@ class PadimScorer {
     }
     batched::CholeskyBatch<double> chol(cov);
     if (!chol.ok()) {
-      const batched::BatchFailure& f = chol.failures().front();
-      detail::throw_numerical(fn, "position " + std::to_string(f.index) +
-                                      ": the covariance + eps I is not numerically positive "
-                                      "definite (Cholesky pivot " +
-                                      std::to_string(f.pivot) + " = " +
-                                      detail::format_value(f.value) + "); raise eps");
+      detail::throw_position_failure(fn, chol.failures().front(), "the covariance + eps I",
+                                     "raise eps");
     }
     chol_.emplace(std::move(chol));
     mean_.emplace(std::move(mean));

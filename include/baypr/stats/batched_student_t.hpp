@@ -82,6 +82,10 @@ class StudentTBatch {
   [[nodiscard]] Index count() const { return location_.count(); }
   [[nodiscard]] Index dim() const { return location_.dim(); }
   [[nodiscard]] const Cholesky& scale_cholesky() const { return chol_; }
+  // The degrees of freedom v_k of every model.
+  [[nodiscard]] Eigen::Map<const Values> dof() const {
+    return Eigen::Map<const Values>(dof_.data(), count());
+  }
 
   // log t_k(x_k) for every model k; with `delta`, also each delta_k, from the same solve.
   [[nodiscard]] Values log_pdf(const Vectors& x, Values* delta = nullptr) const {
