@@ -73,7 +73,8 @@ per-position and padim options
 patch inputs
   --aggregate A     image score from patch scores: max (default), mean, topk:K
 
-Timing and memory per stage go to stderr. Bad flags or files: one line on stderr, exit code 2.
+Timing and memory per stage go to stderr. Bad flags or files (a method's option given to another
+method included): one line on stderr, exit code 2.
 )";
 
 struct UsageError : std::runtime_error {
@@ -211,9 +212,34 @@ std::pair<Eigen::Index, Eigen::Index> grid_of(const Args& args, const Embeddings
   return {side, side};
 }
 
+// A flag that only some methods read is refused by the others, rather than silently ignored.
+void check_flags_apply(const Args& args, const std::string& method) {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> owners = {
+      {"--score", {"bayes", "per-position"}},
+      {"--kappa0", {"bayes"}},
+      {"--nu0", {"bayes"}},
+      {"--psi-scale", {"bayes"}},
+      {"--coreset", {"patchcore"}},
+      {"--neighbors", {"patchcore"}},
+      {"--seed", {"patchcore"}},
+      {"--grid", {"per-position", "padim"}},
+      {"--pool", {"per-position"}},
+      {"--eps", {"padim"}}};
+  const std::vector<std::string> methods = {"bayes",    "patchcore",    "proto",
+                                            "gaussian", "per-position", "padim"};
+  if (std::find(methods.begin(), methods.end(), method) == methods.end()) return;  // named later
+  for (const auto& [flag, users] : owners) {
+    if (!args.get(flag) || std::find(users.begin(), users.end(), method) != users.end()) continue;
+    std::string list;
+    for (const auto& u : users) list += (list.empty() ? "" : " or ") + u;
+    throw UsageError(flag + " applies to --method " + list + ", not to " + method);
+  }
+}
+
 int main_impl(int argc, char** argv) {
   const Args args = Args::parse(argc, argv);
   const std::string method = *args.get("--method");
+  check_flags_apply(args, method);
   const Embeddings support = load(*args.get("--support"), "--support");
   const Embeddings query = load(*args.get("--query"), "--query");
   if (support.rows.cols() != query.rows.cols()) {

@@ -322,6 +322,18 @@ TEST_CASE("batched kernels refuse bad input with named errors", "[batched]") {
                    v.set(0, Eigen::Vector3d(1.0, std::numeric_limits<double>::infinity(), 0.0));
                  }),
                  "baypr::batched::VectorBatch::set: argument 'v' must be finite"));
+  // set_rows checks every entry (the already_checked overload only the shape), writing nothing
+  // on failure.
+  Eigen::MatrixXd rows = Eigen::MatrixXd::Ones(4, 3);
+  v.set_rows(rows);
+  rows(3, 0) = std::numeric_limits<double>::quiet_NaN();
+  CHECK(contains(message_of([&] { v.set_rows(rows); }),
+                 "baypr::batched::VectorBatch::set_rows: argument 'X' must be finite, got nan at "
+                 "row 3, column 0"));
+  CHECK(v.rows() == Eigen::MatrixXd::Ones(4, 3));
+  CHECK(contains(
+      message_of([&] { v.set_rows(Eigen::MatrixXd::Ones(3, 3), baypr::batched::already_checked); }),
+      "argument 'X' has rows 3, expected 4"));
   const baypr::batched::CholeskyBatch<double, Fast> chol(a);
   CHECK(contains(message_of([&] { (void)chol.solve(Vec(5, 3)); }),
                  "baypr::batched::CholeskyBatch::solve: argument 'b' has count 5, expected 4"));

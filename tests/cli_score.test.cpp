@@ -162,6 +162,12 @@ TEST_CASE("bad flags and bad files: one line on stderr, exit code 2", "[cli][err
       {"--method proto" + io + " --query " + dir.file("Q4.npy"),
        "--support has d = 3 but --query has d = 4"},
       {"--method patchcore --coreset 2" + io + " --query " + dir.file("S.npy"), "coreset"},
+      {"--method padim --pool 3x3" + io + " --query " + dir.file("S.npy"),
+       "--pool applies to --method per-position, not to padim"},
+      {"--method proto --grid 2x2" + io + " --query " + dir.file("S.npy"),
+       "--grid applies to --method per-position or padim, not to proto"},
+      {"--method bayes --eps 0.1" + io + " --query " + dir.file("S.npy"),
+       "--eps applies to --method padim, not to bayes"},
       {"--method bayes" + io + " --query " + dir.file("v.npy"),
        "must hold a 2-D (n, d) or 3-D (n, p, d) array, got shape (3,)"},
   };

@@ -80,6 +80,7 @@ TEST_CASE("PerPositionScorer scores each position under its own posterior predic
       baypr::PerPositionScorer scorer(o);
       const Eigen::VectorXd got = scorer.fit(support).score(queries);
       REQUIRE(got.size() == queries.rows());
+      CHECK(!scorer.prior_fit_report().has_value());  // the prior was given, not learned
       for (const Eigen::Index j : {Eigen::Index{0}, Eigen::Index{5}, kPositions - 1}) {
         // The position's support rows, by hand: itself, or its clipped 3 x 3 neighbourhood.
         std::vector<Eigen::Index> members;
@@ -136,7 +137,13 @@ TEST_CASE("PerPositionScorer learns its prior across positions, also from one im
     o.learn_dof = n >= 2;
     o.min_scatter = 0.01 * (support.rowwise() - support.colwise().mean()).squaredNorm() /
                     static_cast<double>(support.size());
-    const auto want = baypr::fit_prior(std::span<const Eigen::MatrixXd>(groups), o).prior;
+    const baypr::PriorFit fit = baypr::fit_prior(std::span<const Eigen::MatrixXd>(groups), o);
+    const auto& want = fit.prior;
+    // fit_prior's report comes with the scorer, so a fit that stopped short can be seen.
+    REQUIRE(scorer.prior_fit_report().has_value());
+    CHECK(scorer.prior_fit_report()->iterations == fit.iterations);
+    CHECK(scorer.prior_fit_report()->converged == fit.converged);
+    CHECK(scorer.prior_fit_report()->log_evidence == fit.log_evidence);
     CHECK((scorer.prior().scatter() - want.scatter()).cwiseAbs().maxCoeff() <= 1e-12);
     CHECK(scorer.prior().kappa() == want.kappa());
     CHECK(scorer.prior().nu() == want.nu());

@@ -270,13 +270,14 @@ void check_fixed_matches_dynamic(std::mt19937_64& rng) {
 }
 }  // namespace
 
-// Two fixed sizes, each instantiation of the whole NIW / Student-t stack costing ~20 s of GCC's
-// front end: 3 (not vectorisable, fully unrolled) and 16 (vectorisable, so Eigen's aligned
-// fixed-size members inside std::optional and the posterior are exercised).
-TEST_CASE("fixed dimensions (3, 16) give the same results as Dynamic", "[niw][fixed]") {
+// Two fixed sizes: 3 (not vectorisable, fully unrolled) and 4 (two SSE packets of doubles, so
+// Eigen's aligned fixed-size members inside std::optional and the posterior are exercised). Each
+// instantiation of the whole NIW / Student-t stack costs seconds of front end; Dim = 16 alone
+// cost 70 s of GCC's and was dropped for 4, which exercises the same alignment.
+TEST_CASE("fixed dimensions (3, 4) give the same results as Dynamic", "[niw][fixed]") {
   std::mt19937_64 rng(17);
   check_fixed_matches_dynamic<3>(rng);
-  check_fixed_matches_dynamic<16>(rng);
+  check_fixed_matches_dynamic<4>(rng);
 }
 
 // [slow]: about a minute under the sanitizers at -O0 (the sanitize preset leaves [slow] out); the

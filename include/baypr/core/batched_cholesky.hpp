@@ -157,6 +157,11 @@ class SymmetricBatch {
   detail::Buffer<Scalar> data_;
 };
 
+// Passed to VectorBatch::set_rows by a caller that has already checked X for non-finite entries
+// (a scorer that validated its whole input once), so that the check is not repeated per chunk.
+struct AlreadyChecked {};
+inline constexpr AlreadyChecked already_checked{};
+
 // count vectors of length d, interleaved like SymmetricBatch; a new batch holds zeros.
 template <class Scalar = double, class Lanes = simd::DefaultLanes<Scalar>>
 class VectorBatch {
@@ -201,10 +206,16 @@ class VectorBatch {
   // Vector k becomes row k of X (count x d, finite), for every k.
   template <class Derived>
   void set_rows(const Eigen::MatrixBase<Derived>& X) {
+    baypr::detail::check_finite("baypr::batched::VectorBatch::set_rows", "X", X);
+    set_rows(X, already_checked);
+  }
+
+  // The same without the finite check, for X known to be finite (the shape is still checked).
+  template <class Derived>
+  void set_rows(const Eigen::MatrixBase<Derived>& X, AlreadyChecked) {
     constexpr const char* fn = "baypr::batched::VectorBatch::set_rows";
     baypr::detail::check_size(fn, "X", "rows", X.rows(), count_);
     baypr::detail::check_size(fn, "X", "columns", X.cols(), dim_);
-    baypr::detail::check_finite(fn, "X", X);
     // Column by column: consecutive rows go to consecutive lanes (contiguous on both sides for a
     // column-major X).
     for (Index i = 0; i < dim_; ++i) {

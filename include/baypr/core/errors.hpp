@@ -1,5 +1,5 @@
-// baypr/core/errors.hpp: the library's exception types and the argument checks every public
-// function uses.
+// baypr/core/errors.hpp: the argument checks every public function uses (the exception types
+// are in <baypr/core/exceptions.hpp>, included here).
 //
 // Every message has the form "<function>: argument '<argument>' <what is wrong>, got <value>"
 // (or names the offending row and column), so a user can find the bad input without a debugger.
@@ -16,30 +16,10 @@
 #include <string_view>
 #include <type_traits>
 
+#include "baypr/core/exceptions.hpp"
 #include "baypr/core/traits.hpp"
 
-namespace baypr {
-
-// Bad input: wrong shape, non-finite value, invalid hyper-parameter, incompatible objects.
-class invalid_argument : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
-
-// A valid request that cannot be carried out numerically, e.g. a Cholesky downdate that would
-// make a scatter matrix indefinite. The object it was called on is left unchanged.
-class numerical_error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// A file that cannot be read or written, or whose content is malformed or unsupported.
-class io_error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-namespace detail {
+namespace baypr::detail {
 
 inline std::string format_value(double v) {
   std::ostringstream os;
@@ -55,20 +35,6 @@ std::string format_value(const T& v) {
   } else {
     return format_value(value_of(v));
   }
-}
-
-[[noreturn]] inline void throw_invalid(std::string_view function, std::string_view argument,
-                                       std::string_view what) {
-  std::string msg;
-  msg.reserve(function.size() + argument.size() + what.size() + 16);
-  msg.append(function).append(": argument '").append(argument).append("' ").append(what);
-  throw invalid_argument(msg);
-}
-
-[[noreturn]] inline void throw_numerical(std::string_view function, std::string_view what) {
-  std::string msg(function);
-  msg.append(": ").append(what);
-  throw numerical_error(msg);
 }
 
 // Whether every entry of a float or double matrix is finite, in one vectorised pass: x * 0 is
@@ -221,5 +187,4 @@ void check_cholesky_pivots(std::string_view function, std::string_view argument,
   }
 }
 
-}  // namespace detail
-}  // namespace baypr
+}  // namespace baypr::detail

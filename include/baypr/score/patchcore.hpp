@@ -89,40 +89,60 @@ inline Eigen::Index coreset_size(double ratio, Eigen::Index n) {
   return std::clamp<Eigen::Index>(c, 1, n);
 }
 
-// The greedy itself on validated, finite rows; `count` in [1, N].
+// The space the greedy runs in and its first centre, drawn from `seed`: the rows projected by the
+// seeded Gaussian matrix when d > projection_dim (as they are otherwise), and the first row index.
+// Shared with the CUDA greedy (<baypr/cuda/cuda.hpp>), so that a seed means the same projection
+// and start on both.
+template <class Scalar>
+struct CoresetSpace {
+  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> rows;  // N x p, column-major
+  Eigen::Index first = 0;
+};
+
 template <class Scalar, class Derived>
-std::vector<Eigen::Index> greedy_coreset_impl(const Eigen::MatrixBase<Derived>& rows,
-                                              Eigen::Index count, Eigen::Index projection_dim,
-                                              std::uint64_t seed) {
+CoresetSpace<Scalar> coreset_space(const Eigen::MatrixBase<Derived>& rows,
+                                   Eigen::Index projection_dim, std::uint64_t seed) {
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   const Eigen::Index n = rows.rows(), d = rows.cols();
-  std::vector<Eigen::Index> selected;
-  selected.reserve(static_cast<std::size_t>(count));
-  if (count == n) {  // every row: nothing to choose
-    for (Eigen::Index i = 0; i < n; ++i) selected.push_back(i);
-    return selected;
-  }
   PortableNormal normal(seed);
-  // Column-major N x p: the GEMV below streams it once per step.
-  Matrix x;
+  CoresetSpace<Scalar> space;
   if (d > projection_dim) {
     Matrix proj(d, projection_dim);
     const double scale = 1.0 / std::sqrt(static_cast<double>(projection_dim));
     for (Eigen::Index j = 0; j < projection_dim; ++j) {
       for (Eigen::Index i = 0; i < d; ++i) proj(i, j) = static_cast<Scalar>(scale * normal());
     }
-    x.noalias() = rows.template cast<Scalar>() * proj;
+    space.rows.noalias() = rows.template cast<Scalar>() * proj;
   } else {
-    x = rows.template cast<Scalar>();
+    space.rows = rows.template cast<Scalar>();
   }
+  space.first = static_cast<Eigen::Index>(normal.bits() % static_cast<std::uint64_t>(n));
+  return space;
+}
+
+// The greedy itself on validated, finite rows; `count` in [1, N].
+template <class Scalar, class Derived>
+std::vector<Eigen::Index> greedy_coreset_impl(const Eigen::MatrixBase<Derived>& rows,
+                                              Eigen::Index count, Eigen::Index projection_dim,
+                                              std::uint64_t seed) {
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  const Eigen::Index n = rows.rows();
+  std::vector<Eigen::Index> selected;
+  selected.reserve(static_cast<std::size_t>(count));
+  if (count == n) {  // every row: nothing to choose
+    for (Eigen::Index i = 0; i < n; ++i) selected.push_back(i);
+    return selected;
+  }
+  // Column-major N x p: the GEMV below streams it once per step.
+  CoresetSpace<Scalar> space = coreset_space<Scalar>(rows, projection_dim, seed);
+  const auto& x = space.rows;
   const Vector norms = x.rowwise().squaredNorm();
   // min_dist(i): squared distance from row i to its nearest centre; -1 marks centres, so the
   // argmax never returns one again, even among duplicate rows.
   Eigen::Array<Scalar, Eigen::Dynamic, 1> min_dist =
       Eigen::Array<Scalar, Eigen::Dynamic, 1>::Constant(n, std::numeric_limits<Scalar>::infinity());
   Vector centre(x.cols()), dots(n);
-  Eigen::Index next = static_cast<Eigen::Index>(normal.bits() % static_cast<std::uint64_t>(n));
+  Eigen::Index next = space.first;
   for (Eigen::Index step = 0; step < count; ++step) {
     selected.push_back(next);
     centre = x.row(next).transpose();

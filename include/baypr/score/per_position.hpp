@@ -178,6 +178,13 @@ class PerPositionScorer {
     detail::check_fitted("baypr::PerPositionScorer::prior", fitted(), "fit(support)");
     return *prior_;
   }
+  // How the last fit learned its prior (fit_prior's report: log evidence, iterations, whether the
+  // gradient tolerance was met, the projected gradient's size), or nullopt when options.prior was
+  // given. A fit that did not converge still uses the best prior found; this says so.
+  [[nodiscard]] const std::optional<PriorFit>& prior_fit_report() const {
+    detail::check_fitted("baypr::PerPositionScorer::prior_fit_report", fitted(), "fit(support)");
+    return fit_;
+  }
 
   // Support rows: n images x P positions, image-major (n >= 1).
   template <class Derived>
@@ -197,18 +204,21 @@ class PerPositionScorer {
                                     options_.anomaly_scale);
     // Images in chunks: each chunk packed, then scored in one pass over the positions' factors
     // (each factor read once per chunk rather than once per image; memory bounded by the chunk).
+    // The chunk's batches are allocated once, and images_in has checked every query row.
     constexpr Eigen::Index chunk = 32;
     Eigen::VectorXd out(n * P);
-    std::vector<batched::VectorBatch<double>> images;
+    std::vector<batched::VectorBatch<double>> images(static_cast<std::size_t>(std::min(chunk, n)),
+                                                     batched::VectorBatch<double>(P, d));
     Eigen::MatrixXd delta, log_t;
     for (Eigen::Index i0 = 0; i0 < n; i0 += chunk) {
       const Eigen::Index m = std::min(chunk, n - i0);
-      images.clear();
-      for (Eigen::Index i = i0; i < i0 + m; ++i) {
-        images.push_back(batched::VectorBatch<double>::from_rows(
-            queries.middleRows(i * P, P).template cast<double>()));
+      for (Eigen::Index c = 0; c < m; ++c) {
+        images[static_cast<std::size_t>(c)].set_rows(
+            queries.middleRows((i0 + c) * P, P).template cast<double>(), batched::already_checked);
       }
-      log_t = model_->log_pdf(std::span<const batched::VectorBatch<double>>(images), &delta);
+      log_t = model_->log_pdf(
+          std::span<const batched::VectorBatch<double>>(images.data(), static_cast<std::size_t>(m)),
+          &delta);
       score_chunk(queries, i0, m, log_t, delta, anomaly, out);
     }
     return out;
@@ -255,7 +265,9 @@ class PerPositionScorer {
       groups.push_back(detail::position_rows(support, n, options_.grid_rows, options_.grid_cols, j,
                                              options_.pool_neighbourhood));
     }
-    NiwPrior<double> prior = options_.prior ? *options_.prior : learn_prior(groups, support);
+    std::optional<PriorFit> learned;
+    if (!options_.prior) learned.emplace(learn_prior(groups, support));
+    NiwPrior<double> prior = learned ? learned->prior : *options_.prior;
     batched::SymmetricBatch<double> scale(P, d);
     batched::VectorBatch<double> location(P, d);
     Eigen::VectorXd dof(P);
@@ -283,11 +295,12 @@ class PerPositionScorer {
     // Commit only after everything succeeded.
     prior_.emplace(std::move(prior));
     model_.emplace(std::move(model));
+    fit_ = std::move(learned);
   }
 
   template <class Derived>
-  NiwPrior<double> learn_prior(const std::vector<Eigen::MatrixXd>& groups,
-                               const Eigen::MatrixBase<Derived>& support) const {
+  PriorFit learn_prior(const std::vector<Eigen::MatrixXd>& groups,
+                       const Eigen::MatrixBase<Derived>& support) const {
     PriorFitOptions o = options_.prior_fit;
     const Eigen::RowVectorXd mean = support.template cast<double>().colwise().mean();
     const double variance = (support.template cast<double>().rowwise() - mean).squaredNorm() /
@@ -299,11 +312,12 @@ class PerPositionScorer {
       o.learn_kappa = false;
       o.learn_dof = false;
     }
-    return fit_prior(std::span<const Eigen::MatrixXd>(groups), o).prior;
+    return fit_prior(std::span<const Eigen::MatrixXd>(groups), o);
   }
 
   Options options_;
   std::optional<NiwPrior<double>> prior_;
+  std::optional<PriorFit> fit_;
   std::optional<batched::StudentTBatch<double>> model_;
 };
 
@@ -357,7 +371,7 @@ class PadimScorer {
     Eigen::VectorXd out(n * P);
     batched::VectorBatch<double> x(P, d);
     for (Eigen::Index i = 0; i < n; ++i) {
-      x.set_rows(queries.middleRows(i * P, P).template cast<double>());
+      x.set_rows(queries.middleRows(i * P, P).template cast<double>(), batched::already_checked);
       out.segment(i * P, P) = chol_->squared_norms(difference(x)).cwiseSqrt();
     }
     return out;
