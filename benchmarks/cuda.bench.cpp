@@ -85,6 +85,16 @@ double timed(benchmark::State& state, const std::function<void()>& prepare,
   return total / static_cast<double>(calls);
 }
 
+// Mean device milliseconds of a reference operation (cuBLAS GEMM, a copy): one warm-up call
+// (cuBLAS picks and loads its kernel on the first), then five timed.
+double reference_ms(const std::function<void()>& f) {
+  f();
+  context().synchronize();
+  double total = 0;
+  for (int r = 0; r < 5; ++r) total += device_ms(f);
+  return total / 5;
+}
+
 template <class Scalar>
 std::vector<Scalar> random_values(std::size_t n, std::uint64_t seed, double scale = 1.0) {
   std::mt19937_64 rng(seed);
@@ -151,14 +161,10 @@ void student_t(benchmark::State& state) {
                                                    Scalar(d + 5) / 2, Scalar(5), x.data(), n, d,
                                                    out.data());
   });
-  double ref = 0;
-  for (int r = 0; r < 5; ++r) {
-    ref += device_ms([&] {
-      gemm<Scalar>(static_cast<int>(d), static_cast<int>(n), static_cast<int>(d), L.data(),
-                   x0.data(), gemm_out.data());
-    });
-  }
-  ref /= 5;
+  const double ref = reference_ms([&] {
+    gemm<Scalar>(static_cast<int>(d), static_cast<int>(n), static_cast<int>(d), L.data(), x0.data(),
+                 gemm_out.data());
+  });
   state.counters["vs_gemm"] = ref / ours;
   state.counters["queries_per_s"] = static_cast<double>(n) / (ours / 1e3);
 }
@@ -187,14 +193,10 @@ void knn(benchmark::State& state) {
         baypr::cuda::device::knn_search<Scalar>(ctx, bank.data(), bn.data(), N, q.data(), m, d, k,
                                                 idx.data(), dist.data());
       });
-  double ref = 0;
-  for (int r = 0; r < 5; ++r) {
-    ref += device_ms([&] {
-      gemm<Scalar>(static_cast<int>(N), static_cast<int>(m), static_cast<int>(d), bank.data(),
-                   q.data(), tile.data());
-    });
-  }
-  ref /= 5;
+  const double ref = reference_ms([&] {
+    gemm<Scalar>(static_cast<int>(N), static_cast<int>(m), static_cast<int>(d), bank.data(),
+                 q.data(), tile.data());
+  });
   state.counters["vs_gemm"] = ref / ours;
 }
 
@@ -230,14 +232,10 @@ void cholesky(benchmark::State& state) {
                                                           logdet.data(), info.data());
       });
   const std::size_t bytes = static_cast<std::size_t>(packed * kMatrices) * sizeof(Scalar);
-  double ref = 0;
-  for (int r = 0; r < 5; ++r) {
-    ref += device_ms([&] {
-      check(cudaMemcpyAsync(copy.data(), A.data(), bytes, cudaMemcpyDeviceToDevice, stream()),
-            "cudaMemcpyAsync");
-    });
-  }
-  ref /= 5;
+  const double ref = reference_ms([&] {
+    check(cudaMemcpyAsync(copy.data(), A.data(), bytes, cudaMemcpyDeviceToDevice, stream()),
+          "cudaMemcpyAsync");
+  });
   // Both move `bytes` in and `bytes` out.
   state.counters["vs_copy"] = ref / ours;
   state.counters["GB_per_s"] = 2.0 * static_cast<double>(bytes) / (ours / 1e3) / 1e9;
@@ -328,51 +326,25 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("cuda.bench on %s\n", baypr::cuda::device_description(0).c_str());
+  // Device time (manual), in microseconds.
+  auto add = [](const std::string& name, void (*fn)(benchmark::State&), std::int64_t arg) {
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), fn)->UseManualTime();
+    b->Unit(benchmark::kMicrosecond);
+    if (arg > 0) b->Arg(arg);
+  };
   for (const std::int64_t d : {256, 512, 1024}) {
-    benchmark::RegisterBenchmark(("student_t/float/d:" + std::to_string(d)).c_str(),
-                                 student_t<float>)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("student_t/double/d:" + std::to_string(d)).c_str(),
-                                 student_t<double>)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
+    add("student_t/float/d:" + std::to_string(d), student_t<float>, d);
+    add("student_t/double/d:" + std::to_string(d), student_t<double>, d);
   }
-  for (const std::int64_t d : {64, 128, 512}) {
-    benchmark::RegisterBenchmark(("knn/float/d:" + std::to_string(d)).c_str(), knn)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
-  }
+  for (const std::int64_t d : {64, 128, 512}) add("knn/float/d:" + std::to_string(d), knn, d);
   for (const std::int64_t d : {4, 8, 16, 32, 64}) {
-    benchmark::RegisterBenchmark(("cholesky/float/d:" + std::to_string(d)).c_str(), cholesky<float>)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("cholesky/double/d:" + std::to_string(d)).c_str(),
-                                 cholesky<double>)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("potrf_batched/float/d:" + std::to_string(d)).c_str(),
-                                 potrf_batched<float>)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("potrf_batched/double/d:" + std::to_string(d)).c_str(),
-                                 potrf_batched<double>)
-        ->Arg(d)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
+    add("cholesky/float/d:" + std::to_string(d), cholesky<float>, d);
+    add("cholesky/double/d:" + std::to_string(d), cholesky<double>, d);
+    add("potrf_batched/float/d:" + std::to_string(d), potrf_batched<float>, d);
+    add("potrf_batched/double/d:" + std::to_string(d), potrf_batched<double>, d);
   }
-  benchmark::RegisterBenchmark("per_position/float", per_position<float>)
-      ->UseManualTime()
-      ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("per_position/double", per_position<double>)
-      ->UseManualTime()
-      ->Unit(benchmark::kMicrosecond);
+  add("per_position/float", per_position<float>, 0);
+  add("per_position/double", per_position<double>, 0);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
