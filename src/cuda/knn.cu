@@ -12,12 +12,7 @@ void knn_search(Context& ctx, const Scalar* bank, const Scalar* bank_norms, std:
                 const Scalar* queries, std::int64_t m, std::int64_t d, std::int64_t k,
                 std::int64_t* indices, Scalar* distances) {
   constexpr const char* fn = "baypr::cuda::device::knn_search";
-  if (k < 1 || k > max_knn_k || k > N) {
-    baypr::detail::throw_invalid(fn, "k",
-                                 "must be in [1, min(" + std::to_string(max_knn_k) +
-                                     ", bank rows = " + std::to_string(N) + ")], got " +
-                                     std::to_string(k));
-  }
+  check_knn_k(fn, k, N);
   if (m == 0) return;
   auto& c = ctx.impl();
   const int di = detail::to_int(d, fn, "d"), mi = detail::to_int(m, fn, "m");

@@ -19,7 +19,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
+
+#include "baypr/core/exceptions.hpp"
 
 namespace baypr::cuda {
 
@@ -129,6 +132,17 @@ void student_t_log_pdf(Context& ctx, const Scalar* location, const Scalar* chol,
 // index), as the CPU KnnIndex reports them. `indices` and `distances` are m x k row-major.
 // 1 <= k <= max_knn_k and k <= N.
 inline constexpr std::int64_t max_knn_k = 64;
+
+// k in [1, min(max_knn_k, rows)], or invalid_argument under `fn`.
+inline void check_knn_k(std::string_view fn, std::int64_t k, std::int64_t rows) {
+  if (k < 1 || k > max_knn_k || k > rows) {
+    baypr::detail::throw_invalid(fn, "k",
+                                 "must be in [1, min(" + std::to_string(max_knn_k) +
+                                     ", bank rows = " + std::to_string(rows) + ")], got " +
+                                     std::to_string(k));
+  }
+}
+
 template <class Scalar>
 void knn_search(Context& ctx, const Scalar* bank, const Scalar* bank_norms, std::int64_t N,
                 const Scalar* queries, std::int64_t m, std::int64_t d, std::int64_t k,

@@ -38,6 +38,13 @@ template <class Scalar>
 using HostRows = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 namespace detail {
+// Where entry (i, j), j <= i, of matrix b of a batch lives in the interleaved packed layout of
+// <baypr/cuda/api.hpp> (the kernels' kernels::packed).
+inline std::size_t interleaved_at(Eigen::Index i, Eigen::Index j, Eigen::Index b,
+                                  Eigen::Index batch) {
+  return static_cast<std::size_t>((i * (i + 1) / 2 + j) * batch + b);
+}
+
 template <class Scalar>
 void check_scalar() {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
@@ -116,12 +123,7 @@ class KnnIndex {
                    const char* fn) const {
     baypr::detail::check_size(fn, "queries", "columns", queries.cols(), dim_);
     baypr::detail::check_finite(fn, "queries", queries);
-    if (k < 1 || k > size_ || k > device::max_knn_k) {
-      baypr::detail::throw_invalid(fn, "k",
-                                   "must be in [1, min(" + std::to_string(device::max_knn_k) +
-                                       ", bank rows = " + std::to_string(size_) + ")], got " +
-                                       std::to_string(k));
-    }
+    device::check_knn_k(fn, k, size_);
     const HostRows<Scalar> q = queries.template cast<Scalar>();
     const Eigen::Index m = q.rows();
     Result out;
@@ -166,23 +168,11 @@ template <class Derived>
                                                        const CoresetOptions& options = {}) {
   using Scalar = typename Derived::Scalar;
   detail::check_scalar<Scalar>();
-  constexpr std::string_view fn = "baypr::cuda::greedy_coreset";
-  baypr::detail::check_coreset_options(fn, "options", options);
-  baypr::detail::check_nonempty(fn, "rows", rows.rows());
-  if (rows.cols() < 1)
-    baypr::detail::throw_invalid(fn, "rows", "must have at least one column, got 0");
-  if (options.count > rows.rows()) {
-    baypr::detail::throw_invalid(fn, "options.count",
-                                 "must be at most the number of rows (" +
-                                     std::to_string(rows.rows()) + "), got " +
-                                     std::to_string(options.count));
-  }
-  baypr::detail::check_finite(fn, "rows", rows);
   const Eigen::Index n = rows.rows();
   const Eigen::Index count =
-      options.count > 0 ? options.count : baypr::detail::coreset_size(options.ratio, n);
+      baypr::detail::checked_coreset_count("baypr::cuda::greedy_coreset", rows, options);
   std::vector<Eigen::Index> selected;
-  if (count == n) {
+  if (count == n) {  // every row: nothing to choose (as the CPU greedy)
     for (Eigen::Index i = 0; i < n; ++i) selected.push_back(i);
     return selected;
   }
@@ -236,10 +226,9 @@ template <class Scalar>
     std::vector<Scalar> host(static_cast<std::size_t>(packed * batch));
     for (Eigen::Index b = 0; b < batch; ++b) {
       const auto& A = matrices[static_cast<std::size_t>(b)];
-      for (Eigen::Index i = 0, e = 0; i < d; ++i) {
-        for (Eigen::Index j = 0; j <= i; ++j, ++e) {
-          host[static_cast<std::size_t>(e * batch + b)] = A(i, j);
-        }
+      for (Eigen::Index i = 0; i < d; ++i) {
+        for (Eigen::Index j = 0; j <= i; ++j)
+          host[detail::interleaved_at(i, j, b, batch)] = A(i, j);
       }
     }
     DeviceArray<Scalar> a(host.size()), logdet(static_cast<std::size_t>(batch));
@@ -255,9 +244,9 @@ template <class Scalar>
                        Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>::Zero(d, d));
     for (Eigen::Index b = 0; b < batch; ++b) {
       auto& L = out.factors[static_cast<std::size_t>(b)];
-      for (Eigen::Index i = 0, e = 0; i < d; ++i) {
-        for (Eigen::Index j = 0; j <= i; ++j, ++e)
-          L(i, j) = host[static_cast<std::size_t>(e * batch + b)];
+      for (Eigen::Index i = 0; i < d; ++i) {
+        for (Eigen::Index j = 0; j <= i; ++j)
+          L(i, j) = host[detail::interleaved_at(i, j, b, batch)];
       }
     }
   } else {
@@ -319,12 +308,13 @@ template <class Scalar, class Derived>
   for (std::size_t b = 0; b < B; ++b) {
     const StudentT<Scalar>& t = models[b];
     const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> L = t.scale_cholesky();
-    for (Eigen::Index i = 0, e = 0; i < d; ++i) {
+    const auto k = static_cast<Eigen::Index>(b);
+    for (Eigen::Index i = 0; i < d; ++i) {
       const auto row = static_cast<std::size_t>(i) * B + b;
       location[row] = t.location()(i);
-      x[row] = static_cast<Scalar>(points(static_cast<Eigen::Index>(b), i));
-      for (Eigen::Index j = 0; j <= i; ++j, ++e)
-        factor[static_cast<std::size_t>(e) * B + b] = L(i, j);
+      x[row] = static_cast<Scalar>(points(k, i));
+      for (Eigen::Index j = 0; j <= i; ++j)
+        factor[detail::interleaved_at(i, j, k, batch)] = L(i, j);
     }
     log_norm[b] = t.log_pdf_from_delta(0);
     half[b] = (t.dof() + static_cast<Scalar>(d)) / Scalar(2);

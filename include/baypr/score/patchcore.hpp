@@ -120,6 +120,23 @@ CoresetSpace<Scalar> coreset_space(const Eigen::MatrixBase<Derived>& rows,
   return space;
 }
 
+// The checks of greedy_coreset's arguments, reported under `fn`, and the coreset's size in
+// [1, N]. Shared with the CUDA greedy (<baypr/cuda/cuda.hpp>).
+template <class Derived>
+Eigen::Index checked_coreset_count(std::string_view fn, const Eigen::MatrixBase<Derived>& rows,
+                                   const CoresetOptions& options) {
+  check_coreset_options(fn, "options", options);
+  check_nonempty(fn, "rows", rows.rows());
+  if (rows.cols() < 1) throw_invalid(fn, "rows", "must have at least one column, got 0");
+  if (options.count > rows.rows()) {
+    throw_invalid(fn, "options.count",
+                  "must be at most the number of rows " + std::to_string(rows.rows()) + ", got " +
+                      std::to_string(options.count));
+  }
+  check_finite(fn, "rows", rows);
+  return options.count > 0 ? options.count : coreset_size(options.ratio, rows.rows());
+}
+
 // The greedy itself on validated, finite rows; `count` in [1, N].
 template <class Scalar, class Derived>
 std::vector<Eigen::Index> greedy_coreset_impl(const Eigen::MatrixBase<Derived>& rows,
@@ -175,18 +192,7 @@ template <class Derived>
   using Scalar = typename Derived::Scalar;
   static_assert(std::is_floating_point_v<Scalar>,
                 "baypr::greedy_coreset: rows must be float or double");
-  constexpr std::string_view fn = "baypr::greedy_coreset";
-  detail::check_coreset_options(fn, "options", options);
-  detail::check_nonempty(fn, "rows", rows.rows());
-  if (rows.cols() < 1) detail::throw_invalid(fn, "rows", "must have at least one column, got 0");
-  if (options.count > rows.rows()) {
-    detail::throw_invalid(fn, "options.count",
-                          "must be at most the number of rows " + std::to_string(rows.rows()) +
-                              ", got " + std::to_string(options.count));
-  }
-  detail::check_finite(fn, "rows", rows);
-  const Eigen::Index count =
-      options.count > 0 ? options.count : detail::coreset_size(options.ratio, rows.rows());
+  const Eigen::Index count = detail::checked_coreset_count("baypr::greedy_coreset", rows, options);
   return detail::greedy_coreset_impl<Scalar>(rows, count, options.projection_dim, options.seed);
 }
 

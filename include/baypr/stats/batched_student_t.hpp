@@ -36,6 +36,7 @@ class StudentTBatch {
  public:
   using Index = Eigen::Index;
   using Values = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   using Symmetric = SymmetricBatch<Scalar, Lanes>;
   using Vectors = VectorBatch<Scalar, Lanes>;
   using Cholesky = CholeskyBatch<Scalar, Lanes>;
@@ -95,45 +96,14 @@ class StudentTBatch {
   // Many points per model: column m of the result is log_pdf(xs[m]) (and of *delta, delta). The
   // models' factors are read once for all m (groups outer, batches inner), which is what makes
   // scoring many images against many small models compute-bound rather than memory-bound.
-  [[nodiscard]] Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> log_pdf(
-      std::span<const Vectors> xs,
-      Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>* delta = nullptr) const {
+  [[nodiscard]] Matrix log_pdf(std::span<const Vectors> xs, Matrix* delta = nullptr) const {
     constexpr const char* fn = "baypr::batched::StudentTBatch::log_pdf";
     for (std::size_t m = 0; m < xs.size(); ++m) {
       const std::string name = "xs[" + std::to_string(m) + "]";
       baypr::detail::check_size(fn, name, "count", xs[m].count(), count());
       baypr::detail::check_size(fn, name, "dim", xs[m].dim(), dim());
     }
-    const Index d = dim(), groups = chol_.factor().groups();
-    const auto M = static_cast<Index>(xs.size());
-    detail::Buffer<Scalar> z(static_cast<std::size_t>(d * width));
-    detail::Buffer<Scalar> out(static_cast<std::size_t>(groups * width * M));
-    detail::Buffer<Scalar> deltas(delta != nullptr ? out.size() : 0);
-    for (Index p = 0; p < groups; ++p) {
-      const auto at = static_cast<std::size_t>(p * width);
-      const Pack c = Lanes::load(normaliser_.data() + at);
-      const Pack h = Lanes::load(half_dof_d_.data() + at);
-      const Pack v = Lanes::load(dof_.data() + at);
-      for (Index m = 0; m < M; ++m) {
-        const Vectors& x = xs[static_cast<std::size_t>(m)];
-        for (Index i = 0; i < d; ++i) {
-          Lanes::store(z.data() + i * width,
-                       Lanes::load(x.element(p, i)) - Lanes::load(location_.element(p, i)));
-        }
-        const Pack g = chol_.forward_norm(p, z.data(), z.data());
-        const auto o = static_cast<std::size_t>((m * groups + p) * width);
-        Lanes::store(out.data() + o, c - h * Lanes::log1p(g / v));
-        if (delta != nullptr) Lanes::store(deltas.data() + o, g);
-      }
-    }
-    Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> result(count(), M);
-    if (delta != nullptr) delta->resize(count(), M);
-    for (Index m = 0; m < M; ++m) {
-      const auto o = static_cast<std::size_t>(m * groups * width);
-      result.col(m) = Eigen::Map<const Values>(out.data() + o, count());
-      if (delta != nullptr) delta->col(m) = Eigen::Map<const Values>(deltas.data() + o, count());
-    }
-    return result;
+    return solve(xs, true, delta);
   }
 
   // The squared Mahalanobis distance delta_k of x_k under model k.
@@ -163,31 +133,49 @@ class StudentTBatch {
     return through;
   }
 
-  Values evaluate(std::string_view fn, const Vectors& x, bool density, Values* delta_out) const {
+  Values evaluate(std::string_view fn, const Vectors& x, bool density, Values* delta) const {
     baypr::detail::check_size(fn, "x", "count", x.count(), count());
     baypr::detail::check_size(fn, "x", "dim", x.dim(), dim());
-    const Index d = dim();
+    Matrix deltas;
+    const Matrix r = solve(std::span<const Vectors>(&x, 1), density, delta ? &deltas : nullptr);
+    if (delta != nullptr) *delta = deltas.col(0);
+    return r.col(0);
+  }
+
+  // The one kernel loop, on checked batches: for each group of models, each batch of points:
+  // z = x - mu, the forward solve with the group's factor (read once for all batches), delta; and
+  // with `density`, log t. Column m holds batch m's values (delta when not `density`).
+  Matrix solve(std::span<const Vectors> xs, bool density, Matrix* delta) const {
+    const Index d = dim(), groups = chol_.factor().groups();
+    const auto M = static_cast<Index>(xs.size());
     detail::Buffer<Scalar> z(static_cast<std::size_t>(d * width));
-    detail::Buffer<Scalar> out(static_cast<std::size_t>(chol_.factor().groups() * width));
-    detail::Buffer<Scalar> deltas(delta_out != nullptr ? out.size() : 0);
-    for (Index p = 0; p < chol_.factor().groups(); ++p) {
-      for (Index i = 0; i < d; ++i) {
-        Lanes::store(z.data() + i * width,
-                     Lanes::load(x.element(p, i)) - Lanes::load(location_.element(p, i)));
-      }
-      const Pack delta = chol_.forward_norm(p, z.data(), z.data());
+    detail::Buffer<Scalar> out(static_cast<std::size_t>(groups * width * M));
+    detail::Buffer<Scalar> deltas(delta != nullptr ? out.size() : 0);
+    for (Index p = 0; p < groups; ++p) {
       const auto at = static_cast<std::size_t>(p * width);
-      Pack r = delta;
-      if (density) {
-        r = Lanes::load(normaliser_.data() + at) -
-            Lanes::load(half_dof_d_.data() + at) *
-                Lanes::log1p(delta / Lanes::load(dof_.data() + at));
+      const Pack c = Lanes::load(normaliser_.data() + at);
+      const Pack h = Lanes::load(half_dof_d_.data() + at);
+      const Pack v = Lanes::load(dof_.data() + at);
+      for (Index m = 0; m < M; ++m) {
+        const Vectors& x = xs[static_cast<std::size_t>(m)];
+        for (Index i = 0; i < d; ++i) {
+          Lanes::store(z.data() + i * width,
+                       Lanes::load(x.element(p, i)) - Lanes::load(location_.element(p, i)));
+        }
+        const Pack g = chol_.forward_norm(p, z.data(), z.data());
+        const auto o = static_cast<std::size_t>((m * groups + p) * width);
+        Lanes::store(out.data() + o, density ? Pack(c - h * Lanes::log1p(g / v)) : g);
+        if (delta != nullptr) Lanes::store(deltas.data() + o, g);
       }
-      Lanes::store(out.data() + at, r);
-      if (delta_out != nullptr) Lanes::store(deltas.data() + at, delta);
     }
-    if (delta_out != nullptr) *delta_out = Eigen::Map<const Values>(deltas.data(), count());
-    return Eigen::Map<const Values>(out.data(), count());
+    Matrix result(count(), M);
+    if (delta != nullptr) delta->resize(count(), M);
+    for (Index m = 0; m < M; ++m) {
+      const auto o = static_cast<std::size_t>(m * groups * width);
+      result.col(m) = Eigen::Map<const Values>(out.data() + o, count());
+      if (delta != nullptr) delta->col(m) = Eigen::Map<const Values>(deltas.data() + o, count());
+    }
+    return result;
   }
 
   Vectors location_;
