@@ -24,74 +24,28 @@
 #include "baypr/federation/v1/federation.grpc.pb.h"
 #include "baypr/io/npy.hpp"
 #include "support/catch.hpp"
+#include "support/federation.hpp"
 #include "support/messages.hpp"
-#include "support/process.hpp"
 #include "support/quadratic_sites.hpp"
 #include "support/scratch_dir.hpp"
 
 namespace fed = baypr::federated;
 namespace fs = std::filesystem;
 namespace pb = baypr::federation::v1;
-using baypr::test::ChildProcess;
+using baypr::test::certificates;
 using baypr::test::contains;
 using namespace std::chrono_literals;
 
 namespace {
 
-// Certificates for every case, made once: the project CA with a server and sites a, b, c and z
-// (z is on no server's list), a second CA with its own "site-a", and an expired "site-a" from
-// the project CA.
-struct Certificates {
-  ScratchDir dir{"baypr-federation-certs"};
-  fs::path project = dir.path / "project", other = dir.path / "other",
-           expired = dir.path / "expired";
-  Certificates() {
-    const std::string script = BAYPR_FEDERATION_CERTS;
-    const auto run = [&](const std::string& args) {
-      const std::string cmd = script + " " + args;
-      if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
-    };
-    run(project.string() + " site-a site-b site-c site-z");
-    run(other.string() + " site-a");
-    fs::create_directories(expired);
-    for (const char* f : {"ca.crt", "ca.key", "server.crt", "server.key"}) {
-      fs::copy_file(project / f, expired / f);
-    }
-    run(expired.string() + " --expired site-a");
-  }
-};
-
-const Certificates& certificates() {
-  static const Certificates c;
-  return c;
-}
-
-fed::TlsFiles site_tls(const fs::path& dir, const std::string& name) {
-  return {dir / "ca.crt", dir / (name + ".crt"), dir / (name + ".key")};
-}
-
-// baypr-federation-server on a free port, with `extra` options; its port once it listens.
-struct Server {
-  ScratchDir work{"baypr-federation-run"};
-  std::unique_ptr<ChildProcess> process;
-  int port = 0;
-
+// baypr-federation-server, with its outputs in its scratch directory.
+struct Server : baypr::test::ServerProcess {
+  Server() : ServerProcess(BAYPR_FEDERATION_SERVER) {}
   void start(std::vector<std::string> args) {
-    const fs::path port_file = work.path / "port";
-    fs::remove(port_file);
-    std::vector<std::string> all{"--certs",     certificates().project.string(),
-                                 "--port-file", port_file.string(),
-                                 "--out",       (work.path / "theta.npy").string(),
-                                 "--history",   (work.path / "history.csv").string()};
+    std::vector<std::string> all{"--out", (work.path / "theta.npy").string(), "--history",
+                                 (work.path / "history.csv").string()};
     all.insert(all.end(), args.begin(), args.end());
-    process = std::make_unique<ChildProcess>(BAYPR_FEDERATION_SERVER, all, work.path / "log");
-    port = std::stoi(baypr::test::wait_for_line(port_file, 30s));
-  }
-  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-  int finish() {
-    const auto status = process->wait(2min);
-    REQUIRE(status.has_value());
-    return *status;
+    ServerProcess::start(all);
   }
   [[nodiscard]] Eigen::VectorXd theta() const {
     return baypr::read_npy_matrix<double>(work.path / "theta.npy").col(0);
@@ -110,18 +64,11 @@ struct Server {
     }
     return out;
   }
-  [[nodiscard]] std::string log() const { return process->log(); }
 };
 
 fed::SiteOptions site_options(const Server& server, const fs::path& dir, const std::string& name,
                               std::chrono::milliseconds reconnect = 20s) {
-  fed::SiteOptions o;
-  o.server = server.address();
-  o.tls = site_tls(dir, name);
-  o.server_name = "localhost";
-  o.call_deadline = 30s;
-  o.reconnect = reconnect;
-  return o;
+  return baypr::test::site_options(server.address(), dir, name, reconnect);
 }
 
 // run_site for each (client, name) on its own thread; results (or exceptions) in order.
@@ -369,21 +316,7 @@ TEST_CASE(
   server.start({"--sites", "site-a,site-b", "--dimension", "3", "--rounds", "2", "--local-episodes",
                 "3", "--seed", "11", "--server-lr", "0.1"});
   // A hand-made client with site-a's certificate, speaking the protocol directly.
-  grpc::SslCredentialsOptions ssl;
-  const auto read = [](const fs::path& p) {
-    std::ifstream in(p);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  const auto tls = site_tls(certificates().project, "site-a");
-  ssl.pem_root_certs = read(tls.ca);
-  ssl.pem_private_key = read(tls.key);
-  ssl.pem_cert_chain = read(tls.certificate);
-  grpc::ChannelArguments channel_args;
-  channel_args.SetSslTargetNameOverride("localhost");
-  const auto channel =
-      grpc::CreateCustomChannel(server.address(), grpc::SslCredentials(ssl), channel_args);
+  const auto channel = baypr::test::site_channel(server.address(), "site-a");
   const auto stub = pb::Federation::NewStub(channel);
   const auto submit = [&](const pb::Update& u) {
     grpc::ClientContext context;

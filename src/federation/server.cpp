@@ -26,6 +26,7 @@
 #include "baypr/federated/grpc.hpp"
 #include "baypr/federation/v1/federation.grpc.pb.h"
 #include "baypr/io/detail/file.hpp"
+#include "common.hpp"
 #include "wire.hpp"
 
 namespace baypr::federated {
@@ -41,20 +42,7 @@ void check_options(const Eigen::VectorXd& theta0, const ServerOptions& o) {
   detail::check_options(kServer, o.federation);
   baypr::detail::check_nonempty(kServer, "theta0", theta0.size());
   baypr::detail::check_finite(kServer, "theta0", theta0);
-  if (o.sites.empty()) {
-    baypr::detail::throw_invalid(kServer, "options.sites", "needs at least one site name");
-  }
-  for (std::size_t i = 0; i < o.sites.size(); ++i) {
-    if (o.sites[i].empty()) {
-      baypr::detail::throw_invalid(kServer, "options.sites[" + std::to_string(i) + "]", "is empty");
-    }
-    for (std::size_t j = 0; j < i; ++j) {
-      if (o.sites[j] == o.sites[i]) {
-        baypr::detail::throw_invalid(kServer, "options.sites[" + std::to_string(i) + "]",
-                                     "repeats '" + o.sites[i] + "'");
-      }
-    }
-  }
+  common::check_sites(kServer, o.sites);
   if (o.quorum < 0 || o.quorum > static_cast<int>(o.sites.size())) {
     baypr::detail::throw_invalid(kServer, "options.quorum",
                                  "must be in [0, " + std::to_string(o.sites.size()) +
@@ -118,18 +106,10 @@ struct FederationServer::State final : pb::Federation::Service {
   // The site index of the caller's certificate, or a PERMISSION_DENIED status.
   std::optional<std::size_t> identify(grpc::ServerContext* context, const char* call,
                                       grpc::Status& refusal) const {
-    const auto auth = context->auth_context();
-    const auto names =
-        auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>{};
-    std::string name = names.empty() ? "" : std::string(names[0].data(), names[0].size());
-    for (std::size_t i = 0; i < options.sites.size(); ++i) {
-      if (names.size() == 1 && options.sites[i] == name) return i;
-    }
-    const std::string why = std::string(call) + ": certificate common name '" + name +
-                            "' is not on the server's list of sites";
-    log("refused " + why + " (peer " + context->peer() + ")");
-    refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
-    return std::nullopt;
+    std::string why;
+    const auto site = common::identify(context, options.sites, call, refusal, why);
+    if (!site) log("refused " + why + " (peer " + context->peer() + ")");
+    return site;
   }
 
   // Writes the state after a closed round (a temporary file beside the checkpoint, then rename).
@@ -387,16 +367,12 @@ FederationServer::FederationServer(const Eigen::VectorXd& theta0, ServerOptions 
     s.finished = s.configuration.rounds() == 0;
   }
 
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_root_certs = wire::read_file(kServer, "options.tls.ca", s.options.tls.ca);
-  ssl.pem_key_cert_pairs.push_back(
-      {wire::read_file(kServer, "options.tls.key", s.options.tls.key),
-       wire::read_file(kServer, "options.tls.certificate", s.options.tls.certificate)});
   // The largest legitimate message is an Update: the payload's doubles plus a few fields.
   const int limit = s.options.max_message_bytes > 0 ? s.options.max_message_bytes
                                                     : static_cast<int>(8 * theta0.size() + 1024);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(s.options.address, grpc::SslServerCredentials(ssl), &s.port);
+  builder.AddListeningPort(s.options.address, common::server_credentials(kServer, s.options.tls),
+                           &s.port);
   builder.SetMaxReceiveMessageSize(limit);
   builder.RegisterService(&s);
   s.server = builder.BuildAndStart();

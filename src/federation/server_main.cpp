@@ -21,6 +21,7 @@
 #include "baypr/federated/grpc.hpp"
 #include "baypr/io/detail/file.hpp"
 #include "baypr/io/npy.hpp"
+#include "cli.hpp"
 
 namespace fed = baypr::federated;
 
@@ -59,46 +60,6 @@ Network and output:
   --quiet                 no per-round lines on stderr
 )";
 
-[[noreturn]] void usage(const std::string& why) {
-  std::cerr << "baypr-federation-server: " << why << "\n\n" << kUsage;
-  std::exit(2);
-}
-
-std::string value(int argc, char** argv, int& i) {
-  if (i + 1 >= argc) usage(std::string("missing value after ") + argv[i]);
-  return argv[++i];
-}
-
-long long integer(int argc, char** argv, int& i, long long lo, long long hi) {
-  const std::string name = argv[i];
-  const std::string v = value(argc, argv, i);
-  char* end = nullptr;
-  const long long n = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || n < lo || n > hi) {
-    usage(name + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-          "], got '" + v + "'");
-  }
-  return n;
-}
-
-double positive(int argc, char** argv, int& i) {
-  const std::string name = argv[i];
-  const std::string v = value(argc, argv, i);
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || std::isnan(x) || x <= 0.0) {
-    usage(name + " needs a positive number, got '" + v + "'");
-  }
-  return x;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
-  return out;
-}
-
 std::string history_csv(const fed::FederatedResult& r) {
   std::ostringstream out;
   out.precision(17);
@@ -122,84 +83,85 @@ std::string history_csv(const fed::FederatedResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const fed::cli::Arguments args("baypr-federation-server", kUsage, argc, argv);
   fed::ServerOptions o;
   long long dimension = 0;
   std::filesystem::path theta0_file, port_file, out_file, history_file;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--certs") {
-      const std::filesystem::path dir = value(argc, argv, i);
+      const std::filesystem::path dir = args.value(i);
       o.tls = {dir / "ca.crt", dir / "server.crt", dir / "server.key"};
     } else if (a == "--ca") {
-      o.tls.ca = value(argc, argv, i);
+      o.tls.ca = args.value(i);
     } else if (a == "--cert") {
-      o.tls.certificate = value(argc, argv, i);
+      o.tls.certificate = args.value(i);
     } else if (a == "--key") {
-      o.tls.key = value(argc, argv, i);
+      o.tls.key = args.value(i);
     } else if (a == "--sites") {
-      o.sites = split(value(argc, argv, i));
+      o.sites = args.list(i);
     } else if (a == "--quorum") {
-      o.quorum = static_cast<int>(integer(argc, argv, i, 1, 1 << 20));
+      o.quorum = static_cast<int>(args.integer(i, 1, 1 << 20));
     } else if (a == "--round-deadline-ms") {
-      o.round_deadline = std::chrono::milliseconds(integer(argc, argv, i, 1, 1LL << 40));
+      o.round_deadline = std::chrono::milliseconds(args.integer(i, 1, 1LL << 40));
     } else if (a == "--dimension") {
-      dimension = integer(argc, argv, i, 1, 1 << 26);
+      dimension = args.integer(i, 1, 1 << 26);
     } else if (a == "--theta0") {
-      theta0_file = value(argc, argv, i);
+      theta0_file = args.value(i);
     } else if (a == "--rounds") {
-      o.federation.rounds = static_cast<int>(integer(argc, argv, i, 0, 1 << 30));
+      o.federation.rounds = static_cast<int>(args.integer(i, 0, 1 << 30));
     } else if (a == "--algorithm") {
-      const std::string v = value(argc, argv, i);
+      const std::string v = args.value(i);
       if (v == "fedsgd") {
         o.federation.algorithm = fed::Algorithm::fedsgd;
       } else if (v == "fedavg") {
         o.federation.algorithm = fed::Algorithm::fedavg;
       } else {
-        usage("--algorithm must be fedsgd or fedavg, got '" + v + "'");
+        args.usage("--algorithm must be fedsgd or fedavg, got '" + v + "'");
       }
     } else if (a == "--local-episodes") {
-      o.federation.local_episodes = static_cast<int>(integer(argc, argv, i, 1, 1 << 20));
+      o.federation.local_episodes = static_cast<int>(args.integer(i, 1, 1 << 20));
     } else if (a == "--local-lr") {
-      o.federation.local_lr = positive(argc, argv, i);
+      o.federation.local_lr = args.positive(i);
     } else if (a == "--server-lr") {
-      o.federation.server.lr = positive(argc, argv, i);
+      o.federation.server.lr = args.positive(i);
     } else if (a == "--plain-average") {
       o.federation.server_adam = false;
     } else if (a == "--seed") {
-      o.federation.seed = static_cast<std::uint64_t>(integer(argc, argv, i, 0, (1LL << 62)));
+      o.federation.seed = static_cast<std::uint64_t>(args.integer(i, 0, (1LL << 62)));
     } else if (a == "--max-update-norm") {
-      o.federation.max_update_norm = positive(argc, argv, i);
+      o.federation.max_update_norm = args.positive(i);
     } else if (a == "--max-message-bytes") {
-      o.max_message_bytes = static_cast<int>(integer(argc, argv, i, 1, 1 << 30));
+      o.max_message_bytes = static_cast<int>(args.integer(i, 1, 1 << 30));
     } else if (a == "--listen") {
-      o.address = value(argc, argv, i);
+      o.address = args.value(i);
     } else if (a == "--port-file") {
-      port_file = value(argc, argv, i);
+      port_file = args.value(i);
     } else if (a == "--checkpoint") {
-      o.checkpoint = value(argc, argv, i);
+      o.checkpoint = args.value(i);
     } else if (a == "--out") {
-      out_file = value(argc, argv, i);
+      out_file = args.value(i);
     } else if (a == "--history") {
-      history_file = value(argc, argv, i);
+      history_file = args.value(i);
     } else if (a == "--quiet") {
       o.log = false;
     } else if (a == "-h" || a == "--help") {
       std::cout << kUsage;
       return 0;
     } else {
-      usage("unknown option '" + a + "'");
+      args.usage("unknown option '" + a + "'");
     }
   }
   if (o.tls.ca.empty() || o.tls.certificate.empty() || o.tls.key.empty()) {
-    usage("needs --certs DIR (or --ca, --cert and --key)");
+    args.usage("needs --certs DIR (or --ca, --cert and --key)");
   }
-  if (o.sites.empty()) usage("needs --sites");
-  if ((dimension > 0) == !theta0_file.empty()) usage("needs one of --dimension and --theta0");
+  if (o.sites.empty()) args.usage("needs --sites");
+  if ((dimension > 0) == !theta0_file.empty()) args.usage("needs one of --dimension and --theta0");
   try {
     Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(dimension);
     if (!theta0_file.empty()) {
       const auto m = baypr::read_npy_matrix<double>(theta0_file);
-      if (m.cols() != 1) usage("--theta0 must hold a (P,) or (P, 1) array");
+      if (m.cols() != 1) args.usage("--theta0 must hold a (P,) or (P, 1) array");
       theta0 = m.col(0);
     }
     fed::FederationServer server(theta0, o);

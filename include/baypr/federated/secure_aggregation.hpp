@@ -235,6 +235,11 @@ struct EncryptedShare {
   std::vector<std::uint8_t> box;  // nonce || secretbox(from, to, x, share of mask key, share of b)
 };
 
+// The sizes of a share's plaintext (from, to, x, the two shares' 32 bytes) and of its box.
+inline constexpr std::size_t share_plain_bytes = 8 + 1 + 32 + 32;
+inline constexpr std::size_t share_box_bytes =
+    crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + share_plain_bytes;
+
 struct MaskedInput {
   int site = -1;
   std::vector<std::uint64_t> values;
@@ -357,7 +362,7 @@ class SecureSite {
         own_ = {a, b};
         continue;
       }
-      std::array<std::uint8_t, 8 + 1 + 32 + 32> plain{};
+      std::array<std::uint8_t, share_plain_bytes> plain{};
       put_int(plain.data(), index_);
       put_int(plain.data() + 4, j);
       plain[8] = a.x;
@@ -366,7 +371,7 @@ class SecureSite {
       EncryptedShare e;
       e.from = index_;
       e.to = j;
-      e.box.resize(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plain.size());
+      e.box.resize(share_box_bytes);
       randombytes_buf(e.box.data(), crypto_secretbox_NONCEBYTES);
       const Key key = box_key(fn, j);
       crypto_secretbox_easy(e.box.data() + crypto_secretbox_NONCEBYTES, plain.data(), plain.size(),
@@ -391,9 +396,9 @@ class SecureSite {
       if (e.to != index_ || !keys_.count(e.from) || e.from == index_ || held.count(e.from)) {
         baypr::detail::throw_invalid(fn, arg, "is not a share for this site from another site");
       }
-      std::array<std::uint8_t, 8 + 1 + 32 + 32> plain{};
+      std::array<std::uint8_t, share_plain_bytes> plain{};
       const Key key = box_key(fn, e.from);
-      if (e.box.size() != crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plain.size() ||
+      if (e.box.size() != share_box_bytes ||
           crypto_secretbox_open_easy(plain.data(), e.box.data() + crypto_secretbox_NONCEBYTES,
                                      e.box.size() - crypto_secretbox_NONCEBYTES, e.box.data(),
                                      key.data()) != 0 ||
