@@ -288,6 +288,25 @@ inline double server_step(Eigen::VectorXd& theta, meta::Adam& server, const Aggr
   return (scale * a.payload).squaredNorm();
 }
 
+namespace detail {
+
+// The server's half of a round where every site answered (updates in site order): aggregate,
+// step theta and options.server, and the round's record (without its seconds and bytes). The
+// in-process and the MPI transports both call it, so that they agree bitwise.
+inline RoundRecord reduce_round(Eigen::VectorXd& theta, FederatedOptions& options,
+                                const std::vector<ClientUpdate>& updates, int round) {
+  const Aggregate a = aggregate(updates, options.max_update_norm);
+  RoundRecord r;
+  r.round = round;
+  r.clients = a.accepted;
+  r.rejected = a.rejected;
+  r.loss = a.loss;
+  r.gradient_norm2 = server_step(theta, options.server, a, options);
+  return r;
+}
+
+}  // namespace detail
+
 // `rounds` rounds with every client participating, the clients of a round on threads of this
 // process. Returns the final theta and one record per round.
 [[nodiscard]] inline FederatedResult federate(const Eigen::VectorXd& theta0,
@@ -309,15 +328,9 @@ inline double server_step(Eigen::VectorXd& theta, meta::Adam& server, const Aggr
     detail::for_each_index(clients.size(), options.threads, [&](std::size_t i) {
       updates[i] = client_update(clients[i], result.theta, round, i, options);
     });
-    const Aggregate a = aggregate(updates, options.max_update_norm);
-    RoundRecord r;
-    r.round = round;
-    r.clients = a.accepted;
-    r.rejected = a.rejected;
-    r.loss = a.loss;
+    RoundRecord r = detail::reduce_round(result.theta, options, updates, round);
     r.bytes_sent = clients.size() * theta_bytes;
     r.bytes_received = clients.size() * (theta_bytes + sizeof(int) + sizeof(double));
-    r.gradient_norm2 = server_step(result.theta, options.server, a, options);
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     result.history.push_back(std::move(r));
   }
