@@ -51,10 +51,8 @@
 #ifdef BAYPR_FEDERATED_GRPC
 #include <baypr/federated/grpc.hpp>
 #endif
-#ifdef BAYPR_REPORT_FIGURES
-#include "report.hpp"
-#endif
 #include "cli_args.hpp"
+#include "federated_compare.hpp"
 #include "meta_fashion_data.hpp"
 
 namespace {
@@ -179,166 +177,32 @@ Eigen::VectorXd held_out_auroc(const Setup& setup, const Eigen::VectorXd& joint,
   return out;
 }
 
-struct Row {
-  std::string name;
-  fed::Algorithm algorithm = fed::Algorithm::fedsgd;
-  bool centralised = false;
-  double supcon = 0.0;
-  Eigen::VectorXd auroc;             // per held-out episode, mean over seeds
-  std::vector<double> stationarity;  // per round, mean over seeds
-  double seconds = 0.0;
-};
-
 int compare(const Args& a, const Setup& setup) {
   const std::vector<Eigen::Index> shots = {1, 5};
   const auto episodes = mf::evaluation_episodes(setup.data, shots, a.eval_episodes, a.seed);
-  std::vector<Row> rows;
-  for (const double supcon : {a.supcon, 0.0}) {
-    const std::string tag = supcon > 0 ? " + SupCon" : "";
-    rows.push_back({"centralised" + tag, fed::Algorithm::fedsgd, true, supcon, {}, {}, 0.0});
-    rows.push_back({"FedSGD, 3 sites" + tag, fed::Algorithm::fedsgd, false, supcon, {}, {}, 0.0});
-    rows.push_back({"FedAvg, 3 sites" + tag, fed::Algorithm::fedavg, false, supcon, {}, {}, 0.0});
+  federated_compare::Experiment x;
+  x.name = "federated";
+  x.program = "federated_fashion";
+  x.title = "Held-out AUROC (classes 6-9)";
+  x.group = "classes";
+  x.each = "class";
+  x.sites = static_cast<int>(kSiteClasses.size());
+  x.shots = shots;
+  for (const auto& e : episodes) {
+    x.episode_shot.push_back(e.shots == 1 ? 0 : 1);
+    x.episode_group.push_back(e.normal_class);
   }
-  const auto n = static_cast<Eigen::Index>(episodes.size());
-  Eigen::VectorXd untrained = Eigen::VectorXd::Zero(n);
-  for (auto& r : rows) {
-    r.auroc = Eigen::VectorXd::Zero(n);
-    r.stationarity.assign(static_cast<std::size_t>(a.rounds), 0.0);
-  }
-  const double inv = 1.0 / a.seeds;
-  for (int s = 0; s < a.seeds; ++s) {
-    const std::uint64_t seed = a.seed + static_cast<std::uint64_t>(s);
-    const Eigen::VectorXd start = shared_start(setup, seed);
-    untrained += inv * held_out_auroc(setup, start, episodes, 0);
-    for (auto& r : rows) {
-      const meta::MetaOptions o = training_options(r.supcon);
-      std::vector<fed::Client> clients;
-      if (r.centralised) {
-        clients.push_back(make_site(setup, kAllClasses, o));
-      } else {
-        for (const auto& classes : kSiteClasses) clients.push_back(make_site(setup, classes, o));
-      }
-      fed::FederatedOptions f;
-      f.algorithm = r.algorithm;
-      f.rounds = a.rounds;
-      f.local_episodes = a.local_episodes * (r.centralised ? 3 : 1);
-      f.server.lr = mf::Settings{}.lr;
-      f.local_lr = mf::Settings{}.lr;
-      f.seed = baypr::derive_seed(seed, {0x666564ULL});
-      const auto t0 = std::chrono::steady_clock::now();
-      const fed::FederatedResult result = fed::federate(start, clients, f);
-      r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      r.auroc += inv * held_out_auroc(setup, result.theta, episodes, 1);
-      for (std::size_t k = 0; k < result.history.size(); ++k) {
-        r.stationarity[k] += inv * result.history[k].gradient_norm2;
-      }
-      std::cerr << "seed " << s << ": " << r.name << " done\n";
-    }
-  }
-
-  std::vector<int> groups[2];
-  std::vector<Eigen::Index> index[2];
-  for (std::size_t i = 0; i < episodes.size(); ++i) {
-    const std::size_t k = episodes[i].shots == 1 ? 0 : 1;
-    groups[k].push_back(episodes[i].normal_class);
-    index[k].push_back(static_cast<Eigen::Index>(i));
-  }
-  std::mt19937_64 rng(baypr::derive_seed(a.seed, {0x626f6fULL}));
-  const auto interval = [&](const Eigen::VectorXd& v, std::size_t k) {
-    return baypr::grouped_bootstrap_interval(v(index[k]), groups[k], 4000, 0.95, rng);
+  x.lr = mf::Settings{}.lr;
+  x.start = [&](std::uint64_t seed) { return shared_start(setup, seed); };
+  x.make_site = [&](int site, double supcon) {
+    return make_site(setup, site < 0 ? kAllClasses : kSiteClasses[static_cast<std::size_t>(site)],
+                     training_options(supcon));
   };
-  const auto cell = [](const baypr::MeanInterval& m, bool sign) {
-    std::ostringstream s;
-    s.setf(std::ios::fixed);
-    s.precision(3);
-    if (sign) s.setf(std::ios::showpos);
-    s << m.mean << " [" << m.lower << ", " << m.upper << "]";
-    return s.str();
+  x.evaluate = [&](const Eigen::VectorXd& joint, int inner_steps) {
+    return held_out_auroc(setup, joint, episodes, inner_steps);
   };
-  std::ostringstream md, csv;
-  md << "Held-out AUROC (classes 6-9), " << a.seeds << " seeds, " << a.rounds << " rounds of "
-     << 3 * a.local_episodes << " episodes, " << a.eval_episodes
-     << " episodes per class and K; [95% two-level bootstrap: classes, then episodes].\n\n"
-     << "| row | K = 1 | K = 5 | - untrained, K = 1 | - untrained, K = 5 | - centralised, K = 1 "
-        "| - centralised, K = 5 | training s / seed |\n|---|---|---|---|---|---|---|---|\n";
-  csv << "row,K,statistic,mean,lower,upper\n";
-  const auto csv_line = [&](const std::string& row, Eigen::Index k, const std::string& stat,
-                            const baypr::MeanInterval& m) {
-    csv << '"' << row << "\"," << k << ',' << stat << ',' << m.mean << ',' << m.lower << ','
-        << m.upper << '\n';
-  };
-  md << "| untrained | " << cell(interval(untrained, 0), false) << " | "
-     << cell(interval(untrained, 1), false) << " | | | | | |\n";
-  for (std::size_t k = 0; k < 2; ++k)
-    csv_line("untrained", shots[k], "auroc", interval(untrained, k));
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const Row& r = rows[i];
-    const Row& central = rows[i - i % 3];
-    md << "| " << r.name << " | " << cell(interval(r.auroc, 0), false) << " | "
-       << cell(interval(r.auroc, 1), false) << " | " << cell(interval(r.auroc - untrained, 0), true)
-       << " | " << cell(interval(r.auroc - untrained, 1), true) << " | ";
-    if (r.centralised) {
-      md << " | | ";
-    } else {
-      md << cell(interval(r.auroc - central.auroc, 0), true) << " | "
-         << cell(interval(r.auroc - central.auroc, 1), true) << " | ";
-    }
-    std::ostringstream seconds;
-    seconds.setf(std::ios::fixed);
-    seconds.precision(1);
-    seconds << r.seconds / a.seeds;
-    md << seconds.str() << " |\n";
-    for (std::size_t k = 0; k < 2; ++k) {
-      csv_line(r.name, shots[k], "auroc", interval(r.auroc, k));
-      csv_line(r.name, shots[k], "minus_untrained", interval(r.auroc - untrained, k));
-      if (!r.centralised) {
-        csv_line(r.name, shots[k], "minus_centralised", interval(r.auroc - central.auroc, k));
-      }
-    }
-  }
-  md << "\nStationarity (mean over seeds of the round's squared gradient norm, FedAvg: of the "
-        "mean change / (E lr)), first and last 10% of rounds:\n\n| row | first | last |\n"
-        "|---|---|---|\n";
-  const std::size_t tenth = std::max<std::size_t>(1, static_cast<std::size_t>(a.rounds) / 10);
-  for (const Row& r : rows) {
-    double first = 0.0, last = 0.0;
-    for (std::size_t k = 0; k < tenth; ++k) {
-      first += r.stationarity[k] / static_cast<double>(tenth);
-      last += r.stationarity[r.stationarity.size() - 1 - k] / static_cast<double>(tenth);
-    }
-    md << "| " << r.name << " | " << first << " | " << last << " |\n";
-  }
-  std::cout << md.str();
-  if (!a.out.empty()) {
-    std::filesystem::create_directories(a.out);
-    baypr::detail::io::write_atomically(std::filesystem::path(a.out) / "federated.md", md.str(),
-                                        "federated_fashion");
-    baypr::detail::io::write_atomically(std::filesystem::path(a.out) / "federated.csv", csv.str(),
-                                        "federated_fashion");
-#ifdef BAYPR_REPORT_FIGURES
-    // Each round's value is noisy (a few episodes): plot the mean over a window of rounds.
-    const std::size_t window = std::max<std::size_t>(1, static_cast<std::size_t>(a.rounds) / 40);
-    std::vector<baypr::report::Curve> curves;
-    for (const Row& r : rows) {
-      baypr::report::Curve c;
-      c.label = r.name;
-      for (std::size_t k = 0; k + window <= r.stationarity.size(); k += window) {
-        double mean = 0.0;
-        for (std::size_t j = k; j < k + window; ++j)
-          mean += r.stationarity[j] / static_cast<double>(window);
-        c.x.push_back(static_cast<double>(k) + 0.5 * static_cast<double>(window - 1));
-        c.y.push_back(mean);
-      }
-      curves.push_back(std::move(c));
-    }
-    baypr::report::plot_series(std::filesystem::path(a.out) / "federated.png",
-                               "Stationarity: squared norm of the round's gradient (mean over " +
-                                   std::to_string(window) + " rounds and " +
-                                   std::to_string(a.seeds) + " seeds)",
-                               "round", "|g|^2 (log scale)", curves, true);
-#endif
-  }
-  return 0;
+  return federated_compare::compare(
+      x, {a.seeds, a.rounds, a.local_episodes, a.eval_episodes, a.supcon, a.seed, a.out});
 }
 
 }  // namespace
