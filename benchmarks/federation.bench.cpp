@@ -10,6 +10,9 @@
 //                              per round as counters); with BAYPR_FEDERATED_GRPC only
 //   BM_PlainPool/S, BM_SecurePool/S   pooling S sites' d = 32 statistics, plainly and through
 //                              the secure aggregation protocol; with BAYPR_SECURE_AGGREGATION only
+//   BM_GrpcPlainPool/S, BM_GrpcSecurePool/S   the same as one session between a PoolingServer
+//                              and S pool_site threads over gRPC with mutual TLS on loopback (real
+//                              time; bytes a site uploads as a counter); with BAYPR_FEDERATED_POOLING
 // The summary prints each cost as a ratio to a reference measured in the same run.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -35,6 +38,9 @@
 #endif
 #ifdef BAYPR_SECURE_AGGREGATION
 #include "baypr/federated/secure_aggregation.hpp"
+#endif
+#ifdef BAYPR_FEDERATED_POOLING
+#include "baypr/federated/pooling.hpp"
 #endif
 
 namespace {
@@ -205,6 +211,42 @@ void secure_pool(benchmark::State& state, int sites) {
 }
 #endif
 
+#ifdef BAYPR_FEDERATED_POOLING
+void grpc_pool(benchmark::State& state, int sites, fed::PoolingMode mode) {
+  const auto s = statistics(sites);
+  const auto dir = certificates();
+  double uploaded = 0.0, seconds = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fed::PoolingOptions po;
+    po.tls = {dir / "ca.crt", dir / "server.crt", dir / "server.key"};
+    for (int i = 0; i < sites; ++i) po.sites.push_back("site-" + std::to_string(i));
+    po.mode = mode;
+    po.dimension = 32;
+    po.log = false;
+    fed::PoolingServer server(po);
+    std::vector<std::future<fed::PoolSiteResult>> running;
+    for (int i = 0; i < sites; ++i) {
+      running.push_back(std::async(std::launch::async, [&, i] {
+        fed::SiteOptions o;
+        o.server = "127.0.0.1:" + std::to_string(server.port());
+        o.server_name = "localhost";
+        const std::string name = "site-" + std::to_string(i);
+        o.tls = {dir / "ca.crt", dir / (name + ".crt"), dir / (name + ".key")};
+        return fed::pool_site(s[static_cast<std::size_t>(i)], o);
+      }));
+    }
+    for (auto& f : running) benchmark::DoNotOptimize(f.get().pooled.count);
+    const fed::PoolingResult r = server.wait();
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const std::size_t b : r.bytes_received) uploaded += static_cast<double>(b);
+  }
+  state.counters["seconds_per_session"] = seconds / static_cast<double>(state.iterations());
+  state.counters["bytes_per_site"] =
+      uploaded / (static_cast<double>(state.iterations()) * static_cast<double>(sites));
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -245,6 +287,22 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond);
     ratios.push_back({"secure / plain pooling, d = 32 (time)", std::to_string(s) + " sites",
                       "BM_SecurePool" + tag, "BM_PlainPool" + tag, ""});
+#ifdef BAYPR_FEDERATED_POOLING
+    if (s > 8) continue;  // the certificates are made for 8 sites
+    for (const auto& [name, mode] : {std::pair{"BM_GrpcPlainPool", fed::PoolingMode::plain},
+                                     std::pair{"BM_GrpcSecurePool", fed::PoolingMode::secure}}) {
+      benchmark::RegisterBenchmark((name + tag).c_str(), grpc_pool, s, mode)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->Iterations(5);
+    }
+    ratios.push_back({"pooling session over gRPC + mTLS: secure / plain (time)",
+                      std::to_string(s) + " sites", "BM_GrpcSecurePool" + tag,
+                      "BM_GrpcPlainPool" + tag, "seconds_per_session"});
+    ratios.push_back({"pooling over gRPC: bytes a site uploads, secure / plain",
+                      std::to_string(s) + " sites", "BM_GrpcSecurePool" + tag,
+                      "BM_GrpcPlainPool" + tag, "bytes_per_site"});
+#endif
   }
 #endif
   benchmark::Initialize(&argc, argv);
