@@ -167,6 +167,60 @@ TEST_CASE("Bayesian scorer: add_normal equals a refit; empirical scale maximises
   }
 }
 
+TEST_CASE("Bayesian scorer: fit(statistics) equals fit(rows), pooled statistics included",
+          "[score][bayes]") {
+  std::mt19937_64 rng(4);
+  const Eigen::Index d = 6;
+  const Eigen::MatrixXd S = normal_rows(12, d, rng, 1.0, 0.3);
+  const Eigen::MatrixXd Q = normal_rows(5, d, rng, 1.0, 0.6);
+  baypr::BayesianScorerOptions empirical;
+  empirical.empirical_psi_scale = true;
+  baypr::BayesianScorerOptions own_prior;
+  own_prior.prior = baypr::NiwPrior<double>::isotropic(d, 0.01, d + 3.0, 0.5);
+  // Fewer rows than dimensions (the low-rank case of the empirical scale), a single row, more.
+  for (const Eigen::Index n : {Eigen::Index{1}, Eigen::Index{4}, Eigen::Index{12}}) {
+    for (const auto& options : {baypr::BayesianScorerOptions{}, empirical, own_prior}) {
+      INFO("n = " << n << ", empirical " << options.empirical_psi_scale);
+      baypr::BayesianScorer rows(options), stats(options);
+      rows.fit(S.topRows(n));
+      // The statistics of two halves, pooled as sites would.
+      auto st = baypr::SufficientStatistics<double>::of(S.topRows(n / 2));
+      st.merge(baypr::SufficientStatistics<double>::of(S.middleRows(n / 2, n - n / 2)));
+      stats.fit(st);
+      // The empirical scale is a maximiser found by golden-section search, and the evidence is
+      // flat at its maximum: the two paths' rounding moves it by ~1e-8 relative (the search's
+      // tolerance), so both are held to 1e-6 there and to 1e-10 with a fixed prior.
+      const double tolerance = options.empirical_psi_scale ? 1e-6 : 1e-10;
+      CHECK(std::abs(stats.psi_scale() - rows.psi_scale()) <= tolerance * rows.psi_scale());
+      CHECK(max_relative_error(stats.score(Q), rows.score(Q)) <= tolerance);
+      for (const auto type : {baypr::BayesScore::nll, baypr::BayesScore::tail}) {
+        CHECK(max_relative_error(stats.score(Q, type), rows.score(Q, type)) <= tolerance);
+      }
+      if (options.empirical_psi_scale) {  // and it maximises the pooled statistics' evidence
+        const auto evidence = [&](double scale) {
+          return baypr::NiwPrior<double>::isotropic(d, options.kappa0, d + options.nu0_offset,
+                                                    scale)
+              .posterior(st)
+              .log_marginal_likelihood();
+        };
+        CHECK(evidence(stats.psi_scale()) >= evidence(stats.psi_scale() * 1.001));
+        CHECK(evidence(stats.psi_scale()) >= evidence(stats.psi_scale() / 1.001));
+      }
+    }
+  }
+  // No rows, a dimension that is not the prior's: named, and the fitted scorer unchanged.
+  baypr::BayesianScorer fitted(own_prior);
+  fitted.fit(S);
+  const Eigen::VectorXd before = fitted.score(Q);
+  CHECK(contains(message_of([&] { fitted.fit(baypr::SufficientStatistics<double>::empty(d)); }),
+                 "baypr::BayesianScorer::fit: argument 'statistics.count' must be >= 1"));
+  CHECK(contains(message_of([&] {
+                   fitted.fit(baypr::SufficientStatistics<double>::of(Eigen::MatrixXd::Ones(2, 3)));
+                 }),
+                 "argument 'statistics'"));
+  CHECK(fitted.score(Q) == before);
+}
+
 TEST_CASE("Scorers rank a shifted cluster above the normal one", "[score]") {
   std::mt19937_64 rng(3);
   const Eigen::Index d = 16;

@@ -27,6 +27,7 @@
 #include "baypr/core/special.hpp"
 #include "baypr/stats/niw.hpp"
 #include "baypr/stats/student_t.hpp"
+#include "baypr/stats/sufficient_statistics.hpp"
 
 namespace baypr {
 
@@ -75,12 +76,29 @@ class BayesianScorer {
                      : options_.empirical_psi_scale ? empirical_scale(Z)
                                                     : options_.psi_scale;
     const auto prior = options_.prior ? *options_.prior : make_prior(d, s);
-    auto post = prior.posterior(Z, options_.path);
-    auto t = post.predictive();
-    // Commit only after everything succeeded.
-    psi_scale_ = s;
-    posterior_.emplace(std::move(post));
-    predictive_.emplace(std::move(t));
+    commit(s, prior.posterior(Z, options_.path));
+    return *this;
+  }
+
+  // Fit the posterior on sufficient statistics instead of rows (count >= 1), such as statistics
+  // pooled across sites (federated/pooling.hpp): the posterior of the rows they summarise, to
+  // rounding, without the rows. The statistics determine the marginal likelihood, so
+  // empirical_psi_scale works here too.
+  BayesianScorer& fit(const SufficientStatistics<double>& statistics) {
+    constexpr const char* fn = "baypr::BayesianScorer::fit";
+    statistics.check(fn, "statistics");
+    if (statistics.count < 1) {
+      detail::throw_invalid(fn, "statistics.count", "must be >= 1 (no rows to fit), got 0");
+    }
+    const Eigen::Index d = statistics.dim();
+    if (options_.prior) {
+      detail::check_size(fn, "statistics", "dimension", d, options_.prior->dim());
+    }
+    const double s = options_.prior                 ? options_.prior->scatter().diagonal().mean()
+                     : options_.empirical_psi_scale ? empirical_scale(statistics)
+                                                    : options_.psi_scale;
+    const auto prior = options_.prior ? *options_.prior : make_prior(d, s);
+    commit(s, prior.posterior(statistics, options_.path));
     return *this;
   }
 
@@ -170,6 +188,14 @@ class BayesianScorer {
 
   void require_fitted(const char* fn) const { detail::check_fitted(fn, fitted(), "fit(support)"); }
 
+  // Commit a fit only after everything succeeded.
+  void commit(double s, NiwPosterior<double> post) {
+    auto t = post.predictive();
+    psi_scale_ = s;
+    posterior_.emplace(std::move(post));
+    predictive_.emplace(std::move(t));
+  }
+
   // make_prior and empirical_scale are templates only nominally, so that what they use (the
   // eigensolver above all) is instantiated where fit() is, not in every file including this one.
   template <class = void>
@@ -182,14 +208,14 @@ class BayesianScorer {
   // Only two terms of the log evidence depend on s: (nu0 d / 2) log s - (nu_n / 2) log|s I + M|,
   // M = S + beta e e^T = W^T W with W = [centred rows; sqrt(beta) e^T]. With the eigenvalues
   // lambda of the smaller Gram matrix of W, log|s I + M| = sum log(s + lambda_i) + (d - r) log s,
-  // so each evaluation is O(n) after one O(n^2 d) eigen-decomposition. The function is concave
+  // so each evaluation is O(n) after one O(n^2 d) eigen-decomposition (from statistics: of M
+  // itself, O(d^3)). The function is concave
   // in log s (a sum of -log(1 + lambda e^{-t}) terms and a linear one): golden-section search.
   template <class = void>
   double empirical_scale(const Eigen::MatrixXd& Z) const {
     const Eigen::Index n = Z.rows(), d = Z.cols();
-    const double dd = static_cast<double>(d), nn = static_cast<double>(n);
-    const double kappa_n = options_.kappa0 + nn;
-    const double beta = options_.kappa0 * nn / kappa_n;
+    const double nn = static_cast<double>(n);
+    const double beta = options_.kappa0 * nn / (options_.kappa0 + nn);
     const Eigen::RowVectorXd zbar = Z.colwise().mean();
     Eigen::MatrixXd W(n + 1, d);
     W.topRows(n) = Z.rowwise() - zbar;
@@ -200,6 +226,31 @@ class BayesianScorer {
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(gram, Eigen::EigenvaluesOnly)
             .eigenvalues()
             .cwiseMax(0.0);
+    return best_scale(lambda, n, d, Z.squaredNorm() / static_cast<double>(Z.size()));
+  }
+
+  // The same from sufficient statistics: M = S + beta zbar zbar^T directly (d x d).
+  template <class = void>
+  double empirical_scale(const SufficientStatistics<double>& st) const {
+    const Eigen::Index n = st.count, d = st.dim();
+    const double nn = static_cast<double>(n);
+    const double beta = options_.kappa0 * nn / (options_.kappa0 + nn);
+    const Eigen::MatrixXd M = st.scatter + beta * st.mean * st.mean.transpose();
+    const Eigen::VectorXd lambda =
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(M, Eigen::EigenvaluesOnly)
+            .eigenvalues()
+            .cwiseMax(0.0);
+    const double ms = (st.scatter.trace() + nn * st.mean.squaredNorm()) /
+                      (nn * static_cast<double>(d));  // the rows' mean square
+    return best_scale(lambda, n, d, ms);
+  }
+
+  // The golden-section search over log s, given M's non-zero eigenvalues `lambda` (and zeros
+  // for the rest of its d) and the rows' mean square `ms` (which centres the search).
+  template <class = void>
+  double best_scale(const Eigen::VectorXd& lambda, Eigen::Index n, Eigen::Index d,
+                    double ms) const {
+    const double dd = static_cast<double>(d), nn = static_cast<double>(n);
     const double r = static_cast<double>(lambda.size());
     const double nu0 = dd + options_.nu0_offset, nu_n = nu0 + nn;
     auto objective = [&](double log_s) {
@@ -207,7 +258,6 @@ class BayesianScorer {
       return nu0 * dd / 2 * log_s -
              nu_n / 2 * ((lambda.array() + s).log().sum() + (dd - r) * log_s);
     };
-    const double ms = Z.squaredNorm() / static_cast<double>(Z.size());
     const double centre = std::log(ms > 0 ? ms : 1.0);
     double lo = centre - 25.0, hi = centre + 15.0;
     const double invphi = (std::sqrt(5.0) - 1.0) / 2.0;
