@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -68,6 +70,18 @@ double distance(const SufficientStatistics<double>& a, const SufficientStatistic
                   (a.scatter - b.scatter).cwiseAbs().maxCoeff());
 }
 
+// The pooled statistics a program wrote with --out DIR (mean.npy, scatter.npy, pooled.csv).
+SufficientStatistics<double> read_pooled(const std::filesystem::path& dir) {
+  SufficientStatistics<double> s;
+  s.mean = baypr::read_npy_matrix<double>(dir / "mean.npy").col(0);
+  s.scatter = baypr::read_npy_matrix<double>(dir / "scatter.npy");
+  std::ifstream in(dir / "pooled.csv");
+  std::string label;
+  std::getline(in, label, ',');
+  in >> s.count;
+  return s;
+}
+
 // baypr-pooling-server, with its outputs in its scratch directory.
 struct PoolServer : baypr::test::ServerProcess {
   PoolServer() : ServerProcess(BAYPR_POOLING_SERVER) {}
@@ -76,14 +90,7 @@ struct PoolServer : baypr::test::ServerProcess {
     ServerProcess::start(args);
   }
   [[nodiscard]] SufficientStatistics<double> pooled() const {
-    SufficientStatistics<double> s;
-    s.mean = baypr::read_npy_matrix<double>(work.path / "out" / "mean.npy").col(0);
-    s.scatter = baypr::read_npy_matrix<double>(work.path / "out" / "scatter.npy");
-    std::ifstream in(work.path / "out" / "pooled.csv");
-    std::string label;
-    std::getline(in, label, ',');
-    in >> s.count;
-    return s;
+    return read_pooled(work.path / "out");
   }
   // Bytes the server received from each site (pooled.csv).
   [[nodiscard]] std::vector<std::size_t> bytes_received() const {
@@ -279,6 +286,39 @@ TEST_CASE(
     CHECK(contains(server.log(), last == 1 ? "SubmitMasked closed at its deadline: 3 of 4 sites"
                                            : "Unmask closed at its deadline: 3 of 4 sites"));
   }
+}
+
+TEST_CASE(
+    "pooling over gRPC: three baypr-pool-site processes pool their .npy embeddings with the "
+    "server process, bitwise secure_pool()",
+    "[federation][pooling]") {
+  const auto rows = site_rows(3, 6);
+  const auto stats = statistics(rows);
+  const auto expected = sec::secure_pool(stats);
+  PoolServer server;
+  server.start({"--sites", "site-a,site-b,site-c", "--dimension", "6"});
+  std::vector<std::unique_ptr<baypr::test::ChildProcess>> sites;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto dir = server.work.path / kSites[i];
+    std::filesystem::create_directories(dir);
+    baypr::write_npy(dir / "x.npy", Eigen::MatrixXd(rows[i]));
+    sites.push_back(std::make_unique<baypr::test::ChildProcess>(
+        BAYPR_POOL_SITE,
+        std::vector<std::string>{"--server", server.address(), "--server-name", "localhost",
+                                 "--certs", certificates().project.string(), "--name", kSites[i],
+                                 "--embeddings", (dir / "x.npy").string(), "--out",
+                                 (dir / "out").string()},
+        dir / "log"));
+  }
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO(sites[i]->log());
+    REQUIRE(sites[i]->wait(std::chrono::minutes(1)) == std::optional<int>(0));
+    CHECK(same(read_pooled(server.work.path / kSites[i] / "out"), expected.pooled));
+    CHECK(contains(sites[i]->log(),
+                   "pooled " + std::to_string(expected.pooled.count) + " rows of 3 sites"));
+  }
+  REQUIRE(server.finish() == 0);
+  CHECK(same(server.pooled(), expected.pooled));
 }
 
 TEST_CASE("pooling over gRPC: a session short of its threshold stops with a clear error",
