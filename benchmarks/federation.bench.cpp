@@ -147,6 +147,17 @@ std::filesystem::path certificates() {
   return dir;
 }
 
+// Site i's options against a server on loopback (certificates of certificates()).
+fed::SiteOptions site_options(int i, int port) {
+  const auto dir = certificates();
+  fed::SiteOptions o;
+  o.server = "127.0.0.1:" + std::to_string(port);
+  o.server_name = "localhost";
+  const std::string name = "site-" + std::to_string(i);
+  o.tls = {dir / "ca.crt", dir / (name + ".crt"), dir / (name + ".key")};
+  return o;
+}
+
 void grpc_round(benchmark::State& state, int c, Eigen::Index p) {
   const auto sites = light_sites(c, p);
   const auto dir = certificates();
@@ -163,12 +174,7 @@ void grpc_round(benchmark::State& state, int c, Eigen::Index p) {
     std::vector<std::future<fed::SiteResult>> running;
     for (int i = 0; i < c; ++i) {
       running.push_back(std::async(std::launch::async, [&, i] {
-        fed::SiteOptions o;
-        o.server = "127.0.0.1:" + std::to_string(server.port());
-        o.server_name = "localhost";
-        const std::string name = "site-" + std::to_string(i);
-        o.tls = {dir / "ca.crt", dir / (name + ".crt"), dir / (name + ".key")};
-        return fed::run_site(sites[static_cast<std::size_t>(i)], o);
+        return fed::run_site(sites[static_cast<std::size_t>(i)], site_options(i, server.port()));
       }));
     }
     const fed::FederatedResult r = server.wait();
@@ -228,12 +234,7 @@ void grpc_pool(benchmark::State& state, int sites, fed::PoolingMode mode) {
     std::vector<std::future<fed::PoolSiteResult>> running;
     for (int i = 0; i < sites; ++i) {
       running.push_back(std::async(std::launch::async, [&, i] {
-        fed::SiteOptions o;
-        o.server = "127.0.0.1:" + std::to_string(server.port());
-        o.server_name = "localhost";
-        const std::string name = "site-" + std::to_string(i);
-        o.tls = {dir / "ca.crt", dir / (name + ".crt"), dir / (name + ".key")};
-        return fed::pool_site(s[static_cast<std::size_t>(i)], o);
+        return fed::pool_site(s[static_cast<std::size_t>(i)], site_options(i, server.port()));
       }));
     }
     for (auto& f : running) benchmark::DoNotOptimize(f.get().pooled.count);

@@ -4,10 +4,13 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "baypr/federated/grpc.hpp"
 
 namespace baypr::federated::cli {
 
@@ -48,6 +51,39 @@ class Arguments {
       usage(name + " needs a positive number, got '" + v + "'");
     }
     return x;
+  }
+
+  // The options both server programs share: TLS (--certs DIR, or --ca, --cert and --key),
+  // --listen, --port-file and --quiet. True when argv[i] was one of them (i is then past its
+  // value).
+  bool server_option(int& i, TlsFiles& tls, std::string& address, std::filesystem::path& port_file,
+                     bool& log) const {
+    const std::string a = argv_[i];
+    if (a == "--certs") {
+      const std::filesystem::path dir = value(i);
+      tls = {dir / "ca.crt", dir / "server.crt", dir / "server.key"};
+    } else if (a == "--ca") {
+      tls.ca = value(i);
+    } else if (a == "--cert") {
+      tls.certificate = value(i);
+    } else if (a == "--key") {
+      tls.key = value(i);
+    } else if (a == "--listen") {
+      address = value(i);
+    } else if (a == "--port-file") {
+      port_file = value(i);
+    } else if (a == "--quiet") {
+      log = false;
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  void require_tls(const TlsFiles& tls) const {
+    if (tls.ca.empty() || tls.certificate.empty() || tls.key.empty()) {
+      usage("needs --certs DIR (or --ca, --cert and --key)");
+    }
   }
 
   // A comma-separated list (the allow list of sites).

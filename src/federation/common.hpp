@@ -8,9 +8,11 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -93,6 +95,49 @@ inline std::optional<std::size_t> identify(grpc::ServerContext* context,
   refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
   return std::nullopt;
 }
+
+// What both servers' state shares: the gRPC server on its port, the timer thread, and the mutex,
+// condition variable and stopping flag their service logic waits on.
+struct Host {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool stopping = false;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  std::thread timer;
+
+  // Binds `address` (port 0: a free one) with mutual TLS and serves `service`; federation_error
+  // naming `fn` if it cannot.
+  void listen(const char* fn, grpc::Service& service, const std::string& address,
+              const TlsFiles& tls, int max_message_bytes) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(address, server_credentials(fn, tls), &port);
+    builder.SetMaxReceiveMessageSize(max_message_bytes);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    if (!server || port == 0) {
+      throw federation_error(std::string(fn) + ": cannot listen on '" + address +
+                             "' (address in use, or the TLS files do not form a key pair)");
+    }
+  }
+
+  // Stops serving (once): wakes every waiting call, then shuts the server down within 2 s.
+  void stop() {
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+      stopping = true;
+      changed.notify_all();
+    }
+    if (server) server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+  // stop(), then the timer thread's end: for the owner's destructor, while its state still lives.
+  void close() {
+    stop();
+    if (timer.joinable()) timer.join();
+  }
+};
 
 // A site's channel to the server (mutual TLS) and the calls on it. `fn` names the site-side
 // function in errors.

@@ -70,16 +70,8 @@ int main(int argc, char** argv) {
   std::filesystem::path centre_file, port_file, out_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--certs") {
-      const std::filesystem::path dir = args.value(i);
-      o.tls = {dir / "ca.crt", dir / "server.crt", dir / "server.key"};
-    } else if (a == "--ca") {
-      o.tls.ca = args.value(i);
-    } else if (a == "--cert") {
-      o.tls.certificate = args.value(i);
-    } else if (a == "--key") {
-      o.tls.key = args.value(i);
-    } else if (a == "--sites") {
+    if (args.server_option(i, o.tls, o.address, port_file, o.log)) continue;
+    if (a == "--sites") {
       o.sites = args.list(i);
     } else if (a == "--dimension") {
       o.dimension = args.integer(i, 1, 4096);
@@ -95,14 +87,8 @@ int main(int argc, char** argv) {
       centre_file = args.value(i);
     } else if (a == "--phase-deadline-ms") {
       o.phase_deadline = std::chrono::milliseconds(args.integer(i, 1, 1LL << 40));
-    } else if (a == "--listen") {
-      o.address = args.value(i);
-    } else if (a == "--port-file") {
-      port_file = args.value(i);
     } else if (a == "--out") {
       out_dir = args.value(i);
-    } else if (a == "--quiet") {
-      o.log = false;
     } else if (a == "-h" || a == "--help") {
       std::cout << kUsage;
       return 0;
@@ -110,9 +96,7 @@ int main(int argc, char** argv) {
       args.usage("unknown option '" + a + "'");
     }
   }
-  if (o.tls.ca.empty() || o.tls.certificate.empty() || o.tls.key.empty()) {
-    args.usage("needs --certs DIR (or --ca, --cert and --key)");
-  }
+  args.require_tls(o.tls);
   if (o.sites.empty()) args.usage("needs --sites");
   if (o.dimension == 0) args.usage("needs --dimension");
   try {

@@ -100,7 +100,7 @@ std::string bytes_of(std::span<const std::uint8_t> b) {
 
 }  // namespace
 
-struct PoolingServer::State final : pb::Pooling::Service {
+struct PoolingServer::State final : pb::Pooling::Service, common::Host {
   PoolingOptions options;
   int n = 0;
   int minimum = 0;  // sites a phase needs at its deadline (plain: quorum; secure: threshold)
@@ -109,13 +109,10 @@ struct PoolingServer::State final : pb::Pooling::Service {
   Eigen::VectorXd centre;
   std::size_t length = 0;  // secure: the statistics vector's length
 
-  std::mutex mutex;
-  std::condition_variable changed;
   int phase = 0;                          // the open phase; == phases once done
   std::vector<std::vector<bool>> called;  // [phase][site]: handed in its message
   std::vector<bool> expected;             // sites expected in the open phase
   Clock::time_point opened;
-  bool stopping = false;
   std::string failure;
 
   std::vector<std::optional<SufficientStatistics<double>>> plain;  // plain: by site
@@ -126,10 +123,6 @@ struct PoolingServer::State final : pb::Pooling::Service {
   PoolingResult result;
   pb::PoolResult result_message;
   std::vector<bool> told;
-
-  std::unique_ptr<grpc::Server> server;
-  int port = 0;
-  std::thread timer;
 
   [[nodiscard]] bool done() const { return phase == phases; }
   [[nodiscard]] const char* name(int p) const { return phase_name(options.mode, p); }
@@ -473,16 +466,7 @@ PoolingServer::PoolingServer(PoolingOptions options) : state_(std::make_unique<S
   // site's shares (one box per other site).
   const std::size_t largest = std::max(
       {8 * static_cast<std::size_t>(d + d * d), 8 * s.length, sites * (sec::share_box_bytes + 16)});
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(s.options.address, common::server_credentials(kPool, s.options.tls),
-                           &s.port);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(largest + 4096));
-  builder.RegisterService(&s);
-  s.server = builder.BuildAndStart();
-  if (!s.server || s.port == 0) {
-    throw federation_error(std::string(kPool) + ": cannot listen on '" + s.options.address +
-                           "' (address in use, or the TLS files do not form a key pair)");
-  }
+  s.listen(kPool, s, s.options.address, s.options.tls, static_cast<int>(largest + 4096));
   s.opened = Clock::now();
   s.log("listening on port " + std::to_string(s.port) + " for " + std::to_string(s.n) + " sites, " +
         (secure ? "secure" : "plain") + " pooling of dimension " + std::to_string(d));
@@ -490,8 +474,7 @@ PoolingServer::PoolingServer(PoolingOptions options) : state_(std::make_unique<S
 }
 
 PoolingServer::~PoolingServer() {
-  shutdown();
-  if (state_->timer.joinable()) state_->timer.join();
+  state_->close();
 }
 
 int PoolingServer::port() const {
@@ -499,14 +482,7 @@ int PoolingServer::port() const {
 }
 
 void PoolingServer::shutdown() {
-  State& s = *state_;
-  {
-    std::lock_guard lock(s.mutex);
-    if (s.stopping) return;
-    s.stopping = true;
-    s.changed.notify_all();
-  }
-  if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  state_->stop();
 }
 
 PoolingResult PoolingServer::wait() {

@@ -76,13 +76,11 @@ std::string join_ids(const std::vector<int>& ids) {
 
 }  // namespace
 
-struct FederationServer::State final : pb::Federation::Service {
+struct FederationServer::State final : pb::Federation::Service, common::Host {
   ServerOptions options;
   int quorum = 0;
   pb::Configuration configuration;
 
-  std::mutex mutex;
-  std::condition_variable changed;
   int round = 0;  // the open round; == rounds once finished
   Eigen::VectorXd theta;
   meta::Adam adam;
@@ -92,12 +90,7 @@ struct FederationServer::State final : pb::Federation::Service {
   Clock::time_point opened;
   std::size_t bytes_sent = 0, bytes_received = 0;  // this round's
   bool finished = false;
-  bool stopping = false;
   std::string failure;  // non-empty: the federation failed
-
-  std::unique_ptr<grpc::Server> server;
-  int port = 0;
-  std::thread timer;
 
   void log(const std::string& line) const {
     if (options.log) std::cerr << "baypr-federation-server: " << line << '\n';
@@ -370,16 +363,7 @@ FederationServer::FederationServer(const Eigen::VectorXd& theta0, ServerOptions 
   // The largest legitimate message is an Update: the payload's doubles plus a few fields.
   const int limit = s.options.max_message_bytes > 0 ? s.options.max_message_bytes
                                                     : static_cast<int>(8 * theta0.size() + 1024);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(s.options.address, common::server_credentials(kServer, s.options.tls),
-                           &s.port);
-  builder.SetMaxReceiveMessageSize(limit);
-  builder.RegisterService(&s);
-  s.server = builder.BuildAndStart();
-  if (!s.server || s.port == 0) {
-    throw federation_error(std::string(kServer) + ": cannot listen on '" + s.options.address +
-                           "' (address in use, or the TLS files do not form a key pair)");
-  }
+  s.listen(kServer, s, s.options.address, s.options.tls, limit);
   s.opened = Clock::now();
   s.log("listening on port " + std::to_string(s.port) + " for " +
         std::to_string(s.options.sites.size()) + " sites, " +
@@ -388,8 +372,7 @@ FederationServer::FederationServer(const Eigen::VectorXd& theta0, ServerOptions 
 }
 
 FederationServer::~FederationServer() {
-  shutdown();
-  if (state_->timer.joinable()) state_->timer.join();
+  state_->close();
 }
 
 int FederationServer::port() const {
@@ -397,14 +380,7 @@ int FederationServer::port() const {
 }
 
 void FederationServer::shutdown() {
-  State& s = *state_;
-  {
-    std::lock_guard lock(s.mutex);
-    if (s.stopping) return;
-    s.stopping = true;
-    s.changed.notify_all();
-  }
-  if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  state_->stop();
 }
 
 FederatedResult FederationServer::wait() {

@@ -89,16 +89,8 @@ int main(int argc, char** argv) {
   std::filesystem::path theta0_file, port_file, out_file, history_file;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--certs") {
-      const std::filesystem::path dir = args.value(i);
-      o.tls = {dir / "ca.crt", dir / "server.crt", dir / "server.key"};
-    } else if (a == "--ca") {
-      o.tls.ca = args.value(i);
-    } else if (a == "--cert") {
-      o.tls.certificate = args.value(i);
-    } else if (a == "--key") {
-      o.tls.key = args.value(i);
-    } else if (a == "--sites") {
+    if (args.server_option(i, o.tls, o.address, port_file, o.log)) continue;
+    if (a == "--sites") {
       o.sites = args.list(i);
     } else if (a == "--quorum") {
       o.quorum = static_cast<int>(args.integer(i, 1, 1 << 20));
@@ -133,18 +125,12 @@ int main(int argc, char** argv) {
       o.federation.max_update_norm = args.positive(i);
     } else if (a == "--max-message-bytes") {
       o.max_message_bytes = static_cast<int>(args.integer(i, 1, 1 << 30));
-    } else if (a == "--listen") {
-      o.address = args.value(i);
-    } else if (a == "--port-file") {
-      port_file = args.value(i);
     } else if (a == "--checkpoint") {
       o.checkpoint = args.value(i);
     } else if (a == "--out") {
       out_file = args.value(i);
     } else if (a == "--history") {
       history_file = args.value(i);
-    } else if (a == "--quiet") {
-      o.log = false;
     } else if (a == "-h" || a == "--help") {
       std::cout << kUsage;
       return 0;
@@ -152,9 +138,7 @@ int main(int argc, char** argv) {
       args.usage("unknown option '" + a + "'");
     }
   }
-  if (o.tls.ca.empty() || o.tls.certificate.empty() || o.tls.key.empty()) {
-    args.usage("needs --certs DIR (or --ca, --cert and --key)");
-  }
+  args.require_tls(o.tls);
   if (o.sites.empty()) args.usage("needs --sites");
   if ((dimension > 0) == !theta0_file.empty()) args.usage("needs one of --dimension and --theta0");
   try {
