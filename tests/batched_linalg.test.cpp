@@ -285,6 +285,22 @@ TEST_CASE("StudentTBatch equals baypr::StudentT model by model", "[batched]") {
     CHECK(many.col(0) == lp);
     CHECK(deltas.col(0) == delta);
     CHECK(many.col(1) == t.log_pdf(x2));
+    // Nine batches: two full blocks of the kernel and a partial one; each column is the batch's
+    // own log_pdf, bitwise (the blocked kernel's arithmetic per batch is the single one's).
+    std::vector<baypr::batched::VectorBatch<double, Fast>> nine;
+    for (int m = 0; m < 9; ++m) {
+      baypr::batched::VectorBatch<double, Fast> xm(count, d);
+      for (Eigen::Index k = 0; k < count; ++k) xm.set(k, x.get(k) * (0.25 + 0.2 * m));
+      nine.push_back(xm);
+    }
+    Eigen::MatrixXd nine_deltas;
+    const Eigen::MatrixXd blocked =
+        t.log_pdf(std::span<const baypr::batched::VectorBatch<double, Fast>>(nine), &nine_deltas);
+    for (int m = 0; m < 9; ++m) {
+      Eigen::VectorXd dm;
+      CHECK(blocked.col(m) == t.log_pdf(nine[static_cast<std::size_t>(m)], &dm));
+      CHECK(nine_deltas.col(m) == dm);
+    }
     CHECK(contains(message_of([&] {
                      const std::vector<baypr::batched::VectorBatch<double, Fast>> bad = {
                          x, baypr::batched::VectorBatch<double, Fast>(count + 1, d)};

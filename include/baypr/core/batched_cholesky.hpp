@@ -216,10 +216,26 @@ class VectorBatch {
     constexpr const char* fn = "baypr::batched::VectorBatch::set_rows";
     baypr::detail::check_size(fn, "X", "rows", X.rows(), count_);
     baypr::detail::check_size(fn, "X", "columns", X.cols(), dim_);
-    // Column by column: consecutive rows go to consecutive lanes (contiguous on both sides for a
-    // column-major X).
+    // Column by column: consecutive rows go to consecutive lanes, contiguous on both sides for a
+    // column-major X in memory, which is then copied a group at a time.
+    constexpr bool contiguous_columns = (int(Derived::Flags) & Eigen::DirectAccessBit) != 0 &&
+                                        (int(Derived::Flags) & Eigen::RowMajorBit) == 0 &&
+                                        std::is_same_v<typename Derived::Scalar, Scalar>;
+    const Index full = contiguous_columns ? count_ / width : 0;
+    if constexpr (contiguous_columns) {
+      // Group by group, so that the writes are sequential (a group's d x width block is
+      // contiguous here, while one column's slots are d x width apart).
+      const Scalar* x = X.derived().data();
+      const Index stride = X.derived().outerStride();
+      for (Index p = 0; p < full; ++p) {
+        Scalar* out = element(p, 0);
+        for (Index i = 0; i < dim_; ++i) {
+          std::copy_n(x + i * stride + p * width, width, out + i * width);
+        }
+      }
+    }
     for (Index i = 0; i < dim_; ++i) {
-      for (Index k = 0; k < count_; ++k) {
+      for (Index k = full * width; k < count_; ++k) {
         element(k / width, i)[k % width] = static_cast<Scalar>(X(k, i));
       }
     }
@@ -398,6 +414,22 @@ class CholeskyBatch {
     return g;
   }
 
+  // forward_norm for B right-hand sides of group p at once: z[b] = L^{-1} (rhs[b] - shift) (each
+  // dim() x width scalars; shift may be null for none) and g[b] = |z[b]|^2 per lane. Each factor
+  // element is loaded once for all B, and rows go two at a time, so that each load of z_b(j)
+  // serves both: 2 + B loads per 2 B fused multiply-adds, where forward_norm needs 2 per 1. This
+  // is the kernel of scoring many points per model (StudentTBatch::log_pdf of many batches). Each
+  // row's sum runs over j in order whatever B, so a right-hand side's result does not depend on
+  // B (it differs from forward_norm's, which splits the sum, by rounding only).
+  template <std::size_t B>
+  void forward_norm_many(Index p, const std::array<const Scalar*, B>& rhs, const Scalar* shift,
+                         const std::array<Scalar*, B>& z, std::array<Pack, B>& g) const {
+    for (std::size_t b = 0; b < B; ++b) g[b] = Lanes::splat(Scalar(0));
+    Index i = 0;
+    for (; i + 2 <= dim(); i += 2) forward_rows<B, 2>(p, i, rhs, shift, z, g);
+    for (; i < dim(); ++i) forward_rows<B, 1>(p, i, rhs, shift, z, g);
+  }
+
   [[noreturn]] static void throw_failure(std::string_view function, const BatchFailure& f) {
     baypr::detail::throw_numerical(
         function, "matrix " + std::to_string(f.index) +
@@ -411,6 +443,41 @@ class CholeskyBatch {
 
  private:
   Scalar* inv_diag_mut(Index p, Index j) { return inv_diag_.data() + (p * dim() + j) * width; }
+
+  // Rows i .. i + R - 1 of forward_norm_many: the sums over the solved rows j < i, sharing each
+  // load, then the triangle of the R rows themselves, in order.
+  template <std::size_t B, std::size_t R>
+  void forward_rows(Index p, Index i, const std::array<const Scalar*, B>& rhs, const Scalar* shift,
+                    const std::array<Scalar*, B>& z, std::array<Pack, B>& g) const {
+    std::array<const Scalar*, R> l;
+    std::array<std::array<Pack, B>, R> s;
+    for (std::size_t r = 0; r < R; ++r) {
+      const Index at = (i + static_cast<Index>(r)) * width;
+      l[r] = factor_.element(p, i + static_cast<Index>(r), 0);
+      const Pack c = shift != nullptr ? Lanes::load(shift + at) : Lanes::splat(Scalar(0));
+      for (std::size_t b = 0; b < B; ++b) s[r][b] = Lanes::load(rhs[b] + at) - c;
+    }
+    for (Index j = 0; j < i; ++j) {
+      std::array<Pack, R> a;
+      for (std::size_t r = 0; r < R; ++r) a[r] = Lanes::load(l[r] + j * width);
+      for (std::size_t b = 0; b < B; ++b) {
+        const Pack y = Lanes::load(z[b] + j * width);
+        for (std::size_t r = 0; r < R; ++r) s[r][b] = Lanes::fnma(a[r], y, s[r][b]);
+      }
+    }
+    for (std::size_t r = 0; r < R; ++r) {
+      const Index row = i + static_cast<Index>(r);
+      const Pack inv = Lanes::load(inv_diag(p, row));
+      for (std::size_t b = 0; b < B; ++b) {
+        const Pack y = s[r][b] * inv;
+        Lanes::store(z[b] + row * width, y);
+        g[b] = g[b] + y * y;
+        for (std::size_t q = r + 1; q < R; ++q) {
+          s[q][b] = Lanes::fnma(Lanes::load(l[q] + row * width), y, s[q][b]);
+        }
+      }
+    }
+  }
 
   const BatchFailure* find_failure(Index k) const {
     const auto it = std::lower_bound(failures_.begin(), failures_.end(), k,

@@ -32,6 +32,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -213,8 +214,13 @@ class PerPositionScorer {
     for (Eigen::Index i0 = 0; i0 < n; i0 += chunk) {
       const Eigen::Index m = std::min(chunk, n - i0);
       for (Eigen::Index c = 0; c < m; ++c) {
-        images[static_cast<std::size_t>(c)].set_rows(
-            queries.middleRows((i0 + c) * P, P).template cast<double>(), batched::already_checked);
+        auto& image = images[static_cast<std::size_t>(c)];
+        const auto rows = queries.middleRows((i0 + c) * P, P);
+        if constexpr (std::is_same_v<typename Derived::Scalar, double>) {
+          image.set_rows(rows, batched::already_checked);  // in place: columns copied directly
+        } else {
+          image.set_rows(rows.template cast<double>(), batched::already_checked);
+        }
       }
       log_t = model_->log_pdf(
           std::span<const batched::VectorBatch<double>>(images.data(), static_cast<std::size_t>(m)),

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <numbers>
 #include <span>
@@ -142,30 +144,52 @@ class StudentTBatch {
     return r.col(0);
   }
 
-  // The one kernel loop, on checked batches: for each group of models, each batch of points:
-  // z = x - mu, the forward solve with the group's factor (read once for all batches), delta; and
-  // with `density`, log t. Column m holds batch m's values (delta when not `density`).
+  // The one kernel loop, on checked batches: for each group of models, the batches of points
+  // `block` at a time: the forward solve of x - mu with the group's factor (each factor element
+  // loaded once per block: CholeskyBatch::forward_norm_many), delta; and with `density`, log t.
+  // Column m holds batch m's values (delta when not `density`). A last, partial block goes one
+  // batch at a time through the same kernel (forward_norm_many<1>), whose arithmetic per batch is
+  // the blocked one's, so a batch's values do not depend on how many others come with it.
+  static constexpr std::size_t block = 4;
   Matrix solve(std::span<const Vectors> xs, bool density, Matrix* delta) const {
     const Index d = dim(), groups = chol_.factor().groups();
     const auto M = static_cast<Index>(xs.size());
-    detail::Buffer<Scalar> z(static_cast<std::size_t>(d * width));
+    detail::Buffer<Scalar> z(block * static_cast<std::size_t>(d * width));
     detail::Buffer<Scalar> out(static_cast<std::size_t>(groups * width * M));
     detail::Buffer<Scalar> deltas(delta != nullptr ? out.size() : 0);
+    std::array<Scalar*, block> zs{};
+    for (std::size_t b = 0; b < block; ++b) {
+      zs[b] = z.data() + static_cast<Index>(b) * d * width;
+    }
+    std::array<const Scalar*, block> rhs{};
+    std::array<Pack, block> g{};
     for (Index p = 0; p < groups; ++p) {
       const auto at = static_cast<std::size_t>(p * width);
       const Pack c = Lanes::load(normaliser_.data() + at);
       const Pack h = Lanes::load(half_dof_d_.data() + at);
       const Pack v = Lanes::load(dof_.data() + at);
-      for (Index m = 0; m < M; ++m) {
-        const Vectors& x = xs[static_cast<std::size_t>(m)];
-        for (Index i = 0; i < d; ++i) {
-          Lanes::store(z.data() + i * width,
-                       Lanes::load(x.element(p, i)) - Lanes::load(location_.element(p, i)));
+      const Scalar* mu = location_.element(p, 0);
+      for (Index m0 = 0; m0 < M; m0 += static_cast<Index>(block)) {
+        const Index in_block = std::min<Index>(static_cast<Index>(block), M - m0);
+        for (Index b = 0; b < in_block; ++b) {
+          rhs[static_cast<std::size_t>(b)] = xs[static_cast<std::size_t>(m0 + b)].element(p, 0);
         }
-        const Pack g = chol_.forward_norm(p, z.data(), z.data());
-        const auto o = static_cast<std::size_t>((m * groups + p) * width);
-        Lanes::store(out.data() + o, density ? Pack(c - h * Lanes::log1p(g / v)) : g);
-        if (delta != nullptr) Lanes::store(deltas.data() + o, g);
+        if (in_block == static_cast<Index>(block)) {
+          chol_.template forward_norm_many<block>(p, rhs, mu, zs, g);
+        } else {
+          for (Index b = 0; b < in_block; ++b) {
+            const auto k = static_cast<std::size_t>(b);
+            std::array<Pack, 1> one{};
+            chol_.template forward_norm_many<1>(p, {rhs[k]}, mu, {zs[k]}, one);
+            g[k] = one[0];
+          }
+        }
+        for (Index b = 0; b < in_block; ++b) {
+          const Pack gb = g[static_cast<std::size_t>(b)];
+          const auto o = static_cast<std::size_t>(((m0 + b) * groups + p) * width);
+          Lanes::store(out.data() + o, density ? Pack(c - h * Lanes::log1p(gb / v)) : gb);
+          if (delta != nullptr) Lanes::store(deltas.data() + o, gb);
+        }
       }
     }
     Matrix result(count(), M);
