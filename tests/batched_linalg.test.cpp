@@ -301,6 +301,25 @@ TEST_CASE("StudentTBatch equals baypr::StudentT model by model", "[batched]") {
       CHECK(blocked.col(m) == t.log_pdf(nine[static_cast<std::size_t>(m)], &dm));
       CHECK(nine_deltas.col(m) == dm);
     }
+    // The same batches as row blocks of one matrix, read in place (column-major; the last group
+    // of 7 models is partial at every lane width but 1) or through a copy (row-major): bitwise.
+    Eigen::MatrixXd stacked(9 * count, d);
+    for (int m = 0; m < 9; ++m)
+      stacked.middleRows(m * count, count) = nine[static_cast<std::size_t>(m)].rows();
+    Eigen::MatrixXd rows_deltas;
+    CHECK(t.log_pdf_rows(stacked, &rows_deltas) == blocked);
+    CHECK(rows_deltas == nine_deltas);
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major =
+        stacked;
+    CHECK(t.log_pdf_rows(row_major) == blocked);
+    CHECK(contains(message_of([&] { (void)t.log_pdf_rows(stacked.topRows(count + 1)); }),
+                   "baypr::batched::StudentTBatch::log_pdf_rows: argument 'X' has " +
+                       std::to_string(count + 1) + " rows, not a multiple of the batch's " +
+                       std::to_string(count) + " models"));
+    Eigen::MatrixXd with_nan = stacked;
+    with_nan(3, 0) = std::numeric_limits<double>::quiet_NaN();
+    CHECK(contains(message_of([&] { (void)t.log_pdf_rows(with_nan); }),
+                   "baypr::batched::StudentTBatch::log_pdf_rows: argument 'X'"));
     CHECK(contains(message_of([&] {
                      const std::vector<baypr::batched::VectorBatch<double, Fast>> bad = {
                          x, baypr::batched::VectorBatch<double, Fast>(count + 1, d)};

@@ -414,20 +414,23 @@ class CholeskyBatch {
     return g;
   }
 
-  // forward_norm for B right-hand sides of group p at once: z[b] = L^{-1} (rhs[b] - shift) (each
-  // dim() x width scalars; shift may be null for none) and g[b] = |z[b]|^2 per lane. Each factor
+  // forward_norm for B right-hand sides of group p at once: z[b] = L^{-1} (rhs[b] - shift) and
+  // g[b] = |z[b]|^2 per lane. z[b] and shift (null: none) are dim() x width scalars; rhs[b]'s
+  // element i starts at rhs[b] + i rhs_stride (width for a VectorBatch's group; a column-major
+  // matrix's outer stride when its rows are read in place). Each factor
   // element is loaded once for all B, and rows go two at a time, so that each load of z_b(j)
   // serves both: 2 + B loads per 2 B fused multiply-adds, where forward_norm needs 2 per 1. This
   // is the kernel of scoring many points per model (StudentTBatch::log_pdf of many batches). Each
   // row's sum runs over j in order whatever B, so a right-hand side's result does not depend on
   // B (it differs from forward_norm's, which splits the sum, by rounding only).
   template <std::size_t B>
-  void forward_norm_many(Index p, const std::array<const Scalar*, B>& rhs, const Scalar* shift,
-                         const std::array<Scalar*, B>& z, std::array<Pack, B>& g) const {
+  void forward_norm_many(Index p, const std::array<const Scalar*, B>& rhs, Index rhs_stride,
+                         const Scalar* shift, const std::array<Scalar*, B>& z,
+                         std::array<Pack, B>& g) const {
     for (std::size_t b = 0; b < B; ++b) g[b] = Lanes::splat(Scalar(0));
     Index i = 0;
-    for (; i + 2 <= dim(); i += 2) forward_rows<B, 2>(p, i, rhs, shift, z, g);
-    for (; i < dim(); ++i) forward_rows<B, 1>(p, i, rhs, shift, z, g);
+    for (; i + 2 <= dim(); i += 2) forward_rows<B, 2>(p, i, rhs, rhs_stride, shift, z, g);
+    for (; i < dim(); ++i) forward_rows<B, 1>(p, i, rhs, rhs_stride, shift, z, g);
   }
 
   [[noreturn]] static void throw_failure(std::string_view function, const BatchFailure& f) {
@@ -447,15 +450,16 @@ class CholeskyBatch {
   // Rows i .. i + R - 1 of forward_norm_many: the sums over the solved rows j < i, sharing each
   // load, then the triangle of the R rows themselves, in order.
   template <std::size_t B, std::size_t R>
-  void forward_rows(Index p, Index i, const std::array<const Scalar*, B>& rhs, const Scalar* shift,
-                    const std::array<Scalar*, B>& z, std::array<Pack, B>& g) const {
+  void forward_rows(Index p, Index i, const std::array<const Scalar*, B>& rhs, Index rhs_stride,
+                    const Scalar* shift, const std::array<Scalar*, B>& z,
+                    std::array<Pack, B>& g) const {
     std::array<const Scalar*, R> l;
     std::array<std::array<Pack, B>, R> s;
     for (std::size_t r = 0; r < R; ++r) {
-      const Index at = (i + static_cast<Index>(r)) * width;
-      l[r] = factor_.element(p, i + static_cast<Index>(r), 0);
-      const Pack c = shift != nullptr ? Lanes::load(shift + at) : Lanes::splat(Scalar(0));
-      for (std::size_t b = 0; b < B; ++b) s[r][b] = Lanes::load(rhs[b] + at) - c;
+      const Index row = i + static_cast<Index>(r);
+      l[r] = factor_.element(p, row, 0);
+      const Pack c = shift != nullptr ? Lanes::load(shift + row * width) : Lanes::splat(Scalar(0));
+      for (std::size_t b = 0; b < B; ++b) s[r][b] = Lanes::load(rhs[b] + row * rhs_stride) - c;
     }
     for (Index j = 0; j < i; ++j) {
       std::array<Pack, R> a;

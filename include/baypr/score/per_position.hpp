@@ -203,28 +203,21 @@ class PerPositionScorer {
     const Eigen::Index n = detail::images_in(fn, "queries", queries, P, d);
     const IsotropicStudentT anomaly(static_cast<double>(d), options_.anomaly_dof,
                                     options_.anomaly_scale);
-    // Images in chunks: each chunk packed, then scored in one pass over the positions' factors
-    // (each factor read once per chunk rather than once per image; memory bounded by the chunk).
-    // The chunk's batches are allocated once, and images_in has checked every query row.
+    // Images in chunks, each scored in one pass over the positions' factors (each factor read
+    // once per chunk rather than once per image; memory bounded by the chunk). The query rows are
+    // read in place (StudentTBatch::log_pdf_rows), and images_in has checked them all.
     constexpr Eigen::Index chunk = 32;
     Eigen::VectorXd out(n * P);
-    std::vector<batched::VectorBatch<double>> images(static_cast<std::size_t>(std::min(chunk, n)),
-                                                     batched::VectorBatch<double>(P, d));
     Eigen::MatrixXd delta, log_t;
     for (Eigen::Index i0 = 0; i0 < n; i0 += chunk) {
       const Eigen::Index m = std::min(chunk, n - i0);
-      for (Eigen::Index c = 0; c < m; ++c) {
-        auto& image = images[static_cast<std::size_t>(c)];
-        const auto rows = queries.middleRows((i0 + c) * P, P);
-        if constexpr (std::is_same_v<typename Derived::Scalar, double>) {
-          image.set_rows(rows, batched::already_checked);  // in place: columns copied directly
-        } else {
-          image.set_rows(rows.template cast<double>(), batched::already_checked);
-        }
+      const auto rows = queries.middleRows(i0 * P, m * P);
+      if constexpr (std::is_same_v<typename Derived::Scalar, double>) {
+        log_t = model_->log_pdf_rows(rows, batched::already_checked, &delta);
+      } else {
+        log_t =
+            model_->log_pdf_rows(rows.template cast<double>(), batched::already_checked, &delta);
       }
-      log_t = model_->log_pdf(
-          std::span<const batched::VectorBatch<double>>(images.data(), static_cast<std::size_t>(m)),
-          &delta);
       score_chunk(queries, i0, m, log_t, delta, anomaly, out);
     }
     return out;

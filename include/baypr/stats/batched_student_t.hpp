@@ -25,6 +25,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "baypr/core/batched_cholesky.hpp"
@@ -105,7 +106,46 @@ class StudentTBatch {
       baypr::detail::check_size(fn, name, "count", xs[m].count(), count());
       baypr::detail::check_size(fn, name, "dim", xs[m].dim(), dim());
     }
-    return solve(xs, true, delta);
+    return solve(static_cast<Index>(xs.size()), true, delta,
+                 [&](Index m, Index p, std::size_t) -> std::pair<const Scalar*, Index> {
+                   return {xs[static_cast<std::size_t>(m)].element(p, 0), width};
+                 });
+  }
+
+  // The same for batches given as row blocks of one matrix: batch m is rows [m count(), (m + 1)
+  // count()) of X (M count() x d), so column m of the result is log_pdf of that block's rows as a
+  // VectorBatch. A column-major X is read in place, without packing into lanes (only a last,
+  // partial group of models is copied); a row-major one is copied by Eigen::Ref first.
+  [[nodiscard]] Matrix log_pdf_rows(const Eigen::Ref<const Matrix>& X,
+                                    Matrix* delta = nullptr) const {
+    baypr::detail::check_finite("baypr::batched::StudentTBatch::log_pdf_rows", "X", X);
+    return log_pdf_rows(X, already_checked, delta);
+  }
+  // ... for an X already known to be finite (the shape is still checked).
+  [[nodiscard]] Matrix log_pdf_rows(const Eigen::Ref<const Matrix>& X, AlreadyChecked,
+                                    Matrix* delta = nullptr) const {
+    constexpr const char* fn = "baypr::batched::StudentTBatch::log_pdf_rows";
+    baypr::detail::check_size(fn, "X", "columns", X.cols(), dim());
+    if (X.rows() % count() != 0) {
+      baypr::detail::throw_invalid(fn, "X",
+                                   "has " + std::to_string(X.rows()) +
+                                       " rows, not a multiple of the batch's " +
+                                       std::to_string(count()) + " models");
+    }
+    const Index n = count(), d = dim();
+    const Index full = n / width;  // groups whose lanes are all models
+    detail::Buffer<Scalar> packed(block * static_cast<std::size_t>(d * width), Scalar(0));
+    return solve(X.rows() / n, true, delta,
+                 [&](Index m, Index p, std::size_t b) -> std::pair<const Scalar*, Index> {
+                   if (p < full) return {X.data() + m * n + p * width, X.outerStride()};
+                   Scalar* out = packed.data() + static_cast<Index>(b) * d * width;
+                   for (Index i = 0; i < d; ++i) {
+                     for (Index lane = 0; p * width + lane < n; ++lane) {
+                       out[i * width + lane] = X(m * n + p * width + lane, i);
+                     }
+                   }
+                   return {out, width};
+                 });
   }
 
   // The squared Mahalanobis distance delta_k of x_k under model k.
@@ -139,21 +179,26 @@ class StudentTBatch {
     baypr::detail::check_size(fn, "x", "count", x.count(), count());
     baypr::detail::check_size(fn, "x", "dim", x.dim(), dim());
     Matrix deltas;
-    const Matrix r = solve(std::span<const Vectors>(&x, 1), density, delta ? &deltas : nullptr);
+    const Matrix r = solve(1, density, delta ? &deltas : nullptr,
+                           [&](Index, Index p, std::size_t) -> std::pair<const Scalar*, Index> {
+                             return {x.element(p, 0), width};
+                           });
     if (delta != nullptr) *delta = deltas.col(0);
     return r.col(0);
   }
 
-  // The one kernel loop, on checked batches: for each group of models, the batches of points
+  // The one kernel loop, on checked batches: for each group of models, the M batches of points
   // `block` at a time: the forward solve of x - mu with the group's factor (each factor element
   // loaded once per block: CholeskyBatch::forward_norm_many), delta; and with `density`, log t.
-  // Column m holds batch m's values (delta when not `density`). A last, partial block goes one
-  // batch at a time through the same kernel (forward_norm_many<1>), whose arithmetic per batch is
-  // the blocked one's, so a batch's values do not depend on how many others come with it.
+  // source(m, p, b) gives batch m's points for group p (slot b of the block) as a pointer and the
+  // stride between their elements. Column m holds batch m's values (delta when not `density`).
+  // A last, partial block goes one batch at a time through the same kernel
+  // (forward_norm_many<1>), whose arithmetic per batch is the blocked one's, so a batch's values do
+  // not depend on how many others come with it.
   static constexpr std::size_t block = 4;
-  Matrix solve(std::span<const Vectors> xs, bool density, Matrix* delta) const {
+  template <class Source>
+  Matrix solve(Index M, bool density, Matrix* delta, const Source& source) const {
     const Index d = dim(), groups = chol_.factor().groups();
-    const auto M = static_cast<Index>(xs.size());
     detail::Buffer<Scalar> z(block * static_cast<std::size_t>(d * width));
     detail::Buffer<Scalar> out(static_cast<std::size_t>(groups * width * M));
     detail::Buffer<Scalar> deltas(delta != nullptr ? out.size() : 0);
@@ -171,16 +216,18 @@ class StudentTBatch {
       const Scalar* mu = location_.element(p, 0);
       for (Index m0 = 0; m0 < M; m0 += static_cast<Index>(block)) {
         const Index in_block = std::min<Index>(static_cast<Index>(block), M - m0);
+        Index stride = width;
         for (Index b = 0; b < in_block; ++b) {
-          rhs[static_cast<std::size_t>(b)] = xs[static_cast<std::size_t>(m0 + b)].element(p, 0);
+          const auto k = static_cast<std::size_t>(b);
+          std::tie(rhs[k], stride) = source(m0 + b, p, k);
         }
         if (in_block == static_cast<Index>(block)) {
-          chol_.template forward_norm_many<block>(p, rhs, mu, zs, g);
+          chol_.template forward_norm_many<block>(p, rhs, stride, mu, zs, g);
         } else {
           for (Index b = 0; b < in_block; ++b) {
             const auto k = static_cast<std::size_t>(b);
             std::array<Pack, 1> one{};
-            chol_.template forward_norm_many<1>(p, {rhs[k]}, mu, {zs[k]}, one);
+            chol_.template forward_norm_many<1>(p, {rhs[k]}, stride, mu, {zs[k]}, one);
             g[k] = one[0];
           }
         }
