@@ -6,6 +6,8 @@
 //     .log_pdf(x [, &delta])  log t_k(x_k) for every k: one point per model (and delta_k)
 //     .log_pdf(xs [, &delta]) the same for many batches of points (count x xs.size()), reading
 //                        each model's factor once for all of them
+//     .log_pdf_rows(X [, &delta]) the same for batches given as row blocks of one matrix (M count
+//                        x d), read in place: per-position scoring of M images
 //     .mahalanobis(x)    delta_k = (x_k - mu_k)^T Sigma_k^{-1} (x_k - mu_k)
 //
 //   log t(x) = lgamma((v+d)/2) - lgamma(v/2) - (d/2) log(v pi) - (1/2) log|Sigma|
