@@ -26,6 +26,7 @@
 #include "baypr/federated/secure_aggregation.hpp"
 #include "baypr/federation/v1/federation.grpc.pb.h"
 #include "common.hpp"
+#include "pooling_wire.hpp"
 #include "wire.hpp"
 
 namespace baypr::federated {
@@ -92,10 +93,6 @@ sec::Key key_of(const std::string& bytes) {
   sec::Key k{};
   std::copy(bytes.begin(), bytes.end(), k.begin());
   return k;
-}
-
-std::string bytes_of(std::span<const std::uint8_t> b) {
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
 }  // namespace
@@ -324,10 +321,7 @@ struct PoolingServer::State final : pb::Pooling::Service, common::Host {
         },
         [&](std::size_t) {
           for (const sec::PublicKeys& k : aggregator->keys()) {
-            pb::PoolKeys* out = reply->add_keys();
-            out->set_site(static_cast<std::uint32_t>(k.site));
-            out->set_cipher(bytes_of(k.cipher));
-            out->set_mask(bytes_of(k.mask));
+            wire::put_keys(k, reply->add_keys());
           }
         });
   }
@@ -367,10 +361,7 @@ struct PoolingServer::State final : pb::Pooling::Service, common::Host {
         },
         [&](std::size_t i) {
           for (const sec::EncryptedShare& s : aggregator->shares_for(static_cast<int>(i))) {
-            pb::PoolShare* out = reply->add_shares();
-            out->set_from(static_cast<std::uint32_t>(s.from));
-            out->set_to(static_cast<std::uint32_t>(s.to));
-            out->set_box(bytes_of(s.box));
+            wire::put_share(s, reply->add_shares());
           }
         });
   }

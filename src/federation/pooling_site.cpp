@@ -10,6 +10,7 @@
 #include "baypr/federated/secure_aggregation.hpp"
 #include "baypr/federation/v1/federation.grpc.pb.h"
 #include "common.hpp"
+#include "pooling_wire.hpp"
 #include "wire.hpp"
 
 namespace baypr::federated {
@@ -54,9 +55,7 @@ pb::PoolResult secure_rounds(common::Connection<pb::Pooling>& connection,
 
   const sec::PublicKeys own = me.advertise();
   pb::PoolKeys advert;
-  advert.set_site(static_cast<std::uint32_t>(site));
-  advert.set_cipher(std::string(own.cipher.begin(), own.cipher.end()));
-  advert.set_mask(std::string(own.mask.begin(), own.mask.end()));
+  wire::put_keys(own, &advert);
   const auto key_list =
       connection.call<pb::PoolKeys, pb::PoolKeyList>("Advertise", advert, &Stub::Advertise, true);
   std::vector<sec::PublicKeys> keys;
@@ -67,10 +66,7 @@ pb::PoolResult secure_rounds(common::Connection<pb::Pooling>& connection,
 
   pb::PoolShareList outgoing;
   for (const sec::EncryptedShare& s : me.share_keys(keys)) {
-    pb::PoolShare* m = outgoing.add_shares();
-    m->set_from(static_cast<std::uint32_t>(s.from));
-    m->set_to(static_cast<std::uint32_t>(s.to));
-    m->set_box(std::string(s.box.begin(), s.box.end()));
+    wire::put_share(s, outgoing.add_shares());
   }
   const auto incoming = connection.call<pb::PoolShareList, pb::PoolShareList>(
       "ShareKeys", outgoing, &Stub::ShareKeys, true);
