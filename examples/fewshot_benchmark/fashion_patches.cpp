@@ -1,9 +1,8 @@
 // Fashion-MNIST as aligned images cut into a patch grid: per-position normality models against
 // PaDiM and PatchCore on the same patches and the same episodes.
 //
-// Patches: the standardised 28 x 28 pixels (as in fashion.cpp) cut into 7 x 7 patches every 3
-// pixels, an 8 x 8 grid of 64 positions with d = 49 raw pixels each; image score = max over the
-// positions. Methods (all on the same patch rows):
+// Patches: the standardised pixels (as in fashion.cpp) as patch_grid.hpp cuts them (an 8 x 8 grid
+// of 7 x 7 patches, d = 49); image score = max over the positions. Methods (all on the same patch rows):
 //   per-position             PerPositionScorer: one NIW posterior per position under one prior
 //                            learned across the positions (fit_prior), calibrated tail scores
 //   per-position, 3x3 pooled the same, each position fitted on its 3 x 3 neighbourhood's patches
@@ -24,53 +23,16 @@
 #include <string>
 
 #include "common.hpp"
+#include "patch_grid.hpp"
 
 namespace bench {
 
 namespace {
 
-constexpr Eigen::Index kSide = 28, kPatch = 7, kStride = 3;
-constexpr Eigen::Index kGrid = (kSide - kPatch) / kStride + 1;  // 8
-constexpr Eigen::Index kPositions = kGrid * kGrid, kDim = kPatch * kPatch;
-
-// One row per image: its 64 patches, position-major, each 49 pixels row-major.
-Eigen::MatrixXd patch_rows_of(const Eigen::MatrixXd& pixels) {
-  Eigen::MatrixXd out(pixels.rows(), kPositions * kDim);
-  for (Eigen::Index i = 0; i < pixels.rows(); ++i) {
-    for (Eigen::Index gr = 0; gr < kGrid; ++gr) {
-      for (Eigen::Index gc = 0; gc < kGrid; ++gc) {
-        const Eigen::Index base = (gr * kGrid + gc) * kDim;
-        for (Eigen::Index r = 0; r < kPatch; ++r) {
-          for (Eigen::Index c = 0; c < kPatch; ++c) {
-            out(i, base + r * kPatch + c) =
-                pixels(i, (gr * kStride + r) * kSide + gc * kStride + c);
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
-
-// (n images) x (64 * 49) -> (64 n) x 49 patch rows, image-major.
-Eigen::MatrixXd unflatten(const Eigen::MatrixXd& images) {
-  Eigen::MatrixXd rows(images.rows() * kPositions, kDim);
-  for (Eigen::Index i = 0; i < images.rows(); ++i) {
-    for (Eigen::Index j = 0; j < kPositions; ++j) {
-      rows.row(i * kPositions + j) = images.row(i).segment(j * kDim, kDim);
-    }
-  }
-  return rows;
-}
-
-template <class S>
-baypr::EpisodeMethod patch_method(std::string name, S scorer) {
-  return {
-      std::move(name), [scorer](const Eigen::MatrixXd& support, const Eigen::MatrixXd& queries) {
-        S s = scorer;
-        return baypr::score_patches(s, unflatten(support), unflatten(queries), kPositions).image;
-      }};
-}
+using patch_grid::kGrid;
+using patch_grid::kPositions;
+using patch_grid::patch_method;
+using patch_grid::patch_rows_of;
 
 std::vector<baypr::EpisodeMethod> patch_methods() {
   baypr::PerPositionScorerOptions own;

@@ -629,6 +629,33 @@ void taped_meta_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
   }
 }
 
+// The gradient with respect to theta of an outer loss whose gradients with respect to the support
+// and query embeddings are dz and dq (the same for every method).
+template <class E>
+Eigen::VectorXd episode_vjp(const E& embedding, const Eigen::VectorXd& theta,
+                            const MetaEpisode& episode, const Eigen::MatrixXd& dz,
+                            const Eigen::MatrixXd& dq) {
+  Eigen::VectorXd g = embedding.vjp(theta, episode.support, dz);
+  g += embedding.vjp(theta, episode.queries, dq);
+  return g;
+}
+
+// BayPrAnoMeta's outer loss at theta and its gradient by forward and vjp (no tape).
+template <class E>
+OuterLossAndGradient forward_outer(const char* fn, const E& embedding, const Eigen::VectorXd& theta,
+                                   const MetaEpisode& episode, const NiwPrior<double>& prior,
+                                   const MetaOptions& options) {
+  const Eigen::MatrixXd Z = embedding.forward(theta, episode.support);
+  const Eigen::MatrixXd Q = embedding.forward(theta, episode.queries);
+  Eigen::MatrixXd dz, dq;
+  OuterLossAndGradient out;
+  out.value =
+      outer_objective(Z, Q, episode.labels, prior, options.anomaly, options.adapt.path,
+                      options.outer, dz, dq, out.calibration_gradient, out.anomaly_weights, fn);
+  out.gradient = episode_vjp(embedding, theta, episode, dz, dq);
+  return out;
+}
+
 // The meta-step for an embedding without the tape API: forward/vjp, Hessian-vector products by
 // duals through the whole inner gradient.
 template <class E>
@@ -651,15 +678,7 @@ MetaStep generic_meta_step(const char* fn, const E& embedding, const Eigen::Vect
     }
   };
   auto outer_fn = [&](const Eigen::VectorXd& t) {
-    const Eigen::MatrixXd Z = embedding.forward(t, episode.support);
-    const Eigen::MatrixXd Q = embedding.forward(t, episode.queries);
-    Eigen::MatrixXd dz, dq;
-    OuterLossAndGradient out;
-    out.value = outer_objective(Z, Q, episode.labels, prior, options.anomaly, path, options.outer,
-                                dz, dq, out.calibration_gradient, out.anomaly_weights, fn);
-    out.gradient = embedding.vjp(t, episode.support, dz);
-    out.gradient += embedding.vjp(t, episode.queries, dq);
-    return out;
+    return forward_outer(fn, embedding, t, episode, prior, options);
   };
   return run_meta_step(fn, embedding, theta, inner, outer_fn, options.adapt, order);
 }
@@ -733,14 +752,7 @@ struct BayPrAnoMeta : detail::EmbeddingParameters {
                                       options.adapt.path, options.outer, out.gradient,
                                       out.calibration_gradient, out.anomaly_weights, fn);
     } else {
-      const Eigen::MatrixXd Z = embedding.forward(adapted, episode.support);
-      const Eigen::MatrixXd Q = embedding.forward(adapted, episode.queries);
-      Eigen::MatrixXd dz, dq;
-      out.value = detail::outer_objective(Z, Q, episode.labels, prior, options.anomaly,
-                                          options.adapt.path, options.outer, dz, dq,
-                                          out.calibration_gradient, out.anomaly_weights, fn);
-      out.gradient = embedding.vjp(adapted, episode.support, dz);
-      out.gradient += embedding.vjp(adapted, episode.queries, dq);
+      out = detail::forward_outer(fn, embedding, adapted, episode, prior, options);
     }
     return out;
   }

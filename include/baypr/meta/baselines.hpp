@@ -107,6 +107,22 @@ std::pair<Scalar, ParamVector<Scalar>> maml_inner(const E& embedding,
   return {value, std::move(g)};
 }
 
+// The meta-step of a baseline: Method::inner_loss through the inner steps (in the duals of the
+// second-order step too), Method::outer after them.
+template <class Method, class E>
+void baseline_step(const char* fn, const E& embedding, MetaWorkspace<E>& ws,
+                   const Eigen::VectorXd& params, const MetaEpisode& episode,
+                   const NiwPrior<double>& prior, const MetaOptions& options, MetaGradient order) {
+  auto inner = [&](const auto& t) {
+    using Scalar = typename std::decay_t<decltype(t)>::Scalar;
+    return Method::template inner_loss<Scalar>(embedding, t, episode.support);
+  };
+  auto outer_fn = [&](const Eigen::VectorXd& t) {
+    return Method::outer(fn, embedding, t, episode, prior, options);
+  };
+  ws.result = run_meta_step(fn, embedding, params, inner, outer_fn, options.adapt, order);
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +136,7 @@ struct ProtoMaml : detail::EmbeddingParameters {
   static LossAndGradient inner(const char*, const E& embedding, const Eigen::VectorXd& theta,
                                const Eigen::MatrixXd& support, const NiwPrior<double>&,
                                const MetaOptions&) {
-    auto [value, gradient] = detail::proto_inner<double>(embedding, theta, support);
+    auto [value, gradient] = inner_loss<double>(embedding, theta, support);
     return {value, std::move(gradient)};
   }
 
@@ -130,10 +146,7 @@ struct ProtoMaml : detail::EmbeddingParameters {
                           const MetaOptions& options) {
     Adaptation out;
     detail::sgd_adapt(
-        fn,
-        [&](const Eigen::VectorXd& t) {
-          return detail::proto_inner<double>(embedding, t, support);
-        },
+        fn, [&](const Eigen::VectorXd& t) { return inner_loss<double>(embedding, t, support); },
         theta, options.adapt, out);
     out.support = embedding.forward(out.params, support);
     const Eigen::MatrixXd C = out.support.rowwise() - out.support.colwise().mean();
@@ -161,23 +174,23 @@ struct ProtoMaml : detail::EmbeddingParameters {
     const double dr = -ds.sum();
     Eigen::MatrixXd dz = (2.0 * dr / n) * C;
     dz.rowwise() += dc / n;
-    out.gradient = embedding.vjp(adapted, episode.support, dz);
-    out.gradient += embedding.vjp(adapted, episode.queries, dq);
+    out.gradient = detail::episode_vjp(embedding, adapted, episode, dz, dq);
     return out;
+  }
+
+  // The inner loss in any scalar (double, or the duals of the second-order step).
+  template <class Scalar, class E>
+  static std::pair<Scalar, ParamVector<Scalar>> inner_loss(const E& embedding,
+                                                           const ParamVector<Scalar>& theta,
+                                                           const Eigen::MatrixXd& support) {
+    return detail::proto_inner<Scalar>(embedding, theta, support);
   }
 
   template <class E>
   static void step(const char* fn, const E& embedding, detail::MetaWorkspace<E>& ws,
                    const Eigen::VectorXd& theta, const MetaEpisode& episode,
                    const NiwPrior<double>& prior, const MetaOptions& options, MetaGradient order) {
-    auto inner = [&](const auto& t) {
-      using Scalar = typename std::decay_t<decltype(t)>::Scalar;
-      return detail::proto_inner<Scalar>(embedding, t, episode.support);
-    };
-    auto outer_fn = [&](const Eigen::VectorXd& t) {
-      return outer(fn, embedding, t, episode, prior, options);
-    };
-    ws.result = detail::run_meta_step(fn, embedding, theta, inner, outer_fn, options.adapt, order);
+    detail::baseline_step<ProtoMaml>(fn, embedding, ws, theta, episode, prior, options, order);
   }
 
   // |f(q) - c|^2 with c the prototype of the adapted support.
@@ -215,7 +228,7 @@ struct Maml {
   static LossAndGradient inner(const char*, const E& embedding, const Eigen::VectorXd& params,
                                const Eigen::MatrixXd& support, const NiwPrior<double>&,
                                const MetaOptions&) {
-    auto [value, gradient] = detail::maml_inner<double>(embedding, params, support);
+    auto [value, gradient] = inner_loss<double>(embedding, params, support);
     return {value, std::move(gradient)};
   }
 
@@ -225,8 +238,7 @@ struct Maml {
                           const MetaOptions& options) {
     Adaptation out;
     detail::sgd_adapt(
-        fn,
-        [&](const Eigen::VectorXd& t) { return detail::maml_inner<double>(embedding, t, support); },
+        fn, [&](const Eigen::VectorXd& t) { return inner_loss<double>(embedding, t, support); },
         params, options.adapt, out);
     const Eigen::Index p = embedding.parameter_count(), d = embedding.output_dim();
     out.support = embedding.forward(Eigen::VectorXd(out.params.head(p)), support);
@@ -257,18 +269,19 @@ struct Maml {
     return out;
   }
 
+  // The inner loss in any scalar (double, or the duals of the second-order step).
+  template <class Scalar, class E>
+  static std::pair<Scalar, ParamVector<Scalar>> inner_loss(const E& embedding,
+                                                           const ParamVector<Scalar>& params,
+                                                           const Eigen::MatrixXd& support) {
+    return detail::maml_inner<Scalar>(embedding, params, support);
+  }
+
   template <class E>
   static void step(const char* fn, const E& embedding, detail::MetaWorkspace<E>& ws,
                    const Eigen::VectorXd& params, const MetaEpisode& episode,
                    const NiwPrior<double>& prior, const MetaOptions& options, MetaGradient order) {
-    auto inner = [&](const auto& t) {
-      using Scalar = typename std::decay_t<decltype(t)>::Scalar;
-      return detail::maml_inner<Scalar>(embedding, t, episode.support);
-    };
-    auto outer_fn = [&](const Eigen::VectorXd& t) {
-      return outer(fn, embedding, t, episode, prior, options);
-    };
-    ws.result = detail::run_meta_step(fn, embedding, params, inner, outer_fn, options.adapt, order);
+    detail::baseline_step<Maml>(fn, embedding, ws, params, episode, prior, options, order);
   }
 
   // The head's anomaly logit w . f(q) + b under the adapted parameters.
