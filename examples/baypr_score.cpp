@@ -67,7 +67,8 @@ per-position and padim options
   --grid RxC        the patch grid, R x C = p (default: the square grid when p is a square)
   --pool 3x3        per-position: fit each position on its 3 x 3 neighbourhood's patches
                     (default none: on its own patches)
-  --score S         per-position: nll, llr or pvalue (default pvalue: comparable across positions)
+  --score S         per-position: nll, llr or pvalue (default llr, the library's: it was chosen
+                    with a kappa0 held at 1e-4 on validation classes; see per_position.hpp)
   --eps E           padim: the covariance regulariser (default 0.01)
 
 patch inputs
@@ -302,7 +303,7 @@ int main_impl(int argc, char** argv) {
       baypr::PerPositionScorerOptions opt;
       opt.grid_rows = rows;
       opt.grid_cols = cols;
-      opt.score = score_of(args, "pvalue");
+      if (args.get("--score")) opt.score = score_of(args, "llr");
       const std::string pool = args.get("--pool").value_or("none");
       if (pool != "none" && pool != "3x3")
         throw UsageError("--pool must be none or 3x3, got '" + pool + "'");

@@ -3,6 +3,7 @@
 // the case they exist for (the right patch in the wrong place), and bad input.
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <string>
@@ -122,7 +123,9 @@ TEST_CASE("PerPositionScorer learns its prior across positions, also from one im
   for (const Eigen::Index n : {1, 2, 6}) {
     INFO("n = " << n);
     const Eigen::MatrixXd support = draw_images(a, n, rng);
-    baypr::PerPositionScorer scorer(grid_options());
+    auto learned = grid_options();
+    learned.kappa0.reset();  // kappa0 learned too
+    baypr::PerPositionScorer scorer(learned);
     scorer.fit(support);
     // The same prior as fit_prior over the positions' groups: isotropic, Psi0 >= 0.01 x the
     // support's mean variance, kappa0 and nu0 fixed at one row each.
@@ -149,6 +152,33 @@ TEST_CASE("PerPositionScorer learns its prior across positions, also from one im
     CHECK(scorer.prior().nu() == want.nu());
     CHECK(scorer.prior().scatter().isDiagonal());
     CHECK(scorer.score(draw_images(a, 2, rng)).allFinite());
+
+    // The default holds kappa0 at 1e-4 and learns the rest: the same optimum as fit_prior with
+    // kappa0 fixed from another start (mu0 = 0, Psi0 = I, nu0 = d + 2).
+    baypr::PerPositionScorer fixed(grid_options());
+    fixed.fit(support);
+    CHECK(fixed.prior().kappa() == 1e-4);
+    o.learn_kappa = false;
+    o.start = baypr::NiwPrior<double>::isotropic(d, 1e-4, static_cast<double>(d) + 2.0, 1.0);
+    const baypr::PriorFit other = baypr::fit_prior(std::span<const Eigen::MatrixXd>(groups), o);
+    REQUIRE(other.converged);
+    REQUIRE(fixed.prior_fit_report()->converged);
+    CHECK(std::abs(fixed.prior_fit_report()->log_evidence - other.log_evidence) <=
+          1e-9 * std::abs(other.log_evidence));
+    CHECK((fixed.prior().scatter() - other.prior.scatter()).cwiseAbs().maxCoeff() <=
+          1e-5 * other.prior.scatter().cwiseAbs().maxCoeff());
+    // (mu0 is not compared: with kappa0 = 1e-4 the evidence is nearly flat in it.)
+    CHECK(std::abs(fixed.prior().nu() - other.prior.nu()) <= 1e-5 * other.prior.nu());
+  }
+}
+
+TEST_CASE("PerPositionScorerOptions::kappa0 out of range is named", "[per_position]") {
+  for (const double bad : {0.0, -1.0, 1e-30, 1e30, std::numeric_limits<double>::quiet_NaN()}) {
+    auto o = grid_options();
+    o.kappa0 = bad;
+    const std::string m = message_of([&] { baypr::PerPositionScorer s(o); });
+    CHECK(contains(m, "baypr::PerPositionScorer::PerPositionScorer"));
+    CHECK(contains(m, "options.kappa0"));
   }
 }
 

@@ -8,7 +8,8 @@
 // Variants: the prior's scatter family (isotropic / diagonal Psi0), the scatter floor (0.01 / 0.1
 // of the support's mean per-coordinate variance), nu0 learned or kept at the moment start's
 // (d + 2), each position on its own patches or on its 3 x 3 neighbourhood's, and the score (tail /
-// llr / nll): 48 variants, each fitted on the same episodes as PaDiM (Gaussian + 0.01 I).
+// llr / nll): 48 variants (0-47); then kappa0 held fixed at 1e-4 or 1e-2 (48-55); then the
+// library's defaults (56); each fitted on the same episodes as PaDiM (Gaussian + 0.01 I).
 //
 // Build and run (from the repository root; Fashion-MNIST from Debian's fashion-mnist data in
 // /usr/share/datasets/fashion-mnist):
@@ -72,6 +73,34 @@ std::vector<Variant> variants() {
       }
     }
   }
+  // Then kappa0 held fixed (not learned) at a small value, the rest as the default: with one row
+  // per position a learned kappa0 and psi scale together, and the rank-one term
+  // kappa0 n / (kappa0 + n) (x - mu0)(x - mu0)^T of Psi_n then discounts deviations along the
+  // support patch (BayesianScorer's K = 1 finding, see its kappa0 option).
+  for (const double kappa0 : {1e-4, 1e-2}) {
+    for (const bool diagonal : {false, true}) {
+      for (const auto score : {baypr::BayesScore::tail, baypr::BayesScore::llr}) {
+        baypr::PerPositionScorerOptions o;
+        o.grid_rows = pg::kGrid;
+        o.grid_cols = pg::kGrid;
+        o.prior_fit.scatter =
+            diagonal ? baypr::ScatterFamily::diagonal : baypr::ScatterFamily::isotropic;
+        o.prior_fit.learn_kappa = false;
+        o.prior_fit.start =
+            baypr::NiwPrior<double>::isotropic(pg::kDim, kappa0, pg::kDim + 2.0, 1.0);
+        o.score = score;
+        std::ostringstream name;
+        name << (diagonal ? "diag" : "iso") << " floor 0.01 kappa0 = " << kappa0 << " own"
+             << (score == baypr::BayesScore::tail ? " tail" : " llr");
+        out.push_back({name.str(), o});
+      }
+    }
+  }
+  // Last, the library's defaults as they now are (PerPositionScorerOptions{} on this grid).
+  baypr::PerPositionScorerOptions defaults;
+  defaults.grid_rows = pg::kGrid;
+  defaults.grid_cols = pg::kGrid;
+  out.push_back({"library default", defaults});
   return out;
 }
 
@@ -132,8 +161,8 @@ int main(int argc, char** argv) try {
   const auto all = variants();
   std::vector<Variant> chosen;
   for (std::size_t v = 0; v < all.size(); ++v) {
-    if (only.empty() || std::find(only.begin(), only.end(), static_cast<long long>(v)) !=
-                            only.end()) {
+    if (only.empty() ||
+        std::find(only.begin(), only.end(), static_cast<long long>(v)) != only.end()) {
       chosen.push_back(all[v]);
     }
   }

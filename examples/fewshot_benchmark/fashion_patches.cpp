@@ -4,11 +4,12 @@
 // Patches: the standardised pixels (as in fashion.cpp) as patch_grid.hpp cuts them (an 8 x 8 grid
 // of 7 x 7 patches, d = 49); image score = max over the positions. Methods (all on the same patch rows):
 //   per-position             PerPositionScorer: one NIW posterior per position under one prior
-//                            learned across the positions (fit_prior), calibrated tail scores
+//                            learned across the positions (fit_prior, kappa0 held at 1e-4), llr
 //   per-position, 3x3 pooled the same, each position fitted on its 3 x 3 neighbourhood's patches
 //   padim                    PadimScorer: per-position Gaussian, covariance + 0.01 I (published)
 //   patchcore                every support patch in the memory bank, nearest-patch distance
 //   bayes, one model         BayesianScorer on all patches pooled (no positions), llr
+//   per-position, earlier    the defaults before the validation choice: kappa0 learned, tail
 // Protocol: the one-class episodes of fashion.cpp (K normal training images; 12 normal + 4
 // anomalous test images); with --whole-support (and --full), also the whole training split of the
 // class as support, on 10 query sets of 50 normal + 50 anomalous test images per class.
@@ -40,13 +41,19 @@ std::vector<baypr::EpisodeMethod> patch_methods() {
   own.grid_cols = kGrid;
   baypr::PerPositionScorerOptions pooled = own;
   pooled.pool_neighbourhood = true;
+  // The defaults before they were chosen on validation classes: kappa0 learned, calibrated tail.
+  baypr::PerPositionScorerOptions before = own;
+  before.kappa0.reset();
+  before.score = baypr::BayesScore::tail;
   baypr::PatchCoreOptions bank;
   bank.coreset.ratio = 1.0;
   return {patch_method("per-position", baypr::PerPositionScorer(own)),
           patch_method("per-position, 3x3 pooled", baypr::PerPositionScorer(pooled)),
           patch_method("padim (Gaussian + 0.01 I)", baypr::PadimScorer(kGrid, kGrid)),
           patch_method("patchcore (every support patch)", baypr::PatchCoreScorer<double>(bank)),
-          patch_method("bayes, one model for all patches", baypr::BayesianScorer())};
+          patch_method("bayes, one model for all patches", baypr::BayesianScorer()),
+          patch_method("per-position, kappa0 learned, tail (the earlier defaults)",
+                       baypr::PerPositionScorer(before))};
 }
 
 // Paired differences method a - method b per episode (class-averaged), with the two-level
