@@ -11,7 +11,7 @@
 // Build and run (from the repository root):
 //   g++ -std=c++20 -O2 -DNDEBUG -Iinclude -I/usr/include/eigen3
 //   examples/experiments/meta_digits.cpp \
-//       -o /tmp/meta_digits && /tmp/meta_digits DIR_WITH_NPY
+//       -o /tmp/meta_digits && /tmp/meta_digits DIR_WITH_NPY [VALIDATION_EPISODES_PER_CLASS_AND_K]
 // Splits: meta-train classes {0, 1, 2, 3}, validation {4, 5, 6} (never trained on; picks each
 // run's best epoch), held out {7, 8, 9}. Within each class the first half of its images (file
 // order) give support and training tasks, the second half the queries. Inputs standardised with
@@ -93,6 +93,8 @@ double auroc_of(const Eigen::VectorXd& s, const meta::MetaEpisode& e) {
 
 int main(int argc, char** argv) try {
   const std::string dir = argc > 1 ? argv[1] : ".";
+  // Validation episodes per validation class and K (default 8; a second argument changes it).
+  const int validation_per_class = argc > 2 ? std::stoi(argv[2]) : 8;
   const Eigen::MatrixXd raw = baypr::read_npy_matrix<double>(dir + "/x.npy");
   const Eigen::MatrixXd labels = baypr::read_npy_matrix<double>(dir + "/y.npy");
   std::vector<int> y(static_cast<std::size_t>(labels.rows()));
@@ -131,7 +133,8 @@ int main(int argc, char** argv) try {
       Eigen::Map<const Eigen::VectorXi>(task_labels.data(),
                                         static_cast<Eigen::Index>(task_labels.size())),
       train_classes, {5, 12, 4});
-  const auto validation = episodes(x, y, validation_classes, {1, 5}, 8, 0x76616c);
+  const auto validation =
+      episodes(x, y, validation_classes, {1, 5}, validation_per_class, 0x76616c);
   const auto evaluation = episodes(x, y, held_out, {1, 5}, 40, 0x657661);
 
   const meta::Mlp embedding = meta::Mlp::paper_head(64, 32);
