@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -259,6 +260,25 @@ TEST_CASE("one-class episodes on Fashion-MNIST: better than chance, reproducible
       "f: argument 'n' asks for 3 distinct draws from 2"));
   const auto b = baypr::run_one_class_episodes(data, options, methods);
   CHECK(a.auroc == b.auroc);  // bit-identical for a fixed seed
+  // On three threads: the same episodes, the same values, in the same places; progress from the
+  // calling thread, once per (class, K) as before.
+  auto threaded = options;
+  progress_calls = 0;
+  threaded.threads = 3;
+  CHECK(baypr::run_one_class_episodes(data, threaded, methods).auroc == a.auroc);
+  CHECK(progress_calls == 4);
+  // A method that throws on one thread: the exception reaches the caller (after every thread
+  // has stopped).
+  std::vector<baypr::EpisodeMethod> throwing = methods;
+  throwing.push_back(
+      {"throws", [](const Eigen::MatrixXd&, const Eigen::MatrixXd&) -> Eigen::VectorXd {
+         throw std::runtime_error("a method failed");
+       }});
+  CHECK(message_of([&] { (void)baypr::run_one_class_episodes(data, threaded, throwing); }) ==
+        "a method failed");
+  threaded.threads = 0;
+  CHECK(contains(message_of([&] { (void)baypr::run_one_class_episodes(data, threaded, methods); }),
+                 "baypr::run_one_class_episodes: argument 'options.threads' must be >= 1, got 0"));
   options.seed = 12;
   const auto c = baypr::run_one_class_episodes(data, options, methods);
   CHECK(a.auroc != c.auroc);

@@ -3,7 +3,7 @@
 //
 //   FewShotData { train_labels, test_labels, embeddings (name, train rows, test rows) }
 //   OneClassOptions { classes, shots, episodes, seed, normal_queries, anomalous_queries,
-//                     full_test_split, progress }
+//                     full_test_split, progress, threads }
 //   OneClassResults run_one_class_episodes(data, options, methods)
 //   EpisodeMethod make_episode_method(name, scorer)      any baypr::Scorer, fitted per episode
 //   TaskResults run_task_episodes(support, queries, labels, TaskOptions, methods)   one user task
@@ -24,11 +24,15 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -76,6 +80,11 @@ struct OneClassOptions {
   Eigen::Index anomalous_queries = 4;
   bool full_test_split = false;
   std::function<void(std::string_view)> progress;  // called once per (class, K) when set
+  // Episodes of one (class, K) run on this many threads (>= 1). Each episode's seed is its own
+  // (class, K, episode), so the results are the same for any count; every method's fit_score
+  // must then be safe to call concurrently (make_episode_method's are: a copy of the scorer per
+  // call). progress is called from the calling thread only.
+  int threads = 1;
 };
 
 struct OneClassResults {
@@ -108,6 +117,43 @@ struct OneClassResults {
   }
 };
 
+namespace detail {
+
+// f(0), ..., f(n - 1) on `threads` threads (the calling thread is one of them), indices handed out
+// in order; the first exception thrown is rethrown here after every thread has stopped, and no
+// index is started after it.
+template <class F>
+void for_each_index(std::size_t n, std::size_t threads, F&& f) {
+  threads = std::min(threads, n);
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (std::size_t i = next++; i < n && !failed; i = next++) {
+      try {
+        f(i);
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace detail
+
 [[nodiscard]] inline OneClassResults run_one_class_episodes(
     const FewShotData& data, const OneClassOptions& options,
     const std::vector<EpisodeMethod>& methods) {
@@ -121,6 +167,10 @@ struct OneClassResults {
   if (options.shots.empty()) detail::throw_invalid(fn, "options.shots", "must not be empty");
   if (options.normal_queries < 1 || options.anomalous_queries < 1) {
     detail::throw_invalid(fn, "options.normal_queries / anomalous_queries", "must both be >= 1");
+  }
+  if (options.threads < 1) {
+    detail::throw_invalid(fn, "options.threads",
+                          "must be >= 1, got " + std::to_string(options.threads));
   }
   for (const auto& emb : data.embeddings) {
     detail::check_size(fn, "data.embeddings[" + emb.name + "].train", "rows", emb.train.rows(),
@@ -184,10 +234,15 @@ struct OneClassResults {
         options.progress("class " + std::to_string(c) + ", K = " + std::to_string(k) + ": " +
                          std::to_string(options.episodes) + " episodes");
       }
-      for (int e = 0; e < options.episodes; ++e) {
-        std::mt19937_64 rng(
-            derive_seed(options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k),
-                                       static_cast<std::uint64_t>(e)}));
+      const auto episodes = static_cast<std::size_t>(options.episodes);
+      for (std::size_t m = 0; m < n_methods; ++m) {
+        out.auroc[m][ci][ki].assign(episodes, 0.0);
+        if (options.full_test_split) out.full_test[m][ci][ki].assign(episodes, 0.0);
+      }
+      // One episode: its own seed, its own slots in the results.
+      auto run_episode = [&](std::size_t e) {
+        std::mt19937_64 rng(derive_seed(
+            options.seed, {static_cast<std::uint32_t>(c), static_cast<std::uint64_t>(k), e}));
         const auto support_rows =
             sample_without_replacement(train_normal, k, rng, fn, "options.shots");
         auto query_rows = sample_without_replacement(test_normal, options.normal_queries, rng, fn,
@@ -200,16 +255,15 @@ struct OneClassResults {
           const Eigen::MatrixXd support = emb.train(support_rows, Eigen::all);
           const Eigen::MatrixXd queries = emb.test(query_rows, Eigen::all);
           for (const auto& method : methods) {
-            out.auroc[m][ci][ki].push_back(
-                auroc(method.fit_score(support, queries), episode_labels));
+            out.auroc[m][ci][ki][e] = auroc(method.fit_score(support, queries), episode_labels);
             if (options.full_test_split) {
-              out.full_test[m][ci][ki].push_back(
-                  auroc(method.fit_score(support, emb.test), full_labels));
+              out.full_test[m][ci][ki][e] = auroc(method.fit_score(support, emb.test), full_labels);
             }
             ++m;
           }
         }
-      }
+      };
+      detail::for_each_index(episodes, static_cast<std::size_t>(options.threads), run_episode);
     }
   }
   return out;
