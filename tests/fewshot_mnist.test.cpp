@@ -330,6 +330,14 @@ TEST_CASE("run_task_episodes: user embeddings, image rows and patch rows", "[eva
   CHECK(r.full_support[1] > 0.95);  // off-subspace anomalies are easy for a covariance model
   // Reproducible for a seed, different for another.
   CHECK(baypr::run_task_episodes(support, queries, labels, options, methods).auroc == r.auroc);
+  auto threaded = options;  // on two threads: the same values in the same places
+  threaded.threads = 2;
+  CHECK(baypr::run_task_episodes(support, queries, labels, threaded, methods).auroc == r.auroc);
+  threaded.threads = 0;
+  CHECK(contains(message_of([&] {
+                   (void)baypr::run_task_episodes(support, queries, labels, threaded, methods);
+                 }),
+                 "baypr::run_task_episodes: argument 'options.threads' must be >= 1, got 0"));
   options.seed = 1;
   CHECK(baypr::run_task_episodes(support, queries, labels, options, methods).auroc != r.auroc);
 

@@ -27,6 +27,7 @@ struct Args {
   int texture_categories = 4;         // 0: every eligible pattern
   std::vector<Eigen::Index> shots = {1, 2, 4, 8};
   std::uint64_t seed = 2026;
+  int threads = 1;  // episodes on this many threads (Fashion-MNIST sections, --npy)
   bool full_test_split = false;
   bool whole_support = false;  // fashion-patches: also the whole training split as support
   std::string out_dir;

@@ -83,6 +83,7 @@ baypr::OneClassOptions fashion_episode_options(const Args& args, Clock::time_poi
   options.shots = args.shots;
   options.episodes = args.episodes;
   options.seed = args.seed;
+  options.threads = args.threads;
   options.progress = [t0, section = std::move(section)](std::string_view what) {
     log_line(t0, section + ": " + std::string(what));
   };

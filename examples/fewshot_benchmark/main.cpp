@@ -6,8 +6,11 @@
 //   fewshot_benchmark [--datasets fashion-mnist,fashion-patches,textures] [--episodes N]
 //                     [--shots 1,2,4,8] [--classes all|0,1,...] [--texture-categories N|all]
 //                     [--seed S] [--full-test-split] [--whole-support] [--full] [--out DIR]
-//                     [--data DIR] [--patterns DIR]
-//   fewshot_benchmark --npy DIR [--episodes N] [--shots ...] [--seed S] [--out DIR]
+//                     [--data DIR] [--patterns DIR] [--threads T]
+//   fewshot_benchmark --npy DIR [--episodes N] [--shots ...] [--seed S] [--out DIR] [--threads T]
+//
+// --threads T: the episodes of the Fashion-MNIST sections and of --npy on T threads (default 1;
+// the same results for any T: every episode has its own seed).
 //
 // fashion-patches: the Fashion-MNIST images as 8 x 8 grids of 7 x 7 patches, per-position models
 // against PaDiM and PatchCore (fashion_patches.cpp); --whole-support adds the whole training split
@@ -48,8 +51,10 @@ constexpr const char* usage =
     "fewshot_benchmark [--datasets fashion-mnist,fashion-patches,textures] [--episodes N]\n"
     "                  [--shots 1,2,4,8] [--classes all|0,1,...] [--texture-categories N|all]\n"
     "                  [--seed S] [--full-test-split] [--whole-support] [--full] [--out DIR]\n"
-    "                  [--data DIR] [--patterns DIR]\n"
+    "                  [--data DIR] [--patterns DIR] [--threads T]\n"
     "fewshot_benchmark --npy DIR [--episodes N] [--shots 1,2,4,8] [--seed S] [--out DIR]\n"
+    "                  [--threads T]\n"
+    "  --threads T: the Fashion-MNIST and --npy episodes on T threads (same results)\n"
     "  --npy DIR: DIR holds support.npy ((n, d) or (n, p, d) embeddings of normal images),\n"
     "  queries.npy ((m, d) or (m, p, d)) and labels.npy ((m,), 0 normal / 1 anomalous)\n"
     "  --whole-support: fashion-patches also with each class's whole training split as support\n"
@@ -104,6 +109,9 @@ Args parse_args(int argc, char** argv) {
         if (k < 1) throw std::invalid_argument("--shots: K must be >= 1");
         a.shots.push_back(static_cast<Eigen::Index>(k));
       }
+    } else if (flag == "--threads") {
+      a.threads = static_cast<int>(parse_list(flag, value()).at(0));
+      if (a.threads < 1) throw std::invalid_argument("--threads: must be >= 1");
     } else if (flag == "--seed") {
       a.seed = static_cast<std::uint64_t>(parse_list(flag, value()).at(0));
     } else if (flag == "--full-test-split") {

@@ -43,6 +43,7 @@ void run_user_npy(const Args& args, Report& report) {
   options.episodes = args.episodes;
   options.seed = args.seed;
   options.patches = support.patches;
+  options.threads = args.threads;
   const auto t0 = Clock::now();
   options.progress = [&](std::string_view what) { log_line(t0, what); };
   const auto r =

@@ -284,6 +284,7 @@ struct TaskOptions {
   std::uint64_t seed = 2026;
   Eigen::Index patches = 1;  // rows per image
   std::function<void(std::string_view)> progress;
+  int threads = 1;  // episodes of one K on this many threads, as OneClassOptions::threads
 };
 
 struct TaskResults {
@@ -303,6 +304,10 @@ struct TaskResults {
   if (options.episodes < 2) {
     detail::throw_invalid(fn, "options.episodes",
                           "must be >= 2, got " + std::to_string(options.episodes));
+  }
+  if (options.threads < 1) {
+    detail::throw_invalid(fn, "options.threads",
+                          "must be >= 1, got " + std::to_string(options.threads));
   }
   const Eigen::Index p = options.patches;
   if (p < 1) detail::throw_invalid(fn, "options.patches", "must be >= 1, got " + std::to_string(p));
@@ -347,17 +352,18 @@ struct TaskResults {
       options.progress("K = " + std::to_string(k) + ": " + std::to_string(options.episodes) +
                        " episodes");
     }
-    for (int e = 0; e < options.episodes; ++e) {
-      std::mt19937_64 rng(derive_seed(
-          options.seed, {static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(e)}));
+    const auto episodes = static_cast<std::size_t>(options.episodes);
+    for (auto& per_method : out.auroc) per_method[ki].assign(episodes, 0.0);
+    detail::for_each_index(episodes, static_cast<std::size_t>(options.threads), [&](std::size_t e) {
+      std::mt19937_64 rng(derive_seed(options.seed, {static_cast<std::uint64_t>(k), e}));
       const auto images = sample_without_replacement(pool, k, rng, fn, "options.shots");
       Eigen::MatrixXd rows(k * p, support.cols());
       for (std::size_t i = 0; i < images.size(); ++i) {
         rows.middleRows(static_cast<Eigen::Index>(i) * p, p) = support.middleRows(images[i] * p, p);
       }
       for (std::size_t m = 0; m < methods.size(); ++m)
-        out.auroc[m][ki].push_back(auroc(image_scores(methods[m], rows), labels));
-    }
+        out.auroc[m][ki][e] = auroc(image_scores(methods[m], rows), labels);
+    });
   }
   if (options.progress) options.progress("all " + std::to_string(n_support) + " support images");
   for (const auto& m : methods) out.full_support.push_back(auroc(image_scores(m, support), labels));
