@@ -48,6 +48,20 @@ struct Variant {
   baypr::PerPositionScorerOptions options;
 };
 
+// The library's defaults on the benchmark's grid.
+baypr::PerPositionScorerOptions on_grid() {
+  baypr::PerPositionScorerOptions o;
+  o.grid_rows = pg::kGrid;
+  o.grid_cols = pg::kGrid;
+  return o;
+}
+
+const char* score_name(baypr::BayesScore score) {
+  return score == baypr::BayesScore::tail  ? "tail"
+         : score == baypr::BayesScore::llr ? "llr"
+                                           : "nll";
+}
+
 std::vector<Variant> variants() {
   std::vector<Variant> out;
   for (const bool diagonal : {false, true}) {
@@ -56,9 +70,8 @@ std::vector<Variant> variants() {
         for (const bool pool : {false, true}) {
           for (const auto score :
                {baypr::BayesScore::tail, baypr::BayesScore::llr, baypr::BayesScore::nll}) {
-            baypr::PerPositionScorerOptions o;
-            o.grid_rows = pg::kGrid;
-            o.grid_cols = pg::kGrid;
+            baypr::PerPositionScorerOptions o = on_grid();
+            o.kappa0.reset();  // learned, as before the choice
             o.prior_fit.scatter =
                 diagonal ? baypr::ScatterFamily::diagonal : baypr::ScatterFamily::isotropic;
             o.scatter_floor = floor;
@@ -67,10 +80,8 @@ std::vector<Variant> variants() {
             o.score = score;
             std::ostringstream name;
             name << (diagonal ? "diag" : "iso") << " floor " << floor
-                 << (learn_dof ? " nu0 learned" : " nu0 = d+2") << (pool ? " 3x3" : " own")
-                 << (score == baypr::BayesScore::tail  ? " tail"
-                     : score == baypr::BayesScore::llr ? " llr"
-                                                       : " nll");
+                 << (learn_dof ? " nu0 learned" : " nu0 = d+2") << (pool ? " 3x3" : " own") << " "
+                 << score_name(score);
             out.push_back({name.str(), o});
           }
         }
@@ -84,9 +95,8 @@ std::vector<Variant> variants() {
   for (const double kappa0 : {1e-4, 1e-2}) {
     for (const bool diagonal : {false, true}) {
       for (const auto score : {baypr::BayesScore::tail, baypr::BayesScore::llr}) {
-        baypr::PerPositionScorerOptions o;
-        o.grid_rows = pg::kGrid;
-        o.grid_cols = pg::kGrid;
+        baypr::PerPositionScorerOptions o = on_grid();
+        o.kappa0.reset();  // held by prior_fit.start below, as it was swept
         o.prior_fit.scatter =
             diagonal ? baypr::ScatterFamily::diagonal : baypr::ScatterFamily::isotropic;
         o.prior_fit.learn_kappa = false;
@@ -94,17 +104,14 @@ std::vector<Variant> variants() {
             baypr::NiwPrior<double>::isotropic(pg::kDim, kappa0, pg::kDim + 2.0, 1.0);
         o.score = score;
         std::ostringstream name;
-        name << (diagonal ? "diag" : "iso") << " floor 0.01 kappa0 = " << kappa0 << " own"
-             << (score == baypr::BayesScore::tail ? " tail" : " llr");
+        name << (diagonal ? "diag" : "iso") << " floor 0.01 kappa0 = " << kappa0 << " own "
+             << score_name(score);
         out.push_back({name.str(), o});
       }
     }
   }
   // Last, the library's defaults as they now are (PerPositionScorerOptions{} on this grid).
-  baypr::PerPositionScorerOptions defaults;
-  defaults.grid_rows = pg::kGrid;
-  defaults.grid_cols = pg::kGrid;
-  out.push_back({"library default", defaults});
+  out.push_back({"library default", on_grid()});
   return out;
 }
 
@@ -199,10 +206,7 @@ int main(int argc, char** argv) try {
   for (std::size_t m = 0; m < methods.size(); ++m) {
     Row row{methods[m].name, {}, 0.0, {}};
     for (std::size_t k = 0; k < nk; ++k) {
-      const auto values = r.class_averaged(m, k);
-      double s = 0.0;
-      for (const double x : values) s += x;
-      row.per_k.push_back(s / static_cast<double>(values.size()));
+      row.per_k.push_back(baypr::mean_interval(r.class_averaged(m, k)).mean);
       row.mean += row.per_k.back() / static_cast<double>(nk);
     }
     std::vector<double> diff;

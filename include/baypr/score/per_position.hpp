@@ -328,14 +328,9 @@ class PerPositionScorer {
       o.learn_dof = false;
     }
     if (options_.kappa0) {
-      // The given start (or the moment start fit_prior would use, its scatter raised to the floor
-      // as fit_prior raises it) with kappa0 replaced.
-      NiwPrior<double> start = o.start ? *o.start : detail::moment_start<>(groups);
-      Eigen::MatrixXd scatter = start.scatter();
-      if (!o.start && scatter.diagonal().minCoeff() < o.min_scatter) {
-        scatter = Eigen::MatrixXd(scatter.diagonal().cwiseMax(2.0 * o.min_scatter).asDiagonal());
-      }
-      o.start.emplace(start.mean(), *options_.kappa0, start.nu(), scatter);
+      // fit_prior's own start with kappa0 replaced.
+      const NiwPrior<double> start = detail::search_start<>(groups, o);
+      o.start.emplace(start.mean(), *options_.kappa0, start.nu(), start.scatter());
       o.learn_kappa = false;
     }
     return fit_prior(std::span<const Eigen::MatrixXd>(groups), o);

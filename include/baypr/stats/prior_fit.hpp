@@ -336,6 +336,22 @@ NiwPrior<double> moment_start(const std::vector<Eigen::MatrixXd>& groups) {
   return NiwPrior<double>(mu0, kappa0, dd + 2, Eigen::MatrixXd(psi.asDiagonal()));
 }
 
+// Where fit_prior's search starts: options.start as given, or the moment start with its Psi0
+// entries raised to 2 min_scatter when one lies below min_scatter.
+template <class = void>
+NiwPrior<double> search_start(const std::vector<Eigen::MatrixXd>& groups,
+                              const PriorFitOptions& options) {
+  if (options.start) return *options.start;
+  NiwPrior<double> start = moment_start<>(groups);
+  if (start.scatter().diagonal().minCoeff() < options.min_scatter) {
+    start = NiwPrior<double>(
+        start.mean(), start.kappa(), start.nu(),
+        Eigen::MatrixXd(
+            start.scatter().diagonal().cwiseMax(2.0 * options.min_scatter).asDiagonal()));
+  }
+  return start;
+}
+
 }  // namespace detail
 
 // Type-II maximum likelihood NIW prior over groups of rows (each n_g x d, n_g >= 1). Throws
@@ -372,13 +388,7 @@ template <class = void>
         "must be finite and >= 0, got " + detail::format_value(options.min_scatter));
   }
   std::vector<Eigen::MatrixXd> copies(groups.begin(), groups.end());
-  NiwPrior<double> start = options.start ? *options.start : detail::moment_start<>(copies);
-  if (!options.start && start.scatter().diagonal().minCoeff() < options.min_scatter) {
-    start = NiwPrior<double>(
-        start.mean(), start.kappa(), start.nu(),
-        Eigen::MatrixXd(
-            start.scatter().diagonal().cwiseMax(2.0 * options.min_scatter).asDiagonal()));
-  }
+  const NiwPrior<double> start = detail::search_start<>(copies, options);
   if (options.start) {
     detail::check_size(fn, "options.start", "dimension", start.dim(), d);
     if (!start.is_diagonal())
