@@ -4,7 +4,7 @@
 //   meta_training [--quick] [--out DIR] [--seeds N] [--epochs N] [--patience P] [--steps S]
 //                 [--eval-episodes E] [--seed S] [--log FILE] [--checkpoints DIR] [--resume]
 //                 [--lr A] [--inner-lr B] [--meta-batch M] [--order first|second] [--supcon W]
-//                 [--data DIR]
+//                 [--refit] [--data DIR]
 //
 // Data, splits and settings: examples/meta_fashion_data.hpp (shared with
 // tests/meta_fashion.test.cpp). /usr/share/datasets/fashion-mnist (Debian's
@@ -29,6 +29,12 @@
 // classes there are. Each training runs up to --epochs (60) epochs of --steps (100) updates and
 // stops after --patience (10) epochs without a new best validation value.
 // --quick (scripts/demo): 2 seeds x at most 25 epochs, 20 episodes per class and K.
+// --refit: once validation has chosen a run's epoch E, train that run again from the same start
+// for E epochs on tasks of the meta-train and validation classes together (6 classes; the
+// held-out ones stay out), without validation, and evaluate those parameters (a run whose best
+// epoch is 0 keeps its start). The usual last step once settings are chosen: the final model
+// learns from every class that is not held out. The validation columns of the training table are
+// the first runs'.
 // Evaluation episode: normal class c in {6..9}; K in {1, 5} normal training images as support;
 // 12 normal (c) + 4 anomalous (other held-out classes) test images as queries; drawn once, the
 // same for every row and seed.
@@ -93,6 +99,7 @@ struct Args {
   std::string log;
   std::string checkpoints;
   bool resume = false;
+  bool refit = false;
   mf::Settings settings;
   std::string data_dir = mf::default_data_dir;
 };
@@ -105,7 +112,8 @@ struct Args {
          "[--eval-episodes E] [--seed S]\n"
       << "                     [--log FILE] [--checkpoints DIR] [--resume] [--lr A] [--inner-lr "
          "B]\n"
-      << "                     [--meta-batch M] [--order first|second] [--supcon W] [--data DIR]\n";
+      << "                     [--meta-batch M] [--order first|second] [--supcon W] [--refit] "
+         "[--data DIR]\n";
   std::exit(2);
 }
 
@@ -157,6 +165,8 @@ Args parse(int argc, char** argv) {
       } else {
         usage("--order must be first or second, got '" + v + "'");
       }
+    } else if (arg == "--refit") {
+      a.refit = true;
     } else if (arg == "--data") {
       a.data_dir = args.value(i);
     } else {
@@ -247,6 +257,7 @@ int main(int argc, char** argv) try {
 
   const mf::Data data = mf::load(args.data_dir);
   const meta::ClassTaskSampler sampler = mf::training_sampler(data);
+  const meta::ClassTaskSampler refit_sampler = mf::refit_sampler(data);
   const auto validation = mf::validation_episodes(data, args.seed);
   const auto evaluation = mf::evaluation_episodes(data, eval_shots, args.eval_episodes, args.seed);
 
@@ -509,17 +520,34 @@ int main(int argc, char** argv) try {
           },
           training);
       Summary& s = summaries[m];
-      s.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
       s.initial_validation += result.initial_validation;
       s.best_validation += result.best_validation;
       s.best_epoch += result.best_epoch;
       s.last_validation +=
           result.history.empty() ? result.initial_validation : result.history.back().validation;
-      s.gamma_rms += gamma_rms(method.prior_only ? theta0 : result.theta);
-      if (method.learned_anomaly)
-        s.learned.push_back(meta::split_joint_parameters(result.theta).second);
-      if (method.calibrated) s.calibrations.push_back(meta::split_calibration(result.theta).second);
       trained[m] = result.theta;
+      if (args.refit && result.best_epoch > 0) {
+        // The chosen number of epochs again, on the meta-train and validation classes, from the
+        // same start; no validation, the last parameters kept.
+        meta::TrainerOptions again = training;
+        again.epochs = result.best_epoch;
+        again.patience = 0;
+        again.keep_best = false;
+        again.log_path = tagged(args.log, tag + ".refit");
+        if (!args.checkpoints.empty())
+          again.checkpoint_dir = std::filesystem::path(args.checkpoints) / (tag + ".refit");
+        std::cerr << "meta_training: seed " << current_seed << ", refitting " << method.name
+                  << " for " << again.epochs << " epoch(s) on classes 0-5\n";
+        trained[m] = meta::train(
+                         method.start(theta0), method.make_step(), refit_sampler,
+                         [](const Eigen::VectorXd&) { return 0.0; }, again)
+                         .theta;
+      }
+      s.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+      s.gamma_rms += gamma_rms(method.prior_only ? theta0 : trained[m]);
+      if (method.learned_anomaly)
+        s.learned.push_back(meta::split_joint_parameters(trained[m]).second);
+      if (method.calibrated) s.calibrations.push_back(meta::split_calibration(trained[m]).second);
     }
     ml_prior_untrained = mf::type2_prior(embedding, theta0, data, current_seed).prior;
     ml_prior_trained =
@@ -579,7 +607,11 @@ int main(int argc, char** argv) try {
      << args.seed + static_cast<std::uint64_t>(args.seeds - 1) << ") x " << args.epochs
      << " epoch(s) (stopping after " << args.patience << " without a new best validation) x "
      << args.steps << " updates x " << settings.meta_batch << " episodes per method; "
-     << args.eval_episodes << " evaluation episodes per held-out class and K.\n\n"
+     << args.eval_episodes << " evaluation episodes per held-out class and K."
+     << (args.refit ? " Refit (--refit): each run trained again from its start for the epochs its "
+                      "validation chose, on tasks of classes 0-5, and those parameters evaluated."
+                    : "")
+     << "\n\n"
      << "Inputs: standardised pixels projected 784 -> " << mf::projected_dim
      << " (fixed Gaussian, seed 1); no pretrained network. Embedding: Mlp::paper_head("
      << mf::projected_dim << ", " << mf::embedding_dim << "), " << embedding.parameter_count()
