@@ -38,7 +38,7 @@
 //
 // Build and run (repository root; Fashion-MNIST from Debian's dataset-fashion-mnist):
 //   g++ -std=c++20 -O3 -march=native -DNDEBUG -Wno-maybe-uninitialized -Iinclude -Ibench \
-//       -Iexamples -isystem /usr/include/eigen3 examples/experiments/meta_fashion_selection.cpp \
+//       -isystem /usr/include/eigen3 examples/experiments/meta_fashion_selection.cpp \
 //       -lz -o /tmp/mfs
 //   /tmp/mfs [--only 0,1,...] [--seeds N] [--episodes E] [--data DIR]
 #include <baypr/baypr.hpp>
@@ -56,7 +56,7 @@
 #include <string>
 #include <vector>
 
-#include "meta_fashion_data.hpp"
+#include "../meta_fashion_data.hpp"
 
 namespace {
 
