@@ -40,10 +40,11 @@
 // --tune: the same evaluation on the validation patterns, with fold t's queries being the normal
 // ones and the three *training* types' (never type t).
 // Defaults (Adam 1e-3, inner step 5e-4, 1 inner step, batch 4, SupCon 0.1, second order; 20 x 50
-// updates): meta_training.cpp's. Tried on validation (--tune, scratch fold, 20 x 50): SupCon 1,
-// Adam 1e-4, LayerNorm gamma frozen: none helped BayPrAnoMeta; 64 instead of 16 meta-train
-// patterns helped all three methods (MAML most), hence every remaining pattern. train() returns
-// the best-validation parameters (the start included), and those are evaluated.
+// updates): meta_training.cpp's when they were set (it has since moved to Adam 1e-4, chosen on
+// Fashion-MNIST's validation classes). Tried on validation (--tune, scratch fold, 20 x 50): SupCon
+// 1, Adam 1e-4, LayerNorm gamma frozen: none helped BayPrAnoMeta; 64 instead of 16 meta-train
+// patterns helped all three methods (MAML most), hence every remaining pattern. train() returns the
+// best-validation parameters (the start included), and those are evaluated.
 // Row (p): no embedding; the NIW prior (diagonal Psi0) and the calibration learned per fold through
 // the discriminative loss on the fixed descriptors (meta/learned_prior.hpp), from NIW(0, 0.01,
 // d + 2, I) and a calibration fitted on 32 training tasks. Its Adam step (--prior-lr) is its own:

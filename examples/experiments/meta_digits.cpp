@@ -1,6 +1,7 @@
-// A one-off check (compiled, not run, by the sanitize preset's BAYPR_CHECK_PROGRAMS): BayPrAnoMeta with the library's defaults on a second
-// labelled image data set, as a new user would try it (issue 11: "tried on other labelled image
-// data with the defaults and a validation split of the meta-train classes").
+// A one-off check (compiled, not run, by the sanitize preset's BAYPR_CHECK_PROGRAMS): BayPrAnoMeta
+// with the library's defaults on a second labelled image data set, as a new user would try it
+// (issue 11: "tried on other labelled image data with the defaults and a validation split of the
+// meta-train classes").
 //
 // Data: scikit-learn's 8 x 8 digits (Debian python3-sklearn, digits.csv.gz: 1797 images, 10
 // classes), converted to x.npy (1797 x 64, pixel values 0..16) and y.npy (1797 x 1) by
@@ -12,16 +13,16 @@
 //   g++ -std=c++20 -O2 -DNDEBUG -Iinclude -I/usr/include/eigen3
 //   examples/experiments/meta_digits.cpp \
 //       -o /tmp/meta_digits && /tmp/meta_digits DIR_WITH_NPY [VALIDATION_EPISODES_PER_CLASS_AND_K]
-// Splits: meta-train classes {0, 1, 2, 3}, validation {4, 5, 6} (never trained on; picks each
-// run's best epoch), held out {7, 8, 9}. Within each class the first half of its images (file
-// order) give support and training tasks, the second half the queries. Inputs standardised with
-// the meta-train images' statistics. Everything else is the library's default: Mlp::paper_head(64,
-// 32), the authors' NIW prior, the discriminative objective with its calibration fitted at theta0,
-// SupCon 0.1, Adam 1e-4 (meta_training's settings; 1e-3 before they were re-chosen by
-// meta_fashion_selection.cpp), one inner step of 5e-4, exact second order, train() with keep_best and
-// patience 10 over up to 60 epochs of 100 updates. 5 training seeds; 40 held-out episodes per class
-// and K in {1, 5}; each episode's AUROC averaged over seeds; paired differences with the two-level
-// bootstrap (classes, then episodes).
+// Splits: meta-train classes {0, 1, 2, 3}, validation {4, 5, 6} (never trained on; picks each run's
+// best epoch), held out {7, 8, 9}. Within each class the first half of its images (file order) give
+// support and training tasks, the second half the queries. Inputs standardised with the meta-train
+// images' statistics. Everything else is the library's default: Mlp::paper_head(64, 32), the
+// authors' NIW prior, the discriminative objective with its calibration fitted at theta0, SupCon
+// 0.1, Adam 1e-4 (meta_training's settings; 1e-3 before they were re-chosen by
+// meta_fashion_selection.cpp), one inner step of 5e-4, exact second order, train() with keep_best
+// and patience 10 over up to 60 epochs of 100 updates. 5 training seeds; 40 held-out episodes per
+// class and K in {1, 5}; each episode's AUROC averaged over seeds; paired differences with the
+// two-level bootstrap (classes, then episodes).
 #include <baypr/baypr.hpp>
 #include <baypr/eval/episodes.hpp>
 #include <baypr/io/npy.hpp>
