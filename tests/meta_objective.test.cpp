@@ -160,6 +160,22 @@ TEST_CASE("discriminative and ranking outer losses: values from their definition
   const Vec p = baypr::meta::anomaly_probability(s, c);
   for (Eigen::Index j = 0; j < 8; ++j)
     CHECK(near(p(j), 1.0 / (1.0 + std::exp(-(alpha * s(j) + c.beta))), 1e-10));
+  // With an anomaly rate r the odds are those at r = 0.5 times r / (1 - r) (Bayes' rule with the
+  // new prior); r = 0.5 is the default.
+  CHECK(baypr::meta::anomaly_probability(s, c, 0.5) == p);
+  for (const double rate : {0.25, 0.01, 0.9}) {
+    const Vec pr = baypr::meta::anomaly_probability(s, c, rate);
+    for (Eigen::Index j = 0; j < 8; ++j) {
+      CHECK(near((pr(j) / (1.0 - pr(j))) / (p(j) / (1.0 - p(j))), rate / (1.0 - rate), 1e-10));
+    }
+  }
+  for (const double bad : {0.0, 1.0, -0.1, 1.5, std::nan("")}) {
+    const std::string what =
+        baypr::test::message_of([&] { (void)baypr::meta::anomaly_probability(s, c, bad); });
+    CAPTURE(bad, what);
+    CHECK(baypr::test::contains(what, "baypr::meta::anomaly_probability"));
+    CHECK(baypr::test::contains(what, "anomaly_rate"));
+  }
 }
 
 TEST_CASE(

@@ -1029,11 +1029,22 @@ template <DifferentiableEmbedding E>
   return step;
 }
 
-// sigma(exp(rho) s + beta): the calibrated probability that each query is anomalous.
+// sigma(exp(rho) s + beta + log(r / (1 - r))): the calibrated probability that each query is
+// anomalous when a fraction r (anomaly_rate) of queries is. The class-balanced discriminative loss
+// calibrates to equal classes (r = 0.5, the default: sigma(exp(rho) s + beta)); another rate shifts
+// the log odds by its own, Bayes' rule with the new prior (Saerens et al., Neural Computation
+// 2002). anomaly_rate must lie in (0, 1).
 inline Eigen::VectorXd anomaly_probability(const Eigen::VectorXd& scores,
-                                           const Calibration& calibration) {
+                                           const Calibration& calibration,
+                                           double anomaly_rate = 0.5) {
+  if (!(anomaly_rate > 0.0 && anomaly_rate < 1.0)) {
+    baypr::detail::throw_invalid(
+        "baypr::meta::anomaly_probability", "anomaly_rate",
+        "must lie in (0, 1), got " + baypr::detail::format_value(anomaly_rate));
+  }
   const double alpha = calibration.alpha();
-  return scores.unaryExpr([&](double s) { return detail::sigmoid(alpha * s + calibration.beta); });
+  const double shift = calibration.beta + std::log(anomaly_rate / (1.0 - anomaly_rate));
+  return scores.unaryExpr([&](double s) { return detail::sigmoid(alpha * s + shift); });
 }
 
 // The calibration that minimises the class-balanced logistic loss (the discriminative objective
