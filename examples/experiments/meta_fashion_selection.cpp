@@ -29,7 +29,7 @@
 // Averaging is done here, around meta::train: the step sees theta after every update and the
 // validation function sees it after the epoch's last; the average starts at theta0.
 //
-// Measured (the full run, 1 min on 2 cores; gain on set B at K = 1 / K = 5, mean over seeds):
+// Measured (the full run, 1 min on one core; gain on set B at K = 1 / K = 5, mean over seeds):
 //   0 +0.044 / +0.057   1 +0.050 / +0.063   2 +0.053 / +0.060 (chosen)   3 -0.006 / +0.045
 //   4 +0.006 / +0.044   5 +0.008 / +0.044   6 +0.044 / +0.054            7 +0.005 / +0.048
 //   8 +0.047 / +0.059   9 +0.045 / +0.053
@@ -46,13 +46,14 @@
 #include <baypr/meta/mlp.hpp>
 #include <baypr/meta/trainer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <memory>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -136,7 +137,7 @@ int main(int argc, char** argv) try {
       const Eigen::VectorXd theta0 = embedding.initial_parameters(seed);
       const Eigen::VectorXd start = meta::with_calibration(
           theta0, mf::initial_calibration(embedding, theta0, sampler, prior, options, seed));
-      auto stepper = std::make_shared<meta::MetaStepper<meta::Mlp>>(embedding);
+      meta::MetaStepper<meta::Mlp> stepper(embedding);
       // The running average, the update it has seen last, and its value at each epoch's end.
       Eigen::VectorXd average = start;
       long long calls = 0, seen = 0;
@@ -160,7 +161,7 @@ int main(int argc, char** argv) try {
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
             if (calls % c.meta_batch == 0) see(joint, calls / c.meta_batch);
             ++calls;
-            return meta::calibrated_meta_step(*stepper, joint, e, prior, options);
+            return meta::calibrated_meta_step(stepper, joint, e, prior, options);
           },
           sampler,
           [&](const Eigen::VectorXd& joint) {
