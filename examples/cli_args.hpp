@@ -1,14 +1,26 @@
 // examples/cli_args.hpp: the command-line value readers shared by the meta-training examples
 // (meta_training.cpp, meta_textures.cpp). Each reads the value after argv[i], advances i, and calls
-// the program's usage(why) (which exits) on a missing or malformed value.
+// the program's usage(why) (which exits) on a missing or malformed value. integer_list splits a
+// comma-separated list for the one-off programs of examples/experiments/.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace cli {
+
+// "3,4,5" -> {3, 4, 5}; std::stoll's exceptions for an item that is not an integer.
+inline std::vector<long long> integer_list(const std::string& v) {
+  std::vector<long long> out;
+  std::stringstream in(v);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(std::stoll(item));
+  return out;
+}
 
 template <class Usage>
 class ArgReader {

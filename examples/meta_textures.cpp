@@ -405,8 +405,8 @@ int main(int argc, char** argv) try {
     training.steps_per_epoch = args.steps;
     training.meta_batch = settings.meta_batch;
     training.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
-    training.adam.lr = settings.lr;
     training.observer = meta::progress_bar();
+    // Each method's Adam step is its own argument (row (p) takes settings.prior_lr).
     const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step,
                          const Scorer& score, double lr) {
       std::cerr << "meta_textures: fold " << fold << " (held out "

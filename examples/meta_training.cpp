@@ -515,8 +515,9 @@ int main(int argc, char** argv) try {
       std::cerr << "meta_training: seed " << current_seed << ", training " << method.name << "\n";
       const auto t0 = Clock::now();
       const Scorer& score = method.score;
+      const Eigen::VectorXd start = method.start(theta0);  // --refit starts there again
       const auto result = meta::train(
-          method.start(theta0), method.make_step(), sampler,
+          start, method.make_step(), sampler,
           [&](const Eigen::VectorXd& params) {
             double sum = 0.0;
             for (const auto& e : validation) sum += mf::episode_auroc(score(params, e), e);
@@ -543,7 +544,7 @@ int main(int argc, char** argv) try {
         std::cerr << "meta_training: seed " << current_seed << ", refitting " << method.name
                   << " for " << again.epochs << " epoch(s) on classes 0-5\n";
         trained[m] = meta::train(
-                         method.start(theta0), method.make_step(), refit_sampler,
+                         start, method.make_step(), refit_sampler,
                          [](const Eigen::VectorXd&) { return 0.0; }, again)
                          .theta;
       }

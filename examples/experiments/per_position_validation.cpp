@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "../cli_args.hpp"
 #include "../fewshot_benchmark/patch_grid.hpp"
 
 namespace pg = bench::patch_grid;
@@ -115,14 +116,6 @@ std::vector<Variant> variants() {
   return out;
 }
 
-std::vector<long long> parse_list(const std::string& v) {
-  std::vector<long long> out;
-  std::stringstream ss(v);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -136,7 +129,7 @@ int main(int argc, char** argv) try {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--classes") {
       classes.clear();
-      for (const long long c : parse_list(value)) classes.push_back(static_cast<int>(c));
+      for (const long long c : cli::integer_list(value)) classes.push_back(static_cast<int>(c));
     } else if (flag == "--episodes") {
       episodes = std::stoi(value);
     } else if (flag == "--seed") {
@@ -144,7 +137,7 @@ int main(int argc, char** argv) try {
     } else if (flag == "--threads") {
       threads = std::stoi(value);
     } else if (flag == "--only") {
-      only = parse_list(value);
+      only = cli::integer_list(value);
     } else if (flag == "--data") {
       dir = value;
     } else {
