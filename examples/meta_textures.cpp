@@ -6,7 +6,7 @@
 //   meta_textures [--quick] [--out DIR] [--folds all|0,1,..] [--epochs N] [--steps S]
 //                 [--episodes E] [--seed S] [--lr A] [--inner-lr B] [--meta-batch M]
 //                 [--order first|second] [--supcon W] [--train-patterns N] [--tune]
-//                 [--prior-lr C] [--patterns DIR]
+//                 [--prior-lr C] [--prior-only] [--patterns DIR]
 //
 // Data (examples/meta_textures_data.hpp): the eligible GIMP patterns (Debian gimp-data /
 // gimp-data-extras) by the texture benchmark's rule. Held-out patterns: the benchmark's 4 default
@@ -54,6 +54,13 @@
 // mean over K of the all-folds means (rule fixed before those runs): 0.851 / 0.868 (1e-3, the
 // earlier runs' step), 0.877 / 0.871 (1e-2), 0.881 / 0.871 (3e-2, chosen) at K = 1 / 5, against
 // 0.862 / 0.869 for row (r) on the same validation episodes.
+// Row (p) as it stands learns one prior per K on tasks shaped as that K's evaluation episodes (K
+// crops, all 225 patches of each as the support, the same queries; validated on such tasks), and
+// row (p') is the earlier (p), learned on the shared 160-patch tasks. Why: a prior's best strength
+// depends on the support size it meets (nu0 against n), and the shared tasks' 160 patches are
+// near K = 1's 225 but far from K = 5's 1125. Its step is chosen again on validation (--tune
+// --prior-only) among {1e-3, 1e-2, 3e-2} by the rule above, now for row (p).
+// --prior-only trains only rows (p') and (p) (the embedding rows score their start), for tuning.
 // Runtime (one core, Release): default ~5 min, --quick ~80 s (4 folds each), smoke config ~3 s.
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta_textures.md and
 // DIR/meta_textures.csv.
@@ -108,7 +115,8 @@ struct Args {
   int steps = 50;
   int episodes = 10;  // per held-out pattern and K
   bool quick = false, tune = false;
-  int train_patterns = 0;  // 0: every eligible pattern not held out or validating
+  bool prior_only = false;  // train only the prior rows (the embedding rows keep their start)
+  int train_patterns = 0;   // 0: every eligible pattern not held out or validating
   bool epochs_set = false, steps_set = false, episodes_set = false;
   std::vector<int> folds = {0, 1, 2, 3};
   std::uint64_t seed = 2026;
@@ -124,7 +132,7 @@ struct Args {
          "S]\n"
       << "                     [--episodes E] [--seed S] [--lr A] [--inner-lr B] [--meta-batch M]\n"
       << "                     [--order first|second] [--supcon W] [--train-patterns N] [--tune]\n"
-      << "                     [--prior-lr C] [--patterns DIR]\n"
+      << "                     [--prior-lr C] [--prior-only] [--patterns DIR]\n"
       << "  folds: 0 cut_paste, 1 scratch, 2 blotch, 3 hole (the held-out defect type)\n";
   std::exit(2);
 }
@@ -150,6 +158,8 @@ Args parse(int argc, char** argv) {
       a.quick = true;
     } else if (arg == "--tune") {
       a.tune = true;
+    } else if (arg == "--prior-only") {
+      a.prior_only = true;
     } else if (arg == "--out") {
       a.out = value(i);
     } else if (arg == "--folds") {
@@ -253,6 +263,9 @@ struct Row {
   std::vector<const Eigen::VectorXd*> theta;  // size 1 (shared) or one per evaluated fold
   // [fold][K index] -> per-episode values, episodes in (pattern, episode) order
   std::vector<std::vector<std::vector<double>>> image, pixel;
+  // When not empty, [K index] -> one per evaluated fold: parameters trained for that K, in place of
+  // theta.
+  std::vector<std::vector<const Eigen::VectorXd*>> theta_at_shots = {};
 };
 
 // Image and pixel AUROC of the queries whose type passes `keep` (normal queries always kept).
@@ -376,7 +389,9 @@ int main(int argc, char** argv) try {
 
   // Per-fold training.
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-  std::vector<Trained> trained;  // fold-major: BayPrAnoMeta, Proto-MAML, MAML, learned prior
+  // fold-major: BayPrAnoMeta, Proto-MAML, MAML, learned prior on the shared tasks (p'), learned
+  // prior on tasks shaped as the evaluation at each K (p)
+  std::vector<Trained> trained;
   const mt::PatchTaskShape shape;
   for (std::size_t fi = 0; fi < n_folds; ++fi) {
     const int fold = args.folds[fi];
@@ -391,13 +406,14 @@ int main(int argc, char** argv) try {
         baypr::derive_seed(args.seed, {0x76616cULL, static_cast<std::uint64_t>(fold)}));
     for (int v = 0; v < validation_tasks; ++v)
       validation.push_back(validation_sampler.sample(vrng));
-    const auto validate_with = [&validation](const Scorer& score) {
-      return [&validation, score](const Eigen::VectorXd& theta) {
+    const auto validate_with = [](const std::vector<meta::MetaEpisode>& tasks,
+                                  const Scorer& score) {
+      return [&tasks, score](const Eigen::VectorXd& theta) {
         double sum = 0.0;
-        for (const auto& e : validation) {
+        for (const auto& e : tasks) {
           sum += baypr::auroc(score(theta, e.support, e.queries), e.labels);
         }
-        return sum / static_cast<double>(validation.size());
+        return sum / static_cast<double>(tasks.size());
       };
     };
     meta::TrainerOptions training;
@@ -406,9 +422,13 @@ int main(int argc, char** argv) try {
     training.meta_batch = settings.meta_batch;
     training.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
     training.observer = meta::progress_bar();
-    // Each method's Adam step is its own argument (row (p) takes settings.prior_lr).
-    const auto run = [&](const char* name, const Eigen::VectorXd& start, auto step,
-                         const Scorer& score, double lr) {
+    // Each method's Adam step is its own argument (the prior rows take settings.prior_lr). Tasks and
+    // validation tasks are the shared ones unless given; --prior-only skips the embedding rows'
+    // training (0 epochs: they keep their start).
+    const auto run = [&](const std::string& name, const Eigen::VectorXd& start, auto step,
+                         const Scorer& score, double lr, bool embedding_row,
+                         const mt::PatchTaskSampler* tasks = nullptr,
+                         const std::vector<meta::MetaEpisode>* validation_tasks_of = nullptr) {
       std::cerr << "meta_textures: fold " << fold << " (held out "
                 << baypr::defect_name(types[static_cast<std::size_t>(fold)]) << "): training "
                 << name << "\n";
@@ -418,7 +438,11 @@ int main(int argc, char** argv) try {
       t.name = name;
       meta::TrainerOptions o = training;
       o.adam.lr = lr;
-      t.result = meta::train(start, step, sampler, validate_with(score), o);
+      if (embedding_row && args.prior_only) o.epochs = 0;
+      t.result = meta::train(
+          start, step, tasks != nullptr ? *tasks : sampler,
+          validate_with(validation_tasks_of != nullptr ? *validation_tasks_of : validation, score),
+          o);
       t.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       trained.push_back(std::move(t));
     };
@@ -441,7 +465,7 @@ int main(int argc, char** argv) try {
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
             return meta::calibrated_meta_step(stepper, joint, e, prior, options);
           },
-          bayes_calibrated, settings.lr);
+          bayes_calibrated, settings.lr, true);
     }
     meta::MetaStepper<meta::Mlp, meta::ProtoMaml> proto_stepper(embedding);
     run(
@@ -449,21 +473,24 @@ int main(int argc, char** argv) try {
         [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
           return proto_stepper.step(theta, e, prior, options);
         },
-        proto_adapted, settings.lr);
+        proto_adapted, settings.lr, true);
     meta::MetaStepper<meta::Mlp, meta::Maml> maml_stepper(embedding);
     run(
         "MAML", maml0,
         [&](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
           return maml_stepper.step(params, e, prior, options);
         },
-        maml_adapted, settings.lr);
-    {
-      std::mt19937_64 crng(
-          baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
+        maml_adapted, settings.lr, true);
+    // The learned prior on the fixed descriptors, from NIW(0, 0.01, d + 2, I) and a calibration
+    // fitted on 32 tasks of `tasks` drawn with `calibration_seed`.
+    const auto learn_prior = [&](const std::string& name, const mt::PatchTaskSampler& tasks,
+                                 const std::vector<meta::MetaEpisode>& tasks_validation,
+                                 std::uint64_t calibration_seed) {
+      std::mt19937_64 crng(calibration_seed);
       std::vector<double> scores;
       std::vector<int> labels;
       for (int i = 0; i < 32; ++i) {
-        const meta::MetaEpisode e = sampler.sample(crng);
+        const meta::MetaEpisode e = tasks.sample(crng);
         baypr::BayesianScorerOptions o;
         o.prior = descriptor_prior;
         baypr::BayesianScorer scorer(o);
@@ -473,17 +500,37 @@ int main(int argc, char** argv) try {
       }
       const meta::Calibration start = meta::fit_calibration(as_vector(scores), as_labels(labels));
       run(
-          "learned prior (fixed descriptors)",
-          meta::prior_joint_parameters(descriptor_prior, start),
+          name, meta::prior_joint_parameters(descriptor_prior, start),
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
             return meta::learned_prior_step(e.support, e.queries, e.labels, joint, discriminative);
           },
-          learned_prior_bayes, settings.prior_lr);
+          learned_prior_bayes, settings.prior_lr, false, &tasks, &tasks_validation);
+    };
+    learn_prior("learned prior (fixed descriptors), shared tasks", sampler, validation,
+                baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
+    // Row (p): one prior per K, learned on tasks shaped as that K's evaluation episodes (K normal
+    // crops, all 225 patches of each as the support; the same queries), validated on such tasks.
+    for (const Eigen::Index k : eval_shots) {
+      mt::PatchTaskShape evaluation_shape = shape;
+      evaluation_shape.shots = k;
+      evaluation_shape.support_patches = mt::grid().count();
+      const mt::PatchTaskSampler shaped(split.train, train_types, evaluation_shape);
+      const mt::PatchTaskSampler shaped_validation(split.validation, train_types, evaluation_shape);
+      std::vector<meta::MetaEpisode> shaped_tasks;
+      std::mt19937_64 krng(baypr::derive_seed(
+          args.seed,
+          {0x76616cULL, static_cast<std::uint64_t>(fold), static_cast<std::uint64_t>(k)}));
+      for (int v = 0; v < validation_tasks; ++v)
+        shaped_tasks.push_back(shaped_validation.sample(krng));
+      learn_prior("learned prior (fixed descriptors), K = " + std::to_string(k) + " tasks", shaped,
+                  shaped_tasks,
+                  baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold),
+                                                 static_cast<std::uint64_t>(k)}));
     }
   }
   const double train_seconds =
       std::chrono::duration<double>(Clock::now() - t_start).count() - load_seconds;
-  constexpr std::size_t methods_per_fold = 4;
+  constexpr std::size_t methods_per_fold = 6;
   const auto per_fold = [&](std::size_t method) {
     std::vector<const Eigen::VectorXd*> v;
     for (std::size_t fi = 0; fi < n_folds; ++fi)
@@ -520,12 +567,21 @@ int main(int argc, char** argv) try {
        per_fold(0),
        {},
        {}},
-      {"p",
-       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative)",
+      {"p'",
+       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative) on "
+       "the shared tasks",
        learned_prior_bayes,
        per_fold(3),
        {},
        {}},
+      {"p",
+       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative) on "
+       "tasks shaped as the evaluation, one per K",
+       learned_prior_bayes,
+       per_fold(4),
+       {},
+       {},
+       {per_fold(4), per_fold(5)}},
   };
   constexpr std::size_t ref_r = 0, ref_a = 1, ref_b = 3;
   for (auto& row : rows) {
@@ -543,11 +599,12 @@ int main(int argc, char** argv) try {
         const mt::ImageEpisode ep =
             mt::image_episode(eval_patterns, c, eval_shots[ki], e, args.seed);
         for (auto& row : rows) {
+          const auto& theta = row.theta_at_shots.empty() ? row.theta : row.theta_at_shots[ki];
           Eigen::VectorXd shared;
-          if (row.theta.size() == 1) shared = row.score(*row.theta[0], ep.support, ep.queries);
+          if (theta.size() == 1) shared = row.score(*theta[0], ep.support, ep.queries);
           for (std::size_t fi = 0; fi < n_folds; ++fi) {
             const Eigen::VectorXd s =
-                row.theta.size() == 1 ? shared : row.score(*row.theta[fi], ep.support, ep.queries);
+                theta.size() == 1 ? shared : row.score(*theta[fi], ep.support, ep.queries);
             const int fold = args.folds[fi];
             const auto [image, pixel] = args.tune
                                             ? aurocs(s, ep, [fold](int t) { return t != fold; })
@@ -588,6 +645,9 @@ int main(int argc, char** argv) try {
      << (args.tune ? "**Tuning run (--tune): validation patterns, the folds' *training* defect "
                      "types; not a result.**\n\n"
                    : std::string())
+     << (args.prior_only ? "**--prior-only: rows (b)-(e) were not trained (they score the "
+                           "start).**\n\n"
+                         : std::string())
      << "Run: " << (args.quick ? "`--quick`" : "default")
      << ", folds (held-out defect type): " << fold_names << "; " << args.epochs << " epoch(s) x "
      << args.steps << " updates x " << settings.meta_batch << " tasks per fold and method; "
@@ -606,11 +666,12 @@ int main(int argc, char** argv) try {
      << args.seed
      << ") for every row and fold (MAML: plus a zero linear head). Prior NIW(0, 0.01, d + 2, I); "
         "anomaly model "
-        "t(0, 100 I, 2). Training tasks: 5 normal crops x 32 support patches; queries 48 normal "
+        "t(0, 100 I, 2). Training tasks: 5 normal crops x 32 support patches (row (p): K crops x "
+        "all 225 patches, the evaluation's support, one prior per K); queries 48 normal "
         "patches + up to 16 "
         "defect patches of the fold's three training types; Adam lr "
-     << settings.lr << " (row (p): " << settings.prior_lr << "), inner SGD " << settings.inner_steps
-     << " step of " << settings.inner_lr << ", "
+     << settings.lr << " (rows (p'), (p): " << settings.prior_lr << "), inner SGD "
+     << settings.inner_steps << " step of " << settings.inner_lr << ", "
      << (settings.order == meta::MetaGradient::second_order ? "exact second-order" : "first-order")
      << " meta-gradients, SupCon " << settings.supcon << " (BayPrAnoMeta only).\n\n"
      << "Evaluation: the texture benchmark's episodes (K normal support crops, all their patches), "
@@ -684,8 +745,14 @@ int main(int argc, char** argv) try {
   md << "\n|---|";
   for (std::size_t i = 0; i < 2 * eval_shots.size(); ++i) md << "---|";
   md << "\n";
-  for (const auto& [r, ref] : std::vector<std::pair<std::size_t, std::size_t>>{
-           {ref_b, ref_a}, {ref_b, ref_r}, {ref_b, 4}, {ref_b, 5}, {6, 2}, {7, ref_r}}) {
+  for (const auto& [r, ref] : std::vector<std::pair<std::size_t, std::size_t>>{{ref_b, ref_a},
+                                                                               {ref_b, ref_r},
+                                                                               {ref_b, 4},
+                                                                               {ref_b, 5},
+                                                                               {6, 2},
+                                                                               {8, ref_r},
+                                                                               {7, ref_r},
+                                                                               {8, 7}}) {
     md << "| (" << rows[r].id << ") - (" << rows[ref].id << ") |";
     for (std::size_t ki = 0; ki < eval_shots.size(); ++ki) {
       for (const bool image : {true, false}) {
@@ -714,19 +781,23 @@ int main(int argc, char** argv) try {
        << fixed(t.result.initial_validation) << " -> " << fixed(best) << " -> "
        << (h.empty() ? std::string("-") : fixed(h.back().validation)) << " |\n";
   }
-  md << "\nRow (p)'s learned prior, the parameters evaluated (start: kappa0 0.01, nu0 d + 2 = "
+  md << "\nThe learned priors of rows (p') and (p), the parameters evaluated (start: kappa0 0.01, "
+        "nu0 d + 2 = "
      << descriptor_dim + 2
-     << ", Psi0 = I, mu0 = 0):\n\n| fold (held out) | kappa0 | nu0 | "
-        "Psi0 diagonal: geometric mean [min, max] | mu0 RMS |\n|---|---|---|---|---|\n";
+     << ", Psi0 = I, mu0 = 0):\n\n| fold (held out) | row, tasks | kappa0 | nu0 | "
+        "Psi0 diagonal: geometric mean [min, max] | mu0 RMS |\n|---|---|---|---|---|---|\n";
   for (std::size_t fi = 0; fi < n_folds; ++fi) {
-    const Trained& t = trained[methods_per_fold * fi + 3];
-    const auto learned = meta::split_prior_joint(t.result.theta).first;
-    const Eigen::ArrayXd psi = learned.scatter().diagonal().array();
-    md << "| " << baypr::defect_name(types[static_cast<std::size_t>(t.fold)]) << " | "
-       << fixed(learned.kappa(), 4) << " | " << fixed(learned.nu(), 1) << " | "
-       << fixed(std::exp(psi.log().mean())) << " [" << fixed(psi.minCoeff()) << ", "
-       << fixed(psi.maxCoeff()) << "] | "
-       << fixed(learned.mean().norm() / std::sqrt(static_cast<double>(learned.dim()))) << " |\n";
+    for (std::size_t m = 3; m < methods_per_fold; ++m) {
+      const Trained& t = trained[methods_per_fold * fi + m];
+      const auto learned = meta::split_prior_joint(t.result.theta).first;
+      const Eigen::ArrayXd psi = learned.scatter().diagonal().array();
+      md << "| " << baypr::defect_name(types[static_cast<std::size_t>(t.fold)]) << " | "
+         << (m == 3 ? std::string("(p'), shared") : "(p), K = " + std::to_string(eval_shots[m - 4]))
+         << " | " << fixed(learned.kappa(), 4) << " | " << fixed(learned.nu(), 1) << " | "
+         << fixed(std::exp(psi.log().mean())) << " [" << fixed(psi.minCoeff()) << ", "
+         << fixed(psi.maxCoeff()) << "] | "
+         << fixed(learned.mean().norm() / std::sqrt(static_cast<double>(learned.dim()))) << " |\n";
+    }
   }
   md << "\ntrain() returns the best-validation parameters (the start included), and those are "
         "evaluated. Outer losses are not comparable across "
