@@ -239,8 +239,9 @@ struct Method {
   Scorer score;
   bool calibrated = false;  // params = [theta; rho; beta] (or [prior coordinates; rho; beta])
   bool learned_anomaly = false;
-  bool prior_only =
-      false;  // params = [prior coordinates; rho; beta], the embedding frozen at theta_0
+  // Not null: params = [prior coordinates; rho; beta], the embedding frozen at *frozen (set per
+  // seed before this method trains).
+  const Eigen::VectorXd* frozen = nullptr;
 };
 
 struct Trained {
@@ -311,6 +312,8 @@ int main(int argc, char** argv) try {
 
   std::uint64_t current_seed = args.seed;  // the seed of the method being trained
   Eigen::VectorXd current_theta0;          // and its initial parameters
+  Eigen::VectorXd current_b;  // the default's (methods[0]'s) trained embedding parameters
+  meta::Calibration default_calibration;  // and its learned calibration
 
   const auto with_objective = [&](meta::Objective objective) {
     meta::MetaOptions o = options;
@@ -390,35 +393,45 @@ int main(int argc, char** argv) try {
   };
   methods.push_back(baseline_method(meta::ProtoMaml{}, "proto_maml", "Proto-MAML"));
   methods.push_back(baseline_method(meta::Maml{}, "maml", "MAML"));
-  {
-    // The ablation "prior + calibration with theta frozen": MetaQDA's learned prior under the
-    // discriminative loss, on the untrained embedding's features, no inner steps.
+  // The ablation "prior + calibration with theta frozen": MetaQDA's learned prior under the
+  // discriminative loss on the features of a frozen embedding, no inner steps, from the default
+  // prior and the calibration `start_calibration` gives.
+  const auto prior_method = [&](std::string tag, std::string name, const Eigen::VectorXd& frozen,
+                                std::function<meta::Calibration()> start_calibration) {
     Method m;
-    m.tag = "learned_prior";
-    m.name = "untrained embedding, prior and calibration learned (discriminative)";
+    m.tag = std::move(tag);
+    m.name = std::move(name);
     m.calibrated = true;
-    m.prior_only = true;
-    m.start = [&](const Eigen::VectorXd& theta0) {
-      return meta::prior_joint_parameters(
-          prior,
-          mf::initial_calibration(embedding, theta0, sampler, prior, no_adaptation, current_seed));
+    m.frozen = &frozen;
+    m.start = [&prior, start_calibration](const Eigen::VectorXd&) {
+      return meta::prior_joint_parameters(prior, start_calibration());
     };
-    m.make_step = [&embedding, &current_theta0,
+    m.make_step = [&embedding, &frozen,
                    o = with_objective(meta::Objective::discriminative)]() -> Step {
-      return [&embedding, &current_theta0, o](const Eigen::VectorXd& joint,
-                                              const meta::MetaEpisode& e) {
-        return meta::learned_prior_step(embedding.forward(current_theta0, e.support),
-                                        embedding.forward(current_theta0, e.queries), e.labels,
-                                        joint, o);
+      return [&embedding, &frozen, o](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
+        return meta::learned_prior_step(embedding.forward(frozen, e.support),
+                                        embedding.forward(frozen, e.queries), e.labels, joint, o);
       };
     };
-    m.score = [&embedding, &current_theta0, &no_adaptation](const Eigen::VectorXd& joint,
-                                                            const meta::MetaEpisode& e) {
+    m.score = [&embedding, &frozen, &no_adaptation](const Eigen::VectorXd& joint,
+                                                    const meta::MetaEpisode& e) {
       const auto learned = meta::split_prior_joint(joint).first;
-      return meta::scores(embedding, current_theta0, e.support, e.queries, learned, no_adaptation);
+      return meta::scores(embedding, frozen, e.support, e.queries, learned, no_adaptation);
     };
-    methods.push_back(std::move(m));
-  }
+    return m;
+  };
+  // On the untrained embedding, the calibration's start fitted at theta_0.
+  methods.push_back(prior_method(
+      "learned_prior", "untrained embedding, prior and calibration learned (discriminative)",
+      current_theta0, [&] {
+        return mf::initial_calibration(embedding, current_theta0, sampler, prior, no_adaptation,
+                                       current_seed);
+      }));
+  // The full rung in two stages: the default's trained embedding frozen, then its prior learned
+  // with the calibration, from the calibration the default learned.
+  methods.push_back(prior_method(
+      "learned_prior_b", "(b)'s embedding, then prior and calibration learned (theta frozen)",
+      current_b, [&] { return default_calibration; }));
 
   // Rows: the untrained references, then each trained method, then PatchCore on the default's
   // trained embedding. auroc[row][k] = per-episode AUROC (episodes of shot k), summed over seeds.
@@ -435,7 +448,7 @@ int main(int argc, char** argv) try {
       {"a'", "untrained + prototype distance", baseline(meta::ProtoMaml{}, no_adaptation), -1, {}},
       {"a''", "untrained + PatchCore (coreset 100%)", patchcore(false), -1, {}},
   };
-  const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml", "lp"};
+  const char* ids[] = {"b", "gen", "rank", "la", "proto", "maml", "lp", "b+lp"};
   for (std::size_t m = 0; m < methods.size(); ++m) {
     rows.push_back({ids[m],
                     methods[m].name,
@@ -549,7 +562,8 @@ int main(int argc, char** argv) try {
                          .theta;
       }
       s.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-      s.gamma_rms += gamma_rms(method.prior_only ? theta0 : trained[m]);
+      s.gamma_rms += gamma_rms(method.frozen != nullptr ? *method.frozen : trained[m]);
+      if (m == 0) std::tie(current_b, default_calibration) = meta::split_calibration(trained[0]);
       if (method.learned_anomaly)
         s.learned.push_back(meta::split_joint_parameters(trained[m]).second);
       if (method.calibrated) s.calibrations.push_back(meta::split_calibration(trained[m]).second);
