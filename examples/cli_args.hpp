@@ -1,14 +1,17 @@
 // examples/cli_args.hpp: the command-line value readers shared by the meta-training examples
 // (meta_training.cpp, meta_textures.cpp). Each reads the value after argv[i], advances i, and calls
 // the program's usage(why) (which exits) on a missing or malformed value. integer_list splits a
-// comma-separated list for the one-off programs of examples/experiments/.
+// comma-separated list, and experiment_args reads the arguments of the Fashion-MNIST programs of
+// examples/experiments/.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cli {
@@ -20,6 +23,37 @@ inline std::vector<long long> integer_list(const std::string& v) {
   std::string item;
   while (std::getline(in, item, ',')) out.push_back(std::stoll(item));
   return out;
+}
+
+// The Fashion-MNIST experiments' arguments: --<list_flag> a,b,.. (a list of integers), --seeds N,
+// --episodes E (per class), --data DIR; std::invalid_argument for anything else.
+struct ExperimentArgs {
+  std::vector<long long> list;
+  int seeds = 5;
+  int per_class = 0;
+  std::string data;
+};
+
+inline ExperimentArgs experiment_args(int argc, char** argv, const std::string& list_flag,
+                                      ExperimentArgs defaults) {
+  ExperimentArgs a = std::move(defaults);
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag);
+    const std::string v = argv[i + 1];
+    if (flag == list_flag) {
+      a.list = integer_list(v);
+    } else if (flag == "--seeds") {
+      a.seeds = std::stoi(v);
+    } else if (flag == "--episodes") {
+      a.per_class = std::stoi(v);
+    } else if (flag == "--data") {
+      a.data = v;
+    } else {
+      throw std::invalid_argument("unknown argument " + flag);
+    }
+  }
+  return a;
 }
 
 template <class Usage>

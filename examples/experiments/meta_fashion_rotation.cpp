@@ -103,23 +103,11 @@ std::vector<double> minus(const std::vector<double>& a, const std::vector<double
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::vector<long long> splits;
-  int seeds = 5, per_class = 50;
-  std::string dir = mf::default_data_dir;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--splits") {
-      splits = cli::integer_list(v);
-    } else if (a == "--seeds") {
-      seeds = std::stoi(v);
-    } else if (a == "--episodes") {
-      per_class = std::stoi(v);
-    } else if (a == "--data") {
-      dir = v;
-    } else {
-      throw std::invalid_argument("unknown argument " + a);
-    }
-  }
+  const cli::ExperimentArgs args =
+      cli::experiment_args(argc, argv, "--splits", {{}, 5, 50, mf::default_data_dir});
+  std::vector<long long> splits = args.list;
+  const int seeds = args.seeds, per_class = args.per_class;
+  const std::string& dir = args.data;
   if (splits.empty()) {
     for (int r = 0; r < 10; ++r) splits.push_back(r);
   }

@@ -78,23 +78,11 @@ const std::vector<Config> configs = {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::vector<long long> only;
-  int seeds = 5, per_class = 40;
-  std::string dir = mf::default_data_dir;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--only") {
-      only = cli::integer_list(v);
-    } else if (a == "--seeds") {
-      seeds = std::stoi(v);
-    } else if (a == "--episodes") {
-      per_class = std::stoi(v);
-    } else if (a == "--data") {
-      dir = v;
-    } else {
-      throw std::invalid_argument("unknown argument " + a);
-    }
-  }
+  const cli::ExperimentArgs args =
+      cli::experiment_args(argc, argv, "--only", {{}, 5, 40, mf::default_data_dir});
+  std::vector<long long> only = args.list;
+  const int seeds = args.seeds, per_class = args.per_class;
+  const std::string& dir = args.data;
   if (only.empty()) {
     for (std::size_t c = 0; c < configs.size(); ++c) only.push_back(static_cast<long long>(c));
   }
