@@ -6,7 +6,7 @@
 //   meta_textures [--quick] [--out DIR] [--folds all|0,1,..] [--epochs N] [--steps S]
 //                 [--episodes E] [--seed S] [--lr A] [--inner-lr B] [--meta-batch M]
 //                 [--order first|second] [--supcon W] [--train-patterns N] [--tune]
-//                 [--prior-lr C] [--prior-only] [--patterns DIR]
+//                 [--prior-lr C] [--prior-only] [--shaped-prior] [--patterns DIR]
 //
 // Data (examples/meta_textures_data.hpp): the eligible GIMP patterns (Debian gimp-data /
 // gimp-data-extras) by the texture benchmark's rule. Held-out patterns: the benchmark's 4 default
@@ -54,15 +54,17 @@
 // mean over K of the all-folds means (rule fixed before those runs): 0.851 / 0.868 (1e-3, the
 // earlier runs' step), 0.877 / 0.871 (1e-2), 0.881 / 0.871 (3e-2, chosen) at K = 1 / 5, against
 // 0.862 / 0.869 for row (r) on the same validation episodes.
-// Row (p) as it stands learns one prior per K on tasks shaped as that K's evaluation episodes (K
-// crops, all 225 patches of each as the support, the same queries; validated on such tasks), and
-// row (p') is the earlier (p), learned on the shared 160-patch tasks. Why: a prior's best strength
-// depends on the support size it meets (nu0 against n), and the shared tasks' 160 patches are
-// near K = 1's 225 but far from K = 5's 1125. Its step was chosen again on validation (--tune
-// --prior-only) among {1e-3, 1e-2, 3e-2} by the rule above, now for row (p): 0.850 / 0.868,
-// 0.875 / 0.873, 0.879 / 0.875 (3e-2 again) at K = 1 / 5, against (p') 0.881 / 0.871 and (r)
-// 0.862 / 0.869 on the same validation episodes.
-// --prior-only trains only rows (p') and (p) (the embedding rows score their start), for tuning.
+// --shaped-prior adds row (p*): one prior per K, learned on tasks shaped as that K's evaluation
+// episodes (K crops, all 225 patches of each as the support, the same queries; validated on such
+// tasks). Why it was tried: a prior's best strength depends on the support size it meets (nu0
+// against n), and the shared tasks' 160 patches are near K = 1's 225 but far from K = 5's 1125.
+// Its step was chosen on validation (--tune --prior-only --shaped-prior) among {1e-3, 1e-2, 3e-2}
+// by the rule above: 0.850 / 0.868, 0.875 / 0.873, 0.879 / 0.875 (3e-2) at K = 1 / 5, against
+// (p) 0.881 / 0.871 and (r) 0.862 / 0.869. Held out, run once: (p*) - (r) +0.026 [+0.008, +0.045]
+// / +0.003 [-0.005, +0.011], (p*) - (p) -0.007 [-0.015, +0.002] / -0.001 [-0.005, +0.004] image
+// AUROC. It learns a much stronger prior for K = 5 (nu0 1063-2181, Psi0's diagonal within [0.018,
+// 2.8]) and gains nothing: not the default (it adds about 50 s to --quick, 3.5 min to a full run).
+// --prior-only trains only the prior rows (the embedding rows score their start), for tuning.
 // Runtime (one core, Release): default ~5 min, --quick ~80 s (4 folds each), smoke config ~3 s.
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta_textures.md and
 // DIR/meta_textures.csv.
@@ -120,8 +122,9 @@ struct Args {
   int steps = 50;
   int episodes = 10;  // per held-out pattern and K
   bool quick = false, tune = false;
-  bool prior_only = false;  // train only the prior rows (the embedding rows keep their start)
-  int train_patterns = 0;   // 0: every eligible pattern not held out or validating
+  bool prior_only = false;    // train only the prior rows (the embedding rows keep their start)
+  bool shaped_prior = false;  // add row (p*): a prior per K on evaluation-shaped tasks
+  int train_patterns = 0;     // 0: every eligible pattern not held out or validating
   bool epochs_set = false, steps_set = false, episodes_set = false;
   std::vector<int> folds = {0, 1, 2, 3};
   std::uint64_t seed = 2026;
@@ -137,7 +140,7 @@ struct Args {
          "S]\n"
       << "                     [--episodes E] [--seed S] [--lr A] [--inner-lr B] [--meta-batch M]\n"
       << "                     [--order first|second] [--supcon W] [--train-patterns N] [--tune]\n"
-      << "                     [--prior-lr C] [--prior-only] [--patterns DIR]\n"
+      << "                     [--prior-lr C] [--prior-only] [--shaped-prior] [--patterns DIR]\n"
       << "  folds: 0 cut_paste, 1 scratch, 2 blotch, 3 hole (the held-out defect type)\n";
   std::exit(2);
 }
@@ -165,6 +168,8 @@ Args parse(int argc, char** argv) {
       a.tune = true;
     } else if (arg == "--prior-only") {
       a.prior_only = true;
+    } else if (arg == "--shaped-prior") {
+      a.shaped_prior = true;
     } else if (arg == "--out") {
       a.out = value(i);
     } else if (arg == "--folds") {
@@ -402,8 +407,8 @@ int main(int argc, char** argv) try {
 
   // Per-fold training.
   const double load_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-  // fold-major: BayPrAnoMeta, Proto-MAML, MAML, learned prior on the shared tasks (p'), learned
-  // prior on tasks shaped as the evaluation at each K (p)
+  // fold-major: BayPrAnoMeta, Proto-MAML, MAML, learned prior (p), and with --shaped-prior the
+  // learned priors of (p*), one per K
   std::vector<Trained> trained;
   const mt::PatchTaskShape shape;
   for (std::size_t fi = 0; fi < n_folds; ++fi) {
@@ -519,11 +524,11 @@ int main(int argc, char** argv) try {
           },
           learned_prior_bayes, settings.prior_lr, false, &tasks, &tasks_validation);
     };
-    learn_prior("learned prior (fixed descriptors), shared tasks", sampler, validation,
+    learn_prior("learned prior (fixed descriptors)", sampler, validation,
                 baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
-    // Row (p): one prior per K, learned on tasks shaped as that K's evaluation episodes (K normal
+    // Row (p*): one prior per K, learned on tasks shaped as that K's evaluation episodes (K normal
     // crops, all 225 patches of each as the support; the same queries), validated on such tasks.
-    for (const Eigen::Index k : eval_shots) {
+    for (const Eigen::Index k : args.shaped_prior ? eval_shots : std::vector<Eigen::Index>{}) {
       mt::PatchTaskShape evaluation_shape = shape;
       evaluation_shape.shots = k;
       evaluation_shape.support_patches = mt::grid().count();
@@ -543,7 +548,7 @@ int main(int argc, char** argv) try {
   }
   const double train_seconds =
       std::chrono::duration<double>(Clock::now() - t_start).count() - load_seconds;
-  constexpr std::size_t methods_per_fold = 6;
+  const std::size_t methods_per_fold = args.shaped_prior ? 6 : 4;
   const auto per_fold = [&](std::size_t method) {
     std::vector<const Eigen::VectorXd*> v;
     for (std::size_t fi = 0; fi < n_folds; ++fi)
@@ -580,22 +585,22 @@ int main(int argc, char** argv) try {
        per_fold(0),
        {},
        {}},
-      {"p'",
-       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative) on "
-       "the shared tasks",
+      {"p",
+       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative)",
        learned_prior_bayes,
        per_fold(3),
        {},
        {}},
-      {"p",
-       "fixed 128-d descriptors + Bayesian llr, prior and calibration learned (discriminative) on "
-       "tasks shaped as the evaluation, one per K",
-       learned_prior_bayes,
-       per_fold(4),
-       {},
-       {},
-       {per_fold(4), per_fold(5)}},
   };
+  if (args.shaped_prior) {
+    rows.push_back({"p*",
+                    "the same, one prior per K learned on tasks shaped as that K's evaluation",
+                    learned_prior_bayes,
+                    per_fold(4),
+                    {},
+                    {},
+                    {per_fold(4), per_fold(5)}});
+  }
   constexpr std::size_t ref_r = 0, ref_a = 1, ref_b = 3;
   for (auto& row : rows) {
     row.image.assign(n_folds, std::vector<std::vector<double>>(eval_shots.size()));
@@ -679,11 +684,13 @@ int main(int argc, char** argv) try {
      << args.seed
      << ") for every row and fold (MAML: plus a zero linear head). Prior NIW(0, 0.01, d + 2, I); "
         "anomaly model "
-        "t(0, 100 I, 2). Training tasks: 5 normal crops x 32 support patches (row (p): K crops x "
-        "all 225 patches, the evaluation's support, one prior per K); queries 48 normal "
-        "patches + up to 16 "
-        "defect patches of the fold's three training types; Adam lr "
-     << settings.lr << " (rows (p'), (p): " << settings.prior_lr << "), inner SGD "
+        "t(0, 100 I, 2). Training tasks: 5 normal crops x 32 support patches"
+     << (args.shaped_prior ? " (row (p*): K crops x all 225 patches, the evaluation's support, one "
+                             "prior per K)"
+                           : "")
+     << "; queries 48 normal patches + up to 16 defect patches of the fold's three training types; "
+        "Adam lr "
+     << settings.lr << " (prior rows: " << settings.prior_lr << "), inner SGD "
      << settings.inner_steps << " step of " << settings.inner_lr << ", "
      << (settings.order == meta::MetaGradient::second_order ? "exact second-order" : "first-order")
      << " meta-gradients, SupCon " << settings.supcon << " (BayPrAnoMeta only).\n\n"
@@ -758,14 +765,13 @@ int main(int argc, char** argv) try {
   md << "\n|---|";
   for (std::size_t i = 0; i < 2 * eval_shots.size(); ++i) md << "---|";
   md << "\n";
-  for (const auto& [r, ref] : std::vector<std::pair<std::size_t, std::size_t>>{{ref_b, ref_a},
-                                                                               {ref_b, ref_r},
-                                                                               {ref_b, 4},
-                                                                               {ref_b, 5},
-                                                                               {6, 2},
-                                                                               {8, ref_r},
-                                                                               {7, ref_r},
-                                                                               {8, 7}}) {
+  std::vector<std::pair<std::size_t, std::size_t>> differences = {
+      {ref_b, ref_a}, {ref_b, ref_r}, {ref_b, 4}, {ref_b, 5}, {6, 2}, {7, ref_r}};
+  if (args.shaped_prior) {
+    differences.emplace_back(8, ref_r);
+    differences.emplace_back(8, 7);
+  }
+  for (const auto& [r, ref] : differences) {
     md << "| (" << rows[r].id << ") - (" << rows[ref].id << ") |";
     for (std::size_t ki = 0; ki < eval_shots.size(); ++ki) {
       for (const bool image : {true, false}) {
@@ -794,10 +800,9 @@ int main(int argc, char** argv) try {
        << fixed(t.result.initial_validation) << " -> " << fixed(best) << " -> "
        << (h.empty() ? std::string("-") : fixed(h.back().validation)) << " |\n";
   }
-  md << "\nThe learned priors of rows (p') and (p), the parameters evaluated (start: kappa0 0.01, "
-        "nu0 d + 2 = "
-     << descriptor_dim + 2
-     << ", Psi0 = I, mu0 = 0):\n\n| fold (held out) | row, tasks | kappa0 | nu0 | "
+  md << "\nThe learned prior" << (args.shaped_prior ? "s of rows (p) and (p*)" : " of row (p)")
+     << ", the parameters evaluated (start: kappa0 0.01, nu0 d + 2 = " << descriptor_dim + 2
+     << ", Psi0 = I, mu0 = 0):\n\n| fold (held out) | row | kappa0 | nu0 | "
         "Psi0 diagonal: geometric mean [min, max] | mu0 RMS |\n|---|---|---|---|---|---|\n";
   for (std::size_t fi = 0; fi < n_folds; ++fi) {
     for (std::size_t m = 3; m < methods_per_fold; ++m) {
@@ -805,7 +810,7 @@ int main(int argc, char** argv) try {
       const auto learned = meta::split_prior_joint(t.result.theta).first;
       const Eigen::ArrayXd psi = learned.scatter().diagonal().array();
       md << "| " << baypr::defect_name(types[static_cast<std::size_t>(t.fold)]) << " | "
-         << (m == 3 ? std::string("(p'), shared") : "(p), K = " + std::to_string(eval_shots[m - 4]))
+         << (m == 3 ? std::string("(p)") : "(p*), K = " + std::to_string(eval_shots[m - 4]))
          << " | " << fixed(learned.kappa(), 4) << " | " << fixed(learned.nu(), 1) << " | "
          << fixed(std::exp(psi.log().mean())) << " [" << fixed(psi.minCoeff()) << ", "
          << fixed(psi.maxCoeff()) << "] | "

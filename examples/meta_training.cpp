@@ -39,7 +39,8 @@
 // 12 normal (c) + 4 anomalous (other held-out classes) test images as queries; drawn once, the
 // same for every row and seed.
 // Prior rows: (lp) the prior (mu0, kappa0, nu0, diagonal Psi0) and the calibration trained through
-// the discriminative loss with the embedding frozen at theta_0 (meta/learned_prior.hpp); (ml) and
+// the discriminative loss with the embedding frozen at theta_0 (meta/learned_prior.hpp); (b+lp) the
+// same with the embedding frozen at (b)'s trained parameters, from (b)'s calibration; (ml) and
 // (b-ml) the prior fitted by type-II maximum likelihood (baypr::fit_prior) over 600 support sets of
 // 5 meta-train training images embedded at theta_0, or at (b)'s parameters and scored as (b).
 // Calibration: for the discriminative rows, the expected calibration error (10 equal-width bins)
