@@ -65,7 +65,8 @@
 // AUROC. It learns a much stronger prior for K = 5 (nu0 1063-2181, Psi0's diagonal within [0.018,
 // 2.8]) and gains nothing: not the default (it adds about 50 s to --quick, 3.5 min to a full run).
 // --prior-only trains only the prior rows (the embedding rows score their start), for tuning.
-// Runtime (one core, Release): default ~5 min, --quick ~80 s (4 folds each), smoke config ~3 s.
+// Runtime (one core, Release): default ~6 min (--shaped-prior ~9.5), --quick ~100 s (4 folds
+// each), smoke config ~3 s.
 // Output: Markdown on stdout (progress on stderr); --out DIR also writes DIR/meta_textures.md and
 // DIR/meta_textures.csv.
 #include <baypr/baypr.hpp>
