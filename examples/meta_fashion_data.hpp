@@ -6,7 +6,8 @@
 //   meta_fashion::data_available(dir), load(dir) -> Data {train, test}   projected, standardised
 //   meta_fashion::Settings                        validated defaults (Adam lr, inner step, ...)
 //   meta_fashion::embedding(), prior()            Mlp::paper_head(128, 32), NIW(0, 0.01, d + 2, I)
-//   meta_fashion::training_sampler(data)          K = 5 tasks over the meta-train classes'
+//   meta_fashion::training_sampler(data [, classes])
+//                                                 K = 5 tasks over the meta-train classes'
 //                                                 training images
 //   meta_fashion::refit_sampler(data)             the same over meta-train + validation classes
 //   meta_fashion::initial_calibration(...)        the discriminative objective's (rho, beta) start
@@ -126,8 +127,9 @@ inline meta::TaskShape task_shape() {
   return {5, normal_queries, anomalous_queries};
 }
 
-inline meta::ClassTaskSampler training_sampler(const Data& d) {
-  return meta::ClassTaskSampler(d.train.x, d.train.labels, meta_train_classes, task_shape());
+inline meta::ClassTaskSampler training_sampler(
+    const Data& d, const std::vector<int>& classes = meta_train_classes) {
+  return meta::ClassTaskSampler(d.train.x, d.train.labels, classes, task_shape());
 }
 
 // The refit protocol's tasks (meta_training --refit): the meta-train and validation classes
@@ -239,23 +241,31 @@ inline std::vector<EvalEpisode> one_class_episodes(const Split& support_split,
   return out;
 }
 
-// Held-out episodes: normal class c in {6..9}, K support images of c from the training split, 12
-// normal (c) + 4 anomalous (other held-out classes) queries from the test split.
-inline std::vector<EvalEpisode> evaluation_episodes(const Data& d,
-                                                    const std::vector<Eigen::Index>& shots,
-                                                    int per_class, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::splitmix64(seed ^ 0x65766131ULL));
-  return one_class_episodes(d.train, d.test, held_out_classes, held_out_classes, shots, per_class,
-                            rng);
+// The engine of a split's episodes: `stream` 0 is the fixed split's; another class split
+// (examples/experiments/meta_fashion_rotation.cpp) takes its own.
+inline std::mt19937_64 episode_engine(std::uint64_t seed, std::uint64_t tag, std::uint64_t stream) {
+  return std::mt19937_64(baypr::splitmix64(seed ^ tag ^ (stream << 32)));
 }
 
-// Validation (all that may guide a choice), the held-out protocol on the validation classes: K = 1
-// and K = 5 episodes whose normal class is a validation class, anomalies from the other
-// validation classes; support from the training split, queries from the test split.
-inline std::vector<meta::MetaEpisode> validation_episodes(const Data& d, std::uint64_t seed) {
-  std::mt19937_64 rng(baypr::splitmix64(seed ^ 0x76616cULL));
+// Held-out episodes: normal class c in {6..9} (or `classes`), K support images of c from the
+// training split, 12 normal (c) + 4 anomalous (other held-out classes) queries from the test split.
+inline std::vector<EvalEpisode> evaluation_episodes(
+    const Data& d, const std::vector<Eigen::Index>& shots, int per_class, std::uint64_t seed,
+    const std::vector<int>& classes = held_out_classes, std::uint64_t stream = 0) {
+  std::mt19937_64 rng = episode_engine(seed, 0x65766131ULL, stream);
+  return one_class_episodes(d.train, d.test, classes, classes, shots, per_class, rng);
+}
+
+// Validation (all that may guide a choice), the held-out protocol on the validation classes (or
+// `classes`, episodes from engine `stream`): K = 1 and K = 5 episodes whose normal class is a
+// validation class, anomalies from the other validation classes; support from the training split,
+// queries from the test split.
+inline std::vector<meta::MetaEpisode> validation_episodes(
+    const Data& d, std::uint64_t seed, const std::vector<int>& classes = validation_classes,
+    std::uint64_t stream = 0) {
+  std::mt19937_64 rng = episode_engine(seed, 0x76616cULL, stream);
   std::vector<meta::MetaEpisode> out;
-  for (auto& e : one_class_episodes(d.train, d.test, validation_classes, validation_classes, {1, 5},
+  for (auto& e : one_class_episodes(d.train, d.test, classes, classes, {1, 5},
                                     validation_per_class / 2, rng)) {
     out.push_back(std::move(e.episode));
   }

@@ -271,7 +271,8 @@ struct Trained {
 struct Row {
   std::string id, name;
   Scorer score;
-  std::vector<const Eigen::VectorXd*> theta;  // size 1 (shared) or one per evaluated fold
+  // size 1 (shared) or one per evaluated fold; empty when theta_at_shots is given
+  std::vector<const Eigen::VectorXd*> theta;
   // [fold][K index] -> per-episode values, episodes in (pattern, episode) order
   std::vector<std::vector<std::vector<double>>> image, pixel;
   // When not empty, [K index] -> one per evaluated fold: parameters trained for that K, in place of
@@ -441,13 +442,13 @@ int main(int argc, char** argv) try {
     training.meta_batch = settings.meta_batch;
     training.seed = baypr::derive_seed(args.seed, {static_cast<std::uint64_t>(fold)});
     training.observer = meta::progress_bar();
-    // Each method's Adam step is its own argument (the prior rows take settings.prior_lr). Tasks and
-    // validation tasks are the shared ones unless given; --prior-only skips the embedding rows'
-    // training (0 epochs: they keep their start).
+    // Each method's Adam step is its own argument (the prior rows take settings.prior_lr), and so
+    // are its tasks and validation tasks; --prior-only skips the embedding rows' training (0
+    // epochs: they keep their start).
     const auto run = [&](const std::string& name, const Eigen::VectorXd& start, auto step,
                          const Scorer& score, double lr, bool embedding_row,
-                         const mt::PatchTaskSampler* tasks = nullptr,
-                         const std::vector<meta::MetaEpisode>* validation_tasks_of = nullptr) {
+                         const mt::PatchTaskSampler& tasks,
+                         const std::vector<meta::MetaEpisode>& tasks_validation) {
       std::cerr << "meta_textures: fold " << fold << " (held out "
                 << baypr::defect_name(types[static_cast<std::size_t>(fold)]) << "): training "
                 << name << "\n";
@@ -458,10 +459,7 @@ int main(int argc, char** argv) try {
       meta::TrainerOptions o = training;
       o.adam.lr = lr;
       if (embedding_row && args.prior_only) o.epochs = 0;
-      t.result = meta::train(
-          start, step, tasks != nullptr ? *tasks : sampler,
-          validate_with(validation_tasks_of != nullptr ? *validation_tasks_of : validation, score),
-          o);
+      t.result = meta::train(start, step, tasks, validate_with(tasks_validation, score), o);
       t.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       trained.push_back(std::move(t));
     };
@@ -484,7 +482,7 @@ int main(int argc, char** argv) try {
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
             return meta::calibrated_meta_step(stepper, joint, e, prior, options);
           },
-          bayes_calibrated, settings.lr, true);
+          bayes_calibrated, settings.lr, true, sampler, validation);
     }
     meta::MetaStepper<meta::Mlp, meta::ProtoMaml> proto_stepper(embedding);
     run(
@@ -492,14 +490,14 @@ int main(int argc, char** argv) try {
         [&](const Eigen::VectorXd& theta, const meta::MetaEpisode& e) {
           return proto_stepper.step(theta, e, prior, options);
         },
-        proto_adapted, settings.lr, true);
+        proto_adapted, settings.lr, true, sampler, validation);
     meta::MetaStepper<meta::Mlp, meta::Maml> maml_stepper(embedding);
     run(
         "MAML", maml0,
         [&](const Eigen::VectorXd& params, const meta::MetaEpisode& e) {
           return maml_stepper.step(params, e, prior, options);
         },
-        maml_adapted, settings.lr, true);
+        maml_adapted, settings.lr, true, sampler, validation);
     // The learned prior on the fixed descriptors, from NIW(0, 0.01, d + 2, I) and a calibration
     // fitted on 32 tasks of `tasks` drawn with `calibration_seed`.
     const auto learn_prior = [&](const std::string& name, const mt::PatchTaskSampler& tasks,
@@ -523,7 +521,7 @@ int main(int argc, char** argv) try {
           [&](const Eigen::VectorXd& joint, const meta::MetaEpisode& e) {
             return meta::learned_prior_step(e.support, e.queries, e.labels, joint, discriminative);
           },
-          learned_prior_bayes, settings.prior_lr, false, &tasks, &tasks_validation);
+          learned_prior_bayes, settings.prior_lr, false, tasks, tasks_validation);
     };
     learn_prior("learned prior (fixed descriptors)", sampler, validation,
                 baypr::derive_seed(args.seed, {0x63616cULL, static_cast<std::uint64_t>(fold)}));
@@ -597,7 +595,7 @@ int main(int argc, char** argv) try {
     rows.push_back({"p*",
                     "the same, one prior per K learned on tasks shaped as that K's evaluation",
                     learned_prior_bayes,
-                    per_fold(4),
+                    {},
                     {},
                     {},
                     {per_fold(4), per_fold(5)}});

@@ -73,12 +73,6 @@ std::vector<int> classes_from(int first, int count) {
   return out;
 }
 
-// The engine of split r's episodes: meta_fashion's for split 0 (so that it reproduces
-// meta_training), distinct ones for the others.
-std::mt19937_64 episode_engine(std::uint64_t seed, std::uint64_t tag, int r) {
-  return std::mt19937_64(baypr::splitmix64(seed ^ tag ^ (static_cast<std::uint64_t>(r) << 32)));
-}
-
 constexpr std::array<Eigen::Index, 2> shots = {1, 5};
 
 struct Pooled {
@@ -134,19 +128,12 @@ int main(int argc, char** argv) try {
     const int r = static_cast<int>(rl);
     const auto train_classes = classes_from(r, 3), validation_classes = classes_from(r + 3, 3),
                held_out = classes_from(r + 6, 4);
-    const meta::ClassTaskSampler sampler(data.train.x, data.train.labels, train_classes,
-                                         mf::task_shape());
-    std::vector<meta::MetaEpisode> validation;
-    {
-      auto rng = episode_engine(base_seed, 0x76616cULL, r);
-      for (auto& e :
-           mf::one_class_episodes(data.train, data.test, validation_classes, validation_classes,
-                                  {1, 5}, mf::validation_per_class / 2, rng))
-        validation.push_back(std::move(e.episode));
-    }
-    auto erng = episode_engine(base_seed, 0x65766131ULL, r);
-    const auto evaluation = mf::one_class_episodes(data.train, data.test, held_out, held_out,
-                                                   {shots[0], shots[1]}, per_class, erng);
+    // Split r's episodes draw from stream r: split 0's are meta_training's.
+    const auto stream = static_cast<std::uint64_t>(r);
+    const meta::ClassTaskSampler sampler = mf::training_sampler(data, train_classes);
+    const auto validation = mf::validation_episodes(data, base_seed, validation_classes, stream);
+    const auto evaluation =
+        mf::evaluation_episodes(data, {shots[0], shots[1]}, per_class, base_seed, held_out, stream);
     const auto n = static_cast<Eigen::Index>(evaluation.size());
     std::array<Eigen::VectorXd, 3> auroc;  // rows (a), (b), (c), averaged over seeds
     for (auto& v : auroc) v = Eigen::VectorXd::Zero(n);
